@@ -1,0 +1,158 @@
+//! Header escaping per version (spec "Value Encoding").
+//!
+//! 1.2 escapes `\r`, `\n`, `:` and `\` as `\r`, `\n`, `\c`, `\\`; 1.1 has no `\r`; 1.0 and the
+//! CONNECT/CONNECTED frames of every version have no escaping at all.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::{ParseError, Version};
+
+/// How names and values are written and read for one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Escaping {
+    V1_2,
+    V1_1,
+    /// No escaping. When encoding, characters that cannot be represented raw (CR and LF
+    /// anywhere, `:` in a name) are written as a space: passing them would let a header value
+    /// inject headers or frames into a 1.0 peer's stream.
+    None,
+}
+
+impl Escaping {
+    pub(crate) fn for_frame(escapes: bool, version: Version) -> Escaping {
+        match (escapes, version) {
+            (false, _) | (_, Version::V1_0) => Escaping::None,
+            (true, Version::V1_1) => Escaping::V1_1,
+            (true, Version::V1_2) => Escaping::V1_2,
+        }
+    }
+}
+
+/// Decodes one raw name or value into `out`. The raw bytes must be UTF-8; an escape the version
+/// does not define is an error (spec: "MUST be treated as a fatal protocol error").
+pub(crate) fn unescape_into(
+    out: &mut String,
+    raw: &[u8],
+    escaping: Escaping,
+) -> Result<(), ParseError> {
+    let text = std::str::from_utf8(raw).map_err(|_| ParseError::InvalidUtf8)?;
+    if escaping == Escaping::None || memchr::memchr(b'\\', raw).is_none() {
+        out.push_str(text);
+        return Ok(());
+    }
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let decoded = match (rest.as_bytes().get(at + 1), escaping) {
+            (Some(b'n'), _) => '\n',
+            (Some(b'c'), _) => ':',
+            (Some(b'\\'), _) => '\\',
+            (Some(b'r'), Escaping::V1_2) => '\r',
+            (Some(&other), _) => {
+                return Err(ParseError::InvalidEscape {
+                    escape: char::from(other),
+                });
+            }
+            (None, _) => return Err(ParseError::InvalidEscape { escape: ' ' }),
+        };
+        out.push(decoded);
+        // Every escape is two ASCII bytes, so this stays on a char boundary.
+        rest = &rest[at + 2..];
+    }
+    out.push_str(rest);
+    Ok(())
+}
+
+/// Which part of a header is written: only names may not contain a raw `:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Name,
+    Value,
+}
+
+/// Writes one name or value with the escaping of `escaping`.
+pub(crate) fn escape_into(out: &mut BytesMut, text: &str, escaping: Escaping, part: Part) {
+    let bytes = text.as_bytes();
+    if !needs_escaping(bytes) {
+        out.put_slice(bytes);
+        return;
+    }
+    for &b in bytes {
+        match (escaping, b) {
+            (Escaping::V1_2, b'\r') => out.put_slice(b"\\r"),
+            (Escaping::V1_2 | Escaping::V1_1, b'\n') => out.put_slice(b"\\n"),
+            (Escaping::V1_2 | Escaping::V1_1, b':') => out.put_slice(b"\\c"),
+            (Escaping::V1_2 | Escaping::V1_1, b'\\') => out.put_slice(b"\\\\"),
+            (Escaping::None, b'\r' | b'\n') => out.put_u8(b' '),
+            (Escaping::None, b':') if part == Part::Name => out.put_u8(b' '),
+            _ => out.put_u8(b),
+        }
+    }
+}
+
+fn needs_escaping(bytes: &[u8]) -> bool {
+    memchr::memchr3(b'\r', b'\n', b':', bytes).is_some() || memchr::memchr(b'\\', bytes).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unescape(raw: &str, escaping: Escaping) -> Result<String, ParseError> {
+        let mut out = String::new();
+        unescape_into(&mut out, raw.as_bytes(), escaping).map(|()| out)
+    }
+
+    fn escape(text: &str, escaping: Escaping, part: Part) -> String {
+        let mut out = BytesMut::new();
+        escape_into(&mut out, text, escaping, part);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn v1_2_defines_four_escapes() {
+        assert_eq!(unescape(r"a\r\n\c\\b", Escaping::V1_2).unwrap(), "a\r\n:\\b");
+        assert_eq!(escape("a\r\n:\\b", Escaping::V1_2, Part::Value), r"a\r\n\c\\b");
+    }
+
+    #[test]
+    fn v1_1_has_no_carriage_return_escape() {
+        assert_eq!(unescape(r"a\n\c\\", Escaping::V1_1).unwrap(), "a\n:\\");
+        assert_eq!(
+            unescape(r"\r", Escaping::V1_1),
+            Err(ParseError::InvalidEscape { escape: 'r' })
+        );
+        assert_eq!(escape("a\rb", Escaping::V1_1, Part::Value), "a\rb");
+    }
+
+    #[test]
+    fn undefined_escape_is_an_error() {
+        // Spec "Value Encoding": undefined escapes such as \t are fatal.
+        assert_eq!(
+            unescape(r"a\tb", Escaping::V1_2),
+            Err(ParseError::InvalidEscape { escape: 't' })
+        );
+        assert!(unescape("trailing\\", Escaping::V1_2).is_err());
+    }
+
+    #[test]
+    fn no_escaping_keeps_backslashes_literal() {
+        // Spec: CONNECT/CONNECTED headers and 1.0 frames are not decoded.
+        assert_eq!(unescape(r"a\tb\n", Escaping::None).unwrap(), r"a\tb\n");
+    }
+
+    #[test]
+    fn unrepresentable_characters_become_spaces_without_escaping() {
+        assert_eq!(escape("a\nb:c", Escaping::None, Part::Value), "a b:c");
+        assert_eq!(escape("a:b\r", Escaping::None, Part::Name), "a b ");
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error() {
+        let mut out = String::new();
+        assert_eq!(
+            unescape_into(&mut out, b"\xff", Escaping::V1_2),
+            Err(ParseError::InvalidUtf8)
+        );
+    }
+}
