@@ -94,19 +94,45 @@ impl Headers {
         self.push(name, value);
     }
 
-    /// For the parser: the buffer that names and values are decoded into.
-    pub(crate) fn text_mut(&mut self) -> &mut String {
+}
+
+/// Builds [`Headers`] from raw bytes for the parser: names and values are decoded into one
+/// byte buffer whose UTF-8 is checked once at the end instead of per name and value (escapes
+/// are ASCII, so decoding cannot turn valid UTF-8 into invalid or back).
+pub(crate) struct HeadersBuilder {
+    text: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+impl HeadersBuilder {
+    pub(crate) fn with_capacity(entries: usize, text_bytes: usize) -> HeadersBuilder {
+        HeadersBuilder {
+            text: Vec::with_capacity(text_bytes),
+            entries: Vec::with_capacity(entries),
+        }
+    }
+
+
+    /// The buffer that names and values are decoded into.
+    pub(crate) fn text_mut(&mut self) -> &mut Vec<u8> {
         &mut self.text
     }
 
-    /// For the parser: records the entry whose name starts at `start` and ends at `colon` and
-    /// whose value runs from `colon` to the current end of the text.
+    /// Records the entry whose name runs from `start` to `colon` and whose value runs from
+    /// `colon` to the current end of the text.
     pub(crate) fn commit_entry(&mut self, start: usize, colon: usize) {
         self.entries.push(Entry {
             start,
             colon,
             end: self.text.len(),
         });
+    }
+
+    pub(crate) fn finish(self) -> Result<Headers, std::string::FromUtf8Error> {
+        Ok(Headers {
+            text: String::from_utf8(self.text)?,
+            entries: self.entries,
+        })
     }
 }
 

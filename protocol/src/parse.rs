@@ -23,6 +23,7 @@ use nom::{
 use crate::{
     Command, Headers, Limits, ParseError, Version,
     escape::{Escaping, unescape_into},
+    headers::HeadersBuilder,
 };
 
 /// Initial capacity for a frame's decoded header text: enough for typical frames without
@@ -102,14 +103,17 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
 
     let (mut rest, command_line) = match line(input, limits)? {
         Line::Complete(rest, line) => (rest, line),
-        Line::Incomplete => return Ok(Incomplete::need(input.len() + 1)),
+        Line::Incomplete => {
+            check_frame_size(input.len(), limits)?;
+            return Ok(Incomplete::need(input.len() + 1));
+        }
     };
     let command = Command::from_bytes(command_line).ok_or(ParseError::UnknownCommand)?;
     let escaping = Escaping::for_frame(command.escapes_headers(options.version), options.version);
     let strict_cr = options.version == Version::V1_2;
 
     // Decoded text is never longer than the raw header lines, so one allocation usually fits.
-    let mut headers = Headers::with_capacity(8, rest.len().min(HEADER_TEXT_GUESS));
+    let mut headers = HeadersBuilder::with_capacity(8, rest.len().min(HEADER_TEXT_GUESS));
     let mut content_length: Option<usize> = None;
     let mut header_lines = 0;
     loop {
@@ -132,15 +136,21 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
                 limit: limits.max_headers,
             });
         }
-        if strict_cr && memchr::memchr(b'\r', line).is_some() {
+        let (raw_name, raw_value) = split_header(line)?;
+        // One scan for both: a raw CR is invalid in a 1.2 header line, and only lines with a
+        // backslash need decoding.
+        let (escaping, has_cr) = match memchr::memchr2(b'\\', b'\r', line) {
+            None => (Escaping::None, false),
+            Some(_) => (escaping, memchr::memchr(b'\r', line).is_some()),
+        };
+        if strict_cr && has_cr {
             return Err(ParseError::BareCarriageReturn);
         }
-        let (raw_name, raw_value) = split_header(line)?;
         let text = headers.text_mut();
         let start = text.len();
         unescape_into(text, raw_name, escaping)?;
         let colon = text.len();
-        if &text[start..] == "content-length" {
+        if &text[start..] == b"content-length" {
             // Framing, not content: consumed here, rewritten by the encoder. First one wins.
             text.truncate(start);
             if content_length.is_none() {
@@ -152,6 +162,7 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
         headers.commit_entry(start, colon);
     }
 
+    let headers = headers.finish().map_err(|_| ParseError::InvalidUtf8)?;
     let body_start = input.len() - rest.len();
     let (body, consumed) = match content_length {
         Some(length) => {
@@ -173,7 +184,10 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
             }
         }
         None => match memchr::memchr(0, rest) {
-            Some(0) => (body_start..body_start, body_start + 1),
+            Some(0) => {
+                check_frame_size(body_start + 1, limits)?;
+                (body_start..body_start, body_start + 1)
+            }
             Some(_) if !command.may_have_body() => {
                 return Err(ParseError::BodyNotAllowed { command });
             }
@@ -182,10 +196,14 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
                 check_frame_size(body_start + length + 1, limits)?;
                 (body_start..body_start + length, body_start + length + 1)
             }
-            None => {
-                if !rest.is_empty() && !command.may_have_body() {
+            None if !command.may_have_body() => {
+                if !rest.is_empty() {
                     return Err(ParseError::BodyNotAllowed { command });
                 }
+                // Only the NUL may follow; no body to resume a search in.
+                return Ok(Incomplete::need(input.len() + 1));
+            }
+            None => {
                 check_body_size(rest.len(), limits)?;
                 check_frame_size(input.len(), limits)?;
                 return Ok(Parsed::Incomplete(Incomplete {

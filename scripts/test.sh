@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test Herald has, on a fresh machine or a used one.
+# Installs what it needs first, then: formatting, clippy with -D warnings, all tests.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+# Builds are reused between runs when the target dir lives outside the clone.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "toolchain components"
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
+    rustup component add "$component"
+  fi
+done
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
