@@ -85,6 +85,8 @@ impl Decoder {
                 })))
             }
             Parsed::HeartBeat { consumed } => {
+                // A lone CR left `needed` at 2; the next frame or heart-beat may be 1 byte.
+                self.needed = 0;
                 buf.advance(consumed);
                 Ok(Some(Decoded::HeartBeat))
             }

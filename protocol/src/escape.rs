@@ -110,8 +110,14 @@ mod tests {
 
     #[test]
     fn v1_2_defines_four_escapes() {
-        assert_eq!(unescape(r"a\r\n\c\\b", Escaping::V1_2).unwrap(), "a\r\n:\\b");
-        assert_eq!(escape("a\r\n:\\b", Escaping::V1_2, Part::Value), r"a\r\n\c\\b");
+        assert_eq!(
+            unescape(r"a\r\n\c\\b", Escaping::V1_2).unwrap(),
+            "a\r\n:\\b"
+        );
+        assert_eq!(
+            escape("a\r\n:\\b", Escaping::V1_2, Part::Value),
+            r"a\r\n\c\\b"
+        );
     }
 
     #[test]

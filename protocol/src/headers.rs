@@ -63,12 +63,9 @@ impl Headers {
 
     /// Every entry as `(name, value)`, in frame order, repeats included.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
-        self.entries.iter().map(|e| {
-            (
-                &self.text[e.start..e.colon],
-                &self.text[e.colon..e.end],
-            )
-        })
+        self.entries
+            .iter()
+            .map(|e| (&self.text[e.start..e.colon], &self.text[e.colon..e.end]))
     }
 
     /// Number of entries, repeats included.
@@ -93,7 +90,6 @@ impl Headers {
         self.remove(name);
         self.push(name, value);
     }
-
 }
 
 /// Builds [`Headers`] from raw bytes for the parser: names and values are decoded into one
@@ -111,7 +107,6 @@ impl HeadersBuilder {
             entries: Vec::with_capacity(entries),
         }
     }
-
 
     /// The buffer that names and values are decoded into.
     pub(crate) fn text_mut(&mut self) -> &mut Vec<u8> {

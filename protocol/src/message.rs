@@ -46,8 +46,7 @@ impl MessageTemplate {
         headers: &Headers,
         body: &[u8],
     ) -> MessageTemplate {
-        let escaping =
-            Escaping::for_frame(Command::Message.escapes_headers(version), version);
+        let escaping = Escaping::for_frame(Command::Message.escapes_headers(version), version);
         let mut head = BytesMut::with_capacity(32 + destination.len() + message_id.len());
         head.put_slice(b"MESSAGE\n");
         put_header(&mut head, "destination", destination, escaping);
@@ -85,7 +84,10 @@ impl MessageTemplate {
     pub fn render(&self, subscription: &str, ack: Option<&str>) -> Bytes {
         if ack.is_none() {
             let (id, frame) = self.shared.get_or_init(|| {
-                (subscription.to_owned(), self.render_fresh(subscription, None))
+                (
+                    subscription.to_owned(),
+                    self.render_fresh(subscription, None),
+                )
             });
             if id == subscription {
                 return frame.clone();

@@ -9,15 +9,9 @@
 use std::ops::Range;
 
 use nom::{
-    IResult, Parser,
-    branch::alt,
-    bytes::complete::tag,
-    bytes::streaming::take_until,
-    character::complete::digit1,
-    character::streaming::char,
-    combinator::all_consuming,
-    multi::many1_count,
-    sequence::terminated,
+    IResult, Parser, branch::alt, bytes::complete::tag, bytes::streaming::take_until,
+    character::complete::digit1, character::streaming::char, combinator::all_consuming,
+    multi::many1_count, sequence::terminated,
 };
 
 use crate::{
@@ -136,7 +130,6 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
                 limit: limits.max_headers,
             });
         }
-        let (raw_name, raw_value) = split_header(line)?;
         // One scan for both: a raw CR is invalid in a 1.2 header line, and only lines with a
         // backslash need decoding.
         let (escaping, has_cr) = match memchr::memchr2(b'\\', b'\r', line) {
@@ -146,6 +139,7 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
         if strict_cr && has_cr {
             return Err(ParseError::BareCarriageReturn);
         }
+        let (raw_name, raw_value) = split_header(line)?;
         let text = headers.text_mut();
         let start = text.len();
         unescape_into(text, raw_name, escaping)?;
@@ -201,6 +195,7 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
                     return Err(ParseError::BodyNotAllowed { command });
                 }
                 // Only the NUL may follow; no body to resume a search in.
+                check_frame_size(input.len() + 1, limits)?;
                 return Ok(Incomplete::need(input.len() + 1));
             }
             None => {
@@ -269,8 +264,7 @@ fn line<'a>(input: &'a [u8], limits: &Limits) -> Result<Line<'a>, ParseError> {
     // Room for the longest allowed line, its CR and its LF.
     let window = limits.max_header_line_bytes.saturating_add(2);
     let bounded = &input[..input.len().min(window)];
-    let parsed: IResult<&[u8], &[u8]> =
-        terminated(take_until("\n"), char('\n')).parse(bounded);
+    let parsed: IResult<&[u8], &[u8]> = terminated(take_until("\n"), char('\n')).parse(bounded);
     match parsed {
         Ok((_, raw)) => {
             let line = raw.strip_suffix(b"\r").unwrap_or(raw);

@@ -69,7 +69,10 @@ mod tests {
         // Spec "Protocol Negotiation": the highest version both sides accept.
         let v = Version::negotiate(Some("1.0,1.1,2.0"), &Version::ALL);
         assert_eq!(v, Some(Version::V1_1));
-        assert_eq!(Version::negotiate(Some("1.2,1.0"), &Version::ALL), Some(Version::V1_2));
+        assert_eq!(
+            Version::negotiate(Some("1.2,1.0"), &Version::ALL),
+            Some(Version::V1_2)
+        );
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! Command line: `herald [OPTIONS]` runs the server, `herald config print|check` inspects
+//! configuration. Flags override values from the file; see `apply_overrides`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, LogLevel};
+
+/// Herald, a STOMP message broker over WebSocket and TCP.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about)]
+// Server flags belong to the run case; `config print` takes its own copy, so
+// `herald --no-ws config print` is rejected instead of silently ignoring `--no-ws`.
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect configuration without starting the server.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (defaults, file, then flags) as TOML.
+    Print(Settings),
+    /// Validate a configuration file: prints `FILE: ok`, or the error and exits with 2.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+/// Where the configuration comes from: an optional file, then flag overrides.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Settings {
+    /// Configuration file (TOML); without it the built-in defaults are used.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+impl Settings {
+    /// The effective configuration: defaults, then the file if given, then the overrides,
+    /// validated as a whole.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        apply_overrides(&mut config, &self.overrides);
+        // Overrides can break rules the file satisfied (e.g. both listeners disabled).
+        config
+            .validate()
+            .map_err(|e| e.with_origin("command line"))?;
+        Ok(config)
+    }
+}
+
+/// Flags that override single configuration keys.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Overrides {
+    /// Overrides websocket.bind.
+    #[arg(long, value_name = "ADDR")]
+    pub ws_bind: Option<SocketAddr>,
+    /// Overrides tcp.bind.
+    #[arg(long, value_name = "ADDR")]
+    pub tcp_bind: Option<SocketAddr>,
+    /// Sets websocket.enabled = false.
+    #[arg(long)]
+    pub no_ws: bool,
+    /// Sets tcp.enabled = false.
+    #[arg(long)]
+    pub no_tcp: bool,
+    /// Overrides log.level (RUST_LOG still wins over both).
+    #[arg(long, value_name = "LEVEL", ignore_case = true)]
+    pub log_level: Option<LogLevel>,
+}
+
+/// Applies every flag override to `config`. The single place flags meet file values.
+pub fn apply_overrides(config: &mut Config, overrides: &Overrides) {
+    if let Some(addr) = overrides.ws_bind {
+        config.websocket.bind = addr;
+    }
+    if let Some(addr) = overrides.tcp_bind {
+        config.tcp.bind = addr;
+    }
+    if overrides.no_ws {
+        config.websocket.enabled = false;
+    }
+    if overrides.no_tcp {
+        config.tcp.enabled = false;
+    }
+    if let Some(level) = overrides.log_level {
+        config.log.level = level;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_file_values() {
+        let cli = Cli::try_parse_from([
+            "herald",
+            "--ws-bind",
+            "127.0.0.1:1",
+            "--tcp-bind",
+            "127.0.0.1:2",
+            "--no-tcp",
+            "--log-level",
+            "DEBUG",
+        ])
+        .unwrap();
+        let config = cli.settings.load().unwrap();
+        assert_eq!(config.websocket.bind, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(config.tcp.bind, "127.0.0.1:2".parse().unwrap());
+        assert!(config.websocket.enabled);
+        assert!(!config.tcp.enabled);
+        assert_eq!(config.log.level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn overrides_are_validated() {
+        let cli = Cli::try_parse_from(["herald", "--no-ws", "--no-tcp"]).unwrap();
+        let err = cli.settings.load().unwrap_err().to_string();
+        assert!(
+            err.starts_with("command line: invalid configuration"),
+            "{err}"
+        );
+        assert!(err.contains("websocket.enabled"), "{err}");
+    }
+
+    #[test]
+    fn server_flags_do_not_mix_with_subcommands() {
+        assert!(Cli::try_parse_from(["herald", "--no-ws", "config", "print"]).is_err());
+        let cli = Cli::try_parse_from(["herald", "config", "print", "--no-ws"]).unwrap();
+        match cli.command {
+            Some(Command::Config(ConfigCommand::Print(settings))) => {
+                assert!(settings.overrides.no_ws);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! One struct per `[section]` of `herald.toml`, with the embedded defaults.
+//!
+//! Every struct is `#[serde(default, deny_unknown_fields)]`: a missing key takes its default,
+//! a misspelt key is an error rather than a silently ignored setting.
+//! Durations are integer milliseconds (`_ms`), sizes integer bytes (`_bytes`).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use serde::{Deserialize, Serialize};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+/// `[websocket]`: STOMP over WebSocket (and, later, HTTP) listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+    /// HTTP paths on which the WebSocket upgrade is accepted.
+    pub paths: Vec<String>,
+    /// Accepted `Origin` header values; empty means any origin.
+    pub allowed_origins: Vec<String>,
+    pub read_buffer_bytes: usize,
+    pub max_write_buffer_bytes: usize,
+    pub max_message_bytes: usize,
+    pub outbound_message_type: OutboundMessageType,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: any_v4(15674),
+            paths: vec!["/ws".to_owned()],
+            allowed_origins: Vec::new(),
+            // tungstenite's default is 128 KiB allocated per connection; 4 KiB keeps idle
+            // connections small (see ARCHITECTURE.md, per-connection memory).
+            read_buffer_bytes: 4 * KIB,
+            max_write_buffer_bytes: MIB,
+            // One maximal STOMP frame plus room for its command and headers.
+            max_message_bytes: 4 * MIB + 64 * KIB,
+            outbound_message_type: OutboundMessageType::Auto,
+        }
+    }
+}
+
+/// WebSocket message type used for outbound frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboundMessageType {
+    /// Text when the frame is valid UTF-8, binary otherwise.
+    #[default]
+    Auto,
+    Text,
+    Binary,
+}
+
+/// `[tcp]`: STOMP over plain TCP listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TcpConfig {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: any_v4(61613),
+        }
+    }
+}
+
+/// `[stomp]`: session timing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StompConfig {
+    /// The server's heart-beat offer, first number of CONNECTED `heart-beat` (0 = none).
+    pub heartbeat_send_ms: u64,
+    /// The server's heart-beat offer, second number of CONNECTED `heart-beat` (0 = none).
+    pub heartbeat_receive_ms: u64,
+    /// The shortest heart-beat interval the server agrees to, whatever the client asks.
+    pub heartbeat_floor_ms: u64,
+    /// Read timeout = negotiated receive interval × this factor.
+    pub heartbeat_tolerance: f64,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for StompConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_send_ms: 10_000,
+            heartbeat_receive_ms: 10_000,
+            heartbeat_floor_ms: 1_000,
+            heartbeat_tolerance: 2.0,
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[limits]`: per-frame, per-session and per-node bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_frame_bytes_before_connect: usize,
+    pub max_frame_bytes: usize,
+    pub max_headers: usize,
+    pub max_header_line_bytes: usize,
+    pub max_subscriptions_per_session: usize,
+    pub max_transactions_per_session: usize,
+    pub max_frames_per_transaction: usize,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes_before_connect: 64 * KIB,
+            max_frame_bytes: 4 * MIB,
+            max_headers: 64,
+            max_header_line_bytes: 8 * KIB,
+            max_subscriptions_per_session: 1024,
+            max_transactions_per_session: 16,
+            max_frames_per_transaction: 1000,
+            max_connections: 100_000,
+            max_connections_per_address: 20_000,
+        }
+    }
+}
+
+/// `[destinations]`: how destination names map to kinds and how patterns split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DestinationsConfig {
+    pub separator: Separator,
+    pub topic_prefixes: Vec<String>,
+    pub queue_prefixes: Vec<String>,
+    pub user_prefix: String,
+    pub queue_semantics: QueueSemantics,
+    pub route_cache_entries: usize,
+}
+
+impl Default for DestinationsConfig {
+    fn default() -> Self {
+        Self {
+            separator: Separator::Slash,
+            topic_prefixes: vec!["/topic/".to_owned()],
+            queue_prefixes: vec!["/queue/".to_owned()],
+            user_prefix: "/user/".to_owned(),
+            queue_semantics: QueueSemantics::PointToPoint,
+            route_cache_entries: 65_536,
+        }
+    }
+}
+
+/// Segment separator for subscription patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Separator {
+    /// `/`, like Spring's AntPathMatcher.
+    #[default]
+    #[serde(rename = "/")]
+    Slash,
+    /// `.`, like RabbitMQ routing keys.
+    #[serde(rename = ".")]
+    Dot,
+}
+
+/// What queue-kind destinations do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueSemantics {
+    /// Each message goes to exactly one subscription, round-robin.
+    #[default]
+    PointToPoint,
+    /// Every subscription gets a copy (Spring simple-broker behaviour).
+    Broadcast,
+}
+
+/// `[outbox]`: bounds on a session's outbound queue (slow consumers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    pub max_bytes: usize,
+    pub max_stall_ms: u64,
+    pub overflow: OverflowPolicy,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 512 * KIB,
+            max_stall_ms: 10_000,
+            overflow: OverflowPolicy::Close,
+        }
+    }
+}
+
+/// What happens when a session's outbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowPolicy {
+    /// Close the session with a slow-consumer reason.
+    #[default]
+    Close,
+    /// Drop the oldest queued messages to make room.
+    DropOldest,
+}
+
+/// `[auth]`: identity settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub anonymous: AnonymousAccess,
+}
+
+/// Which connections may CONNECT without credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnonymousAccess {
+    Never,
+    /// Only connections from loopback addresses.
+    #[default]
+    Loopback,
+    Always,
+}
+
+/// `[shutdown]`: graceful stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    pub drain_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self { drain_ms: 10_000 }
+    }
+}
+
+/// `[log]`: process logging. `RUST_LOG`, when set, overrides `level`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+}
+
+/// Log verbosity. Finer filters (per module) go through `RUST_LOG`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The name used in the config file, the CLI and `RUST_LOG`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn any_v4(port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+}

@@ -1,0 +1,194 @@
+//! Rules a parsed configuration must satisfy beyond its types.
+//!
+//! All rules are checked and every failure reported, so an operator fixes a file in one pass.
+
+use super::Config;
+use super::error::Problem;
+
+/// Characters with a meaning in subscription patterns; a prefix containing one could never be
+/// matched literally.
+const PATTERN_CHARS: &[char] = &['*', '?', '{', '}', '#'];
+
+pub(super) fn problems(config: &Config) -> Vec<Problem> {
+    let mut check = Checker::default();
+    listeners(&mut check, config);
+    stomp(&mut check, config);
+    limits(&mut check, config);
+    destinations(&mut check, config);
+    check.positive("outbox.max_bytes", config.outbox.max_bytes);
+    check.positive("outbox.max_stall_ms", config.outbox.max_stall_ms);
+    check.problems
+}
+
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn fail(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn positive<T: PartialEq + Default>(&mut self, key: &str, value: T) {
+        if value == T::default() {
+            self.fail(key, "must be greater than 0");
+        }
+    }
+}
+
+fn listeners(check: &mut Checker, config: &Config) {
+    let (ws, tcp) = (&config.websocket, &config.tcp);
+    if !ws.enabled && !tcp.enabled {
+        check.fail(
+            "websocket.enabled",
+            "websocket and tcp are both disabled; enable at least one listener",
+        );
+    }
+    // Port 0 asks the OS for a fresh port per listener, so equal addresses do not clash.
+    if ws.enabled && tcp.enabled && ws.bind == tcp.bind && ws.bind.port() != 0 {
+        check.fail(
+            "tcp.bind",
+            format!(
+                "{} is also websocket.bind; the listeners need different addresses",
+                tcp.bind
+            ),
+        );
+    }
+    if ws.enabled && ws.paths.is_empty() {
+        check.fail(
+            "websocket.paths",
+            "must list at least one path while websocket is enabled",
+        );
+    }
+    for (i, path) in ws.paths.iter().enumerate() {
+        if !path.starts_with('/') {
+            check.fail(
+                format!("websocket.paths[{i}]"),
+                format!("{path:?} must start with \"/\""),
+            );
+        }
+    }
+    for (i, origin) in ws.allowed_origins.iter().enumerate() {
+        // Browsers send `scheme://host[:port]`, never a path or trailing slash.
+        if !origin.contains("://") || origin.ends_with('/') {
+            check.fail(
+                format!("websocket.allowed_origins[{i}]"),
+                format!("{origin:?} is not an origin like \"https://example.com\""),
+            );
+        }
+    }
+    check.positive("websocket.read_buffer_bytes", ws.read_buffer_bytes);
+    check.positive(
+        "websocket.max_write_buffer_bytes",
+        ws.max_write_buffer_bytes,
+    );
+    check.positive("websocket.max_message_bytes", ws.max_message_bytes);
+}
+
+fn stomp(check: &mut Checker, config: &Config) {
+    let stomp = &config.stomp;
+    check.positive("stomp.heartbeat_floor_ms", stomp.heartbeat_floor_ms);
+    for (key, value) in [
+        ("stomp.heartbeat_send_ms", stomp.heartbeat_send_ms),
+        ("stomp.heartbeat_receive_ms", stomp.heartbeat_receive_ms),
+    ] {
+        if value != 0 && value < stomp.heartbeat_floor_ms {
+            check.fail(
+                key,
+                format!(
+                    "{value} is below stomp.heartbeat_floor_ms ({}); use 0 to disable",
+                    stomp.heartbeat_floor_ms
+                ),
+            );
+        }
+    }
+    // TOML can spell `nan` and `inf`; neither is a usable factor.
+    if !stomp.heartbeat_tolerance.is_finite() || stomp.heartbeat_tolerance < 1.0 {
+        check.fail(
+            "stomp.heartbeat_tolerance",
+            format!(
+                "{} must be a finite number >= 1.0",
+                stomp.heartbeat_tolerance
+            ),
+        );
+    }
+    check.positive("stomp.connect_timeout_ms", stomp.connect_timeout_ms);
+}
+
+fn limits(check: &mut Checker, config: &Config) {
+    let limits = &config.limits;
+    for (key, value) in [
+        (
+            "max_frame_bytes_before_connect",
+            limits.max_frame_bytes_before_connect,
+        ),
+        ("max_frame_bytes", limits.max_frame_bytes),
+        ("max_headers", limits.max_headers),
+        ("max_header_line_bytes", limits.max_header_line_bytes),
+        (
+            "max_subscriptions_per_session",
+            limits.max_subscriptions_per_session,
+        ),
+        (
+            "max_transactions_per_session",
+            limits.max_transactions_per_session,
+        ),
+        (
+            "max_frames_per_transaction",
+            limits.max_frames_per_transaction,
+        ),
+        ("max_connections", limits.max_connections),
+        (
+            "max_connections_per_address",
+            limits.max_connections_per_address,
+        ),
+    ] {
+        check.positive(&format!("limits.{key}"), value);
+    }
+    if limits.max_frame_bytes < limits.max_frame_bytes_before_connect {
+        check.fail(
+            "limits.max_frame_bytes",
+            format!(
+                "{} is below limits.max_frame_bytes_before_connect ({})",
+                limits.max_frame_bytes, limits.max_frame_bytes_before_connect
+            ),
+        );
+    }
+}
+
+fn destinations(check: &mut Checker, config: &Config) {
+    let dest = &config.destinations;
+    let topics = dest
+        .topic_prefixes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("destinations.topic_prefixes[{i}]"), p));
+    let queues = dest
+        .queue_prefixes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("destinations.queue_prefixes[{i}]"), p));
+    let user = std::iter::once(("destinations.user_prefix".to_owned(), &dest.user_prefix));
+
+    let mut seen: Vec<(String, &String)> = Vec::new();
+    for (key, prefix) in topics.chain(queues).chain(user) {
+        if !prefix.starts_with('/') || !prefix.ends_with('/') {
+            check.fail(&key, format!("{prefix:?} must start and end with \"/\""));
+        }
+        if prefix.contains(PATTERN_CHARS) {
+            check.fail(
+                &key,
+                format!("{prefix:?} must not contain any of * ? {{ }} #"),
+            );
+        }
+        // A prefix listed twice would give one destination two kinds.
+        if let Some((first, _)) = seen.iter().find(|(_, p)| *p == prefix) {
+            check.fail(&key, format!("{prefix:?} is already used by {first}"));
+        }
+        seen.push((key, prefix));
+    }
+}

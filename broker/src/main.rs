@@ -1,0 +1,114 @@
+//! The `herald` binary: parses the command line, then runs the server or a `config` command.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use herald::cli::{Cli, Command, ConfigCommand, Settings};
+use herald::config::{Config, ConfigError, LogConfig, LogFormat};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for an unusable configuration; clap uses the same code for usage errors.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Config(ConfigCommand::Print(settings))) => print_config(&settings),
+        Some(Command::Config(ConfigCommand::Check { file })) => check_config(&file),
+        None => serve(&cli.settings),
+    }
+}
+
+fn print_config(settings: &Settings) -> ExitCode {
+    let config = match settings.load() {
+        Ok(config) => config,
+        Err(e) => return bad_config(&e),
+    };
+    match config.to_toml_string() {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("herald: cannot render the configuration as TOML: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => bad_config(&e),
+    }
+}
+
+fn bad_config(e: &ConfigError) -> ExitCode {
+    // toml's error text ends with a newline of its own.
+    eprintln!("{}", e.to_string().trim_end());
+    ExitCode::from(EXIT_BAD_CONFIG)
+}
+
+fn serve(settings: &Settings) -> ExitCode {
+    let config = match settings.load() {
+        Ok(config) => config,
+        Err(e) => return bad_config(&e),
+    };
+    init_tracing(&config.log);
+    info!(
+        websocket = %listener(config.websocket.enabled, config.websocket.bind),
+        tcp = %listener(config.tcp.enabled, config.tcp.bind),
+        "herald {} starting",
+        env!("CARGO_PKG_VERSION"),
+    );
+
+    let result = tokio::runtime::Runtime::new()
+        .map_err(herald::BoxError::from)
+        .and_then(|runtime| runtime.block_on(herald::run(config)));
+    match result {
+        Ok(()) => {
+            info!("herald stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("herald failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn listener(enabled: bool, bind: SocketAddr) -> String {
+    if enabled {
+        bind.to_string()
+    } else {
+        "disabled".to_owned()
+    }
+}
+
+/// Logs go to stdout. `RUST_LOG`, when set, replaces the configured level.
+fn init_tracing(log: &LogConfig) {
+    let filter = match std::env::var_os(EnvFilter::DEFAULT_ENV) {
+        None => EnvFilter::new(log.level.as_str()),
+        Some(_) => EnvFilter::try_from_default_env().unwrap_or_else(|e| {
+            eprintln!(
+                "herald: ignoring RUST_LOG ({e}); using level {}",
+                log.level.as_str()
+            );
+            EnvFilter::new(log.level.as_str())
+        }),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
+    match log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,58 @@
+//! What every session of this node shares: configuration, routing, statistics, shutdown.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Stats;
+use crate::routing::destination::Destinations;
+use crate::routing::topic::TopicRouter;
+
+#[derive(Debug)]
+pub struct Node {
+    pub config: Config,
+    /// Distinguishes this process's session and message ids from other nodes' and from
+    /// earlier runs.
+    pub id: String,
+    pub destinations: Destinations,
+    pub topics: TopicRouter,
+    pub stats: Stats,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    next_session: AtomicU64,
+}
+
+impl Node {
+    pub fn new(config: Config) -> Node {
+        let id = node_id();
+        let destinations = Destinations::new(&config.destinations);
+        let topics = TopicRouter::new(destinations.broadcast_prefixes(), &config.destinations, &id);
+        Node {
+            config,
+            id,
+            destinations,
+            topics,
+            stats: Stats::default(),
+            shutdown: CancellationToken::new(),
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// A new session's numeric key (for routing) and its id (for the CONNECTED frame).
+    pub fn next_session(&self) -> (u64, String) {
+        let key = self.next_session.fetch_add(1, Ordering::Relaxed);
+        (key, format!("{}-{key}", self.id))
+    }
+}
+
+/// Eight hex digits from the start time and process id: unique enough to tell nodes and
+/// restarts apart in ids, without a random number generator.
+fn node_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mixed = (nanos ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("{:08x}", (mixed >> 32) as u32)
+}

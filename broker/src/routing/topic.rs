@@ -1,0 +1,208 @@
+//! Publish-subscribe routing: subscriptions by destination pattern, and fan-out of one
+//! publish to every matching subscription's outbox.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use herald_protocol::{Headers, MessageTemplate, Version};
+
+use super::{PatternError, Separator, ShardedTrie};
+use crate::config::{DestinationsConfig, Separator as ConfigSeparator};
+use crate::outbox::{OutFrame, Outbox, Pushed};
+
+/// One subscription as routing sees it: where to deliver and how to encode. Two handles are
+/// the same subscription when session and subscription id agree.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub session: u64,
+    pub id: Arc<str>,
+    pub version: Version,
+    pub outbox: Arc<Outbox>,
+}
+
+impl PartialEq for Subscriber {
+    fn eq(&self, other: &Subscriber) -> bool {
+        self.session == other.session && self.id == other.id
+    }
+}
+
+impl Eq for Subscriber {}
+
+impl std::hash::Hash for Subscriber {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.session.hash(state);
+        self.id.hash(state);
+    }
+}
+
+/// SEND headers that instruct the broker and are not passed on to subscribers.
+const BROKER_INSTRUCTIONS: [&str; 2] = ["receipt", "transaction"];
+
+/// The outcome of one publish.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fanout {
+    /// MESSAGE frames queued.
+    pub delivered: usize,
+    /// Subscribers whose queue overflowed (they are being closed as slow consumers).
+    pub overflowed: usize,
+    /// Older messages dropped to make room (policy `drop_oldest`).
+    pub dropped: usize,
+}
+
+/// Publish-subscribe routing for every broadcast prefix.
+#[derive(Debug)]
+pub struct TopicRouter {
+    /// One trie per prefix, keyed by the destination after the prefix.
+    tries: Vec<(String, ShardedTrie<Subscriber>)>,
+    message_ids: MessageIds,
+}
+
+/// Node-unique message ids: a per-process prefix and a counter.
+#[derive(Debug)]
+struct MessageIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl MessageIds {
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut id = String::with_capacity(self.prefix.len() + 20);
+        id.push_str(&self.prefix);
+        id.push_str(itoa::Buffer::new().format(n));
+        id
+    }
+}
+
+impl TopicRouter {
+    /// `prefixes` are the broadcast prefixes; `node_id` makes message ids unique per node.
+    pub fn new(prefixes: &[String], config: &DestinationsConfig, node_id: &str) -> TopicRouter {
+        let separator = match config.separator {
+            ConfigSeparator::Slash => Separator::Slash,
+            ConfigSeparator::Dot => Separator::Dot,
+        };
+        // A few shards per core keep publishers on different destinations apart.
+        let shards = std::thread::available_parallelism().map_or(4, |n| n.get() * 4);
+        let tries = prefixes
+            .iter()
+            .map(|p| {
+                let trie = ShardedTrie::new(separator, shards, config.route_cache_entries);
+                (p.clone(), trie)
+            })
+            .collect();
+        TopicRouter {
+            tries,
+            message_ids: MessageIds {
+                prefix: format!("{node_id}-"),
+                next: AtomicU64::new(1),
+            },
+        }
+    }
+
+    fn trie_for<'a>(&self, destination: &'a str) -> Option<(&ShardedTrie<Subscriber>, &'a str)> {
+        self.tries.iter().find_map(|(prefix, trie)| {
+            destination
+                .strip_prefix(prefix.as_str())
+                .map(|rest| (trie, rest))
+        })
+    }
+
+    /// Adds a subscription; `destination` may be a pattern.
+    pub fn subscribe(&self, destination: &str, subscriber: Subscriber) -> Result<(), RouteError> {
+        let (trie, rest) = self.trie_for(destination).ok_or(RouteError::NotATopic)?;
+        trie.insert(rest, subscriber).map_err(RouteError::Pattern)
+    }
+
+    /// Removes a subscription; false if it was not there.
+    pub fn unsubscribe(&self, destination: &str, subscriber: &Subscriber) -> bool {
+        self.trie_for(destination)
+            .is_some_and(|(trie, rest)| trie.remove(rest, subscriber))
+    }
+
+    /// Removes many subscriptions at once, as when a session closes.
+    pub fn unsubscribe_all<'a>(
+        &self,
+        subscriptions: impl IntoIterator<Item = (&'a str, Subscriber)>,
+    ) {
+        let mut per_trie: Vec<Vec<(&str, Subscriber)>> = vec![Vec::new(); self.tries.len()];
+        for (destination, subscriber) in subscriptions {
+            if let Some(index) = self
+                .tries
+                .iter()
+                .position(|(prefix, _)| destination.starts_with(prefix.as_str()))
+            {
+                let rest = &destination[self.tries[index].0.len()..];
+                per_trie[index].push((rest, subscriber));
+            }
+        }
+        for ((_, trie), batch) in self.tries.iter().zip(per_trie) {
+            if !batch.is_empty() {
+                trie.remove_many(batch);
+            }
+        }
+    }
+
+    /// Delivers one SEND to every matching subscription. The MESSAGE is encoded once per
+    /// protocol version in use and shared by all subscribers.
+    pub fn publish(&self, destination: &str, headers: &Headers, body: &[u8]) -> Fanout {
+        let Some((trie, rest)) = self.trie_for(destination) else {
+            return Fanout::default();
+        };
+        let subscribers = trie.matches(rest);
+        if subscribers.is_empty() {
+            return Fanout::default();
+        }
+        let message_id = self.message_ids.next();
+        let forwarded = forwarded_headers(headers);
+        let text = std::str::from_utf8(body).is_ok();
+        let mut templates: [Option<MessageTemplate>; 3] = [None, None, None];
+        let mut fanout = Fanout::default();
+        for subscriber in subscribers.iter() {
+            let template = templates[subscriber.version as usize].get_or_insert_with(|| {
+                MessageTemplate::new(
+                    subscriber.version,
+                    destination,
+                    &message_id,
+                    &forwarded,
+                    body,
+                )
+            });
+            let frame = OutFrame {
+                bytes: template.render(&subscriber.id, None),
+                text,
+            };
+            match subscriber.outbox.push_message(frame) {
+                Pushed::Queued => fanout.delivered += 1,
+                Pushed::QueuedAfterDropping(n) => {
+                    fanout.delivered += 1;
+                    fanout.dropped += n;
+                }
+                Pushed::Overflowed => fanout.overflowed += 1,
+                Pushed::Closed => {}
+            }
+        }
+        fanout
+    }
+}
+
+/// The publisher's headers minus the broker's instructions; borrowed when there are none.
+fn forwarded_headers(headers: &Headers) -> std::borrow::Cow<'_, Headers> {
+    if BROKER_INSTRUCTIONS.iter().any(|h| headers.contains(h)) {
+        let mut owned = headers.clone();
+        for h in BROKER_INSTRUCTIONS {
+            owned.remove(h);
+        }
+        std::borrow::Cow::Owned(owned)
+    } else {
+        std::borrow::Cow::Borrowed(headers)
+    }
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("not a publish-subscribe destination")]
+    NotATopic,
+    #[error("invalid destination pattern: {0}")]
+    Pattern(PatternError),
+}

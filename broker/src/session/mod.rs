@@ -1,0 +1,299 @@
+//! One task per connection: reads and decodes frames, acts on them, and drains the
+//! session's outbox to the socket in batches. The same code serves WebSocket and TCP.
+
+pub mod close;
+mod commands;
+pub mod connect;
+mod frames;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use herald_protocol::heartbeat::Negotiated;
+use herald_protocol::{Decoded, Decoder, Limits, ParseError, ParseOptions, Version};
+use tokio::time::{Instant, sleep_until, timeout};
+use tracing::{debug, warn};
+
+use crate::node::Node;
+use crate::outbox::{OutFrame, Outbox};
+use crate::routing::topic::Subscriber;
+use crate::transport::{CloseKind, FrameIo};
+use close::{CloseReason, ErrorReply};
+
+/// How long a closing connection waits for the peer to close its side.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// A deadline far enough away to mean "never" for a timer that must exist.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+/// One STOMP session on one connection.
+#[derive(Debug)]
+pub struct Session {
+    node: Arc<Node>,
+    /// Routing key of this session.
+    key: u64,
+    /// The id sent in CONNECTED.
+    id: String,
+    peer: SocketAddr,
+    transport: &'static str,
+    outbox: Arc<Outbox>,
+    decoder: Decoder,
+    /// Set once CONNECT has been accepted.
+    version: Option<Version>,
+    heartbeat: Negotiated,
+    /// Active subscriptions by subscription id.
+    subscriptions: HashMap<String, Subscription>,
+    last_read: Instant,
+    last_write: Instant,
+}
+
+#[derive(Debug)]
+struct Subscription {
+    destination: String,
+    subscriber: Subscriber,
+}
+
+impl Session {
+    pub fn new(node: Arc<Node>, peer: SocketAddr, transport: &'static str) -> Session {
+        let (key, id) = node.next_session();
+        let outbox = Arc::new(Outbox::new(
+            node.config.outbox.max_bytes,
+            node.config.outbox.overflow,
+        ));
+        let decoder = Decoder::new(ParseOptions {
+            // Only CONNECT and STOMP are valid now, and they are never escaped.
+            version: Version::V1_2,
+            limits: limits(&node, false),
+        });
+        let now = Instant::now();
+        Session {
+            node,
+            key,
+            id,
+            peer,
+            transport,
+            outbox,
+            decoder,
+            version: None,
+            heartbeat: Negotiated {
+                server_sends_every: None,
+                client_sends_every: None,
+            },
+            subscriptions: HashMap::new(),
+            last_read: now,
+            last_write: now,
+        }
+    }
+
+    /// Serves the connection until it ends, then cleans up.
+    pub async fn run<T: FrameIo>(mut self, mut io: T) {
+        let reason = self.serve(&mut io).await;
+        self.finish(&mut io, reason).await;
+    }
+
+    async fn serve<T: FrameIo>(&mut self, io: &mut T) -> CloseReason {
+        let mut input = BytesMut::new();
+        let connect_by = Instant::now() + ms(self.node.config.stomp.connect_timeout_ms);
+        let read_timer = sleep_until(connect_by);
+        let beat_timer = sleep_until(Instant::now() + FAR);
+        tokio::pin!(read_timer, beat_timer);
+        let shutdown = self.node.shutdown.clone();
+        let outbox = Arc::clone(&self.outbox);
+        loop {
+            let was_connected = self.version.is_some();
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return CloseReason::Shutdown,
+                read = io.read(&mut input) => {
+                    match read {
+                        Ok(true) => {}
+                        Ok(false) => return CloseReason::PeerClosed,
+                        Err(e) => return CloseReason::Io(e),
+                    }
+                    // Any inbound byte, or a WebSocket ping, counts as life.
+                    self.last_read = Instant::now();
+                    if let Err(reason) = self.process_input(&mut input) {
+                        return reason;
+                    }
+                }
+                () = outbox.ready() => {}
+                () = &mut read_timer => {
+                    match self.read_deadline(connect_by) {
+                        Some(deadline) if deadline <= Instant::now() => {
+                            return if self.version.is_some() {
+                                CloseReason::HeartbeatTimeout
+                            } else {
+                                CloseReason::ConnectTimeout
+                            };
+                        }
+                        deadline => read_timer.as_mut().reset(deadline.unwrap_or_else(far)),
+                    }
+                }
+                () = &mut beat_timer => {
+                    if let Some(every) = self.heartbeat.server_sends_every {
+                        if self.last_write + every <= Instant::now() {
+                            self.outbox.push_control(OutFrame {
+                                bytes: Bytes::from_static(b"\n"),
+                                text: true,
+                            });
+                        }
+                    }
+                }
+            }
+            if let Err(reason) = self.write_queued(io).await {
+                return reason;
+            }
+            if !was_connected && self.version.is_some() {
+                // CONNECT accepted: the read window is now the heart-beat window.
+                read_timer
+                    .as_mut()
+                    .reset(self.read_deadline(connect_by).unwrap_or_else(far));
+            }
+            if let Some(every) = self.heartbeat.server_sends_every {
+                beat_timer.as_mut().reset(self.last_write + every);
+            }
+        }
+    }
+
+    /// When silence becomes fatal: the CONNECT deadline, then the heart-beat read window.
+    fn read_deadline(&self, connect_by: Instant) -> Option<Instant> {
+        if self.version.is_none() {
+            return Some(connect_by);
+        }
+        self.heartbeat
+            .read_timeout(self.node.config.stomp.heartbeat_tolerance)
+            .map(|window| self.last_read + window)
+    }
+
+    /// Decodes and acts on every complete frame in `input`.
+    fn process_input(&mut self, input: &mut BytesMut) -> Result<(), CloseReason> {
+        loop {
+            match self.decoder.decode(input) {
+                Ok(Some(Decoded::Frame(frame))) => self.handle(frame)?,
+                Ok(Some(Decoded::HeartBeat)) => {}
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.parse_error(e)),
+            }
+        }
+    }
+
+    fn parse_error(&self, error: ParseError) -> CloseReason {
+        let limit = matches!(
+            error,
+            ParseError::FrameTooLarge { .. }
+                | ParseError::BodyTooLarge { .. }
+                | ParseError::TooManyHeaders { .. }
+                | ParseError::HeaderLineTooLong { .. }
+        );
+        if limit {
+            warn!(session = %self.id, peer = %self.peer, %error, "limit exceeded");
+        }
+        CloseReason::Protocol(ErrorReply::new(
+            error.to_string(),
+            format!("the frame could not be read: {error}"),
+        ))
+    }
+
+    /// Writes everything queued with one flush, or fails if the write makes no progress
+    /// within the configured stall time.
+    async fn write_queued<T: FrameIo>(&mut self, io: &mut T) -> Result<(), CloseReason> {
+        let drained = self.outbox.drain();
+        if drained.overflowed {
+            return Err(CloseReason::SlowConsumer);
+        }
+        if drained.frames.is_empty() {
+            return Ok(());
+        }
+        let stall = ms(self.node.config.outbox.max_stall_ms);
+        match timeout(stall, write_all(io, drained.frames)).await {
+            Err(_) => Err(CloseReason::WriteStalled),
+            Ok(Err(e)) => Err(CloseReason::Io(e)),
+            Ok(Ok(())) => {
+                self.last_write = Instant::now();
+                Ok(())
+            }
+        }
+    }
+
+    /// Leaves routing, says goodbye as the reason requires, and closes the connection.
+    async fn finish<T: FrameIo>(&mut self, io: &mut T, reason: CloseReason) {
+        let subscriptions = std::mem::take(&mut self.subscriptions);
+        self.node.topics.unsubscribe_all(
+            subscriptions
+                .values()
+                .map(|s| (s.destination.as_str(), s.subscriber.clone())),
+        );
+        let kind = match reason {
+            CloseReason::Shutdown => CloseKind::GoingAway,
+            _ => CloseKind::Normal,
+        };
+        let can_write = !matches!(
+            reason,
+            CloseReason::PeerClosed | CloseReason::Io(_) | CloseReason::WriteStalled
+        );
+        if can_write {
+            if let Some(reply) = reason.error_reply() {
+                self.outbox
+                    .push_control(frames::error(&reply, self.version.unwrap_or(Version::V1_2)));
+            }
+            // Queued messages (or, for a slow consumer, the ERROR alone) go out first; the
+            // overall bound is the drain time on shutdown and the stall time otherwise.
+            let bound = match reason {
+                CloseReason::Shutdown => ms(self.node.config.shutdown.drain_ms),
+                _ => ms(self.node.config.outbox.max_stall_ms),
+            };
+            let frames = self.outbox.drain().frames;
+            let _ = timeout(bound, async {
+                write_all(io, frames).await?;
+                io.close(kind, CLOSE_LINGER).await
+            })
+            .await;
+        }
+        self.outbox.close();
+        self.node.stats.record_close(&reason);
+        match &reason {
+            CloseReason::SlowConsumer | CloseReason::WriteStalled => {
+                warn!(session = %self.id, peer = %self.peer, transport = self.transport, %reason, "closing slow consumer");
+            }
+            _ => {
+                debug!(session = %self.id, peer = %self.peer, transport = self.transport, %reason, "connection closed");
+            }
+        }
+    }
+}
+
+async fn write_all<T: FrameIo>(io: &mut T, frames: Vec<OutFrame>) -> std::io::Result<()> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    for frame in frames {
+        io.feed(frame).await?;
+    }
+    io.flush().await
+}
+
+/// Parser limits before CONNECT (small) and after.
+fn limits(node: &Node, connected: bool) -> Limits {
+    let limits = &node.config.limits;
+    let frame = if connected {
+        limits.max_frame_bytes
+    } else {
+        limits.max_frame_bytes_before_connect
+    };
+    Limits {
+        max_frame_bytes: frame,
+        max_headers: limits.max_headers,
+        max_header_line_bytes: limits.max_header_line_bytes,
+        max_body_bytes: frame,
+    }
+}
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+fn far() -> Instant {
+    Instant::now() + FAR
+}

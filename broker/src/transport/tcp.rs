@@ -1,0 +1,79 @@
+//! STOMP over plain TCP.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{CloseKind, FrameIo};
+use crate::outbox::OutFrame;
+
+/// Bytes reserved for a read; an idle connection holds no read buffer at all.
+const READ_CHUNK: usize = 4096;
+
+#[derive(Debug)]
+pub struct TcpIo {
+    stream: TcpStream,
+    /// Frames fed since the last flush: written with one syscall per batch.
+    pending: BytesMut,
+}
+
+impl TcpIo {
+    pub fn new(stream: TcpStream) -> TcpIo {
+        // Small frames must not wait for Nagle's algorithm; batching is done by `flush`.
+        let _ = stream.set_nodelay(true);
+        TcpIo {
+            stream,
+            pending: BytesMut::new(),
+        }
+    }
+}
+
+impl FrameIo for TcpIo {
+    async fn read(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
+        // Wait for readability before reserving, so idle connections keep no buffer.
+        self.stream.readable().await?;
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        match self.stream.try_read_buf(buf) {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn feed(&mut self, frame: OutFrame) -> io::Result<()> {
+        self.pending.extend_from_slice(&frame.bytes);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.stream.write_all(&self.pending).await?;
+            // Let go of a large batch's buffer rather than keep it per idle connection.
+            self.pending = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, _kind: CloseKind, linger: Duration) -> io::Result<()> {
+        self.flush().await?;
+        self.stream.shutdown().await?;
+        // Read until the peer closes (or the linger ends): closing with unread input would
+        // reset the connection and could destroy the ERROR or RECEIPT just sent.
+        let mut sink = [0u8; 1024];
+        let _ = tokio::time::timeout(linger, async {
+            while let Ok(n) = self.stream.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
