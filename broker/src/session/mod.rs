@@ -117,6 +117,10 @@ impl Session {
                     if let Err(reason) = self.process_input(&mut input) {
                         return reason;
                     }
+                    if input.is_empty() {
+                        // Idle connections keep no read buffer; the next read reserves one.
+                        input = BytesMut::new();
+                    }
                 }
                 () = outbox.ready() => {}
                 () = &mut read_timer => {
