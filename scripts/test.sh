@@ -25,3 +25,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "real clients: @stomp/stompjs over WebSocket, stomp.py over TCP"
+scripts/client-tests.sh

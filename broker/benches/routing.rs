@@ -138,5 +138,47 @@ fn wildcard_heavy(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, literal_fanout, churn, wildcard_heavy);
+/// The whole publish path: one SEND to a topic with 10,000 subscribers, each on its own
+/// session outbox: snapshot lookup, MESSAGE encoded once, one shared frame pushed per
+/// subscriber. Outboxes are drained between publishes, as sessions would.
+fn publish_to_10k(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use herald::config::{DestinationsConfig, OverflowPolicy};
+    use herald::outbox::Outbox;
+    use herald::routing::topic::{Subscriber, TopicRouter};
+    use herald_protocol::{Headers, Version};
+
+    const SUBSCRIBERS: usize = 10_000;
+    let config = DestinationsConfig::default();
+    let router = TopicRouter::new(&config.topic_prefixes, &config, "bench");
+    let outboxes: Vec<Arc<Outbox>> = (0..SUBSCRIBERS)
+        .map(|_| Arc::new(Outbox::new(512 * 1024, OverflowPolicy::Close)))
+        .collect();
+    for (session, outbox) in outboxes.iter().enumerate() {
+        let subscriber = Subscriber {
+            session: session as u64,
+            id: Arc::from("sub-0"),
+            version: Version::V1_2,
+            outbox: Arc::clone(outbox),
+        };
+        router.subscribe("/topic/fan", subscriber).unwrap();
+    }
+    let headers: Headers = [("content-type", "text/plain")].into_iter().collect();
+    let body = vec![b'x'; 100];
+    let mut group = c.benchmark_group("publish");
+    group.throughput(Throughput::Elements(SUBSCRIBERS as u64));
+    group.bench_function("one_send_to_10k_subscribers", |b| {
+        b.iter(|| {
+            let fanout = router.publish("/topic/fan", &headers, &body);
+            assert_eq!(fanout.delivered, SUBSCRIBERS);
+            for outbox in &outboxes {
+                std::hint::black_box(outbox.drain());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, literal_fanout, churn, wildcard_heavy, publish_to_10k);
 criterion_main!(benches);

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Real-client conformance: builds herald, starts it on free loopback ports, then runs
+#   - conformance/clients/js      @stomp/stompjs over WebSocket (node --test)
+#   - conformance/clients/python  stomp.py over TCP (pytest)
+# against it, and stops it with SIGTERM (which must end it cleanly).
+#
+# Needs: cargo, Node 20+ with npm, Python 3 (3.11 tested). Installs its packages locally only:
+# node_modules via `npm ci`, a virtualenv in $HERALD_VENV (default ~/.cache/herald-venv).
+# On Debian, whose python3 lacks venv support until `python3-venv` is installed, that one
+# package is installed with apt-get when running as root.
+#
+# Exits non-zero if the build, the broker start, any suite or the clean stop fails; the broker
+# log is printed on failure.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+VENV="${HERALD_VENV:-$HOME/.cache/herald-venv}"
+PYTHON="${PYTHON:-python3}"
+START_TIMEOUT_S="${HERALD_START_TIMEOUT_S:-30}"
+# herald's default drain is 10 s; allow a little more before calling the stop unclean.
+STOP_TIMEOUT_S="${HERALD_STOP_TIMEOUT_S:-15}"
+
+step() { printf '\n== %s ==\n' "$*"; }
+die() {
+  printf 'client-tests: %s\n' "$*" >&2
+  exit 1
+}
+
+for tool in cargo node npm "$PYTHON"; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH"
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-client-tests.XXXXXX")
+LOG="$WORK/herald.log"
+HERALD_PID=""
+STATUS=0
+
+print_log() {
+  if [[ -s "$LOG" ]]; then
+    printf '\n== herald log (%s) ==\n' "$LOG" >&2
+    cat "$LOG" >&2
+  fi
+}
+
+cleanup() {
+  local rc=$?
+  if [[ -n "$HERALD_PID" ]] && kill -0 "$HERALD_PID" 2>/dev/null; then
+    kill -TERM "$HERALD_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$HERALD_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$HERALD_PID" 2>/dev/null || true
+    wait "$HERALD_PID" 2>/dev/null || true
+  fi
+  if [[ $rc -ne 0 ]]; then
+    print_log
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "cargo build -p herald"
+cargo build -p herald --locked
+HERALD_BIN="$CARGO_TARGET_DIR/debug/herald"
+[[ -x "$HERALD_BIN" ]] || die "no binary at $HERALD_BIN after the build"
+
+step "start herald"
+# Created here: the background job's redirection may open it only after the first poll below.
+: >"$LOG"
+# RUST_LOG would override --log-level and could hide the `listening` lines.
+env -u RUST_LOG "$HERALD_BIN" --ws-bind 127.0.0.1:0 --tcp-bind 127.0.0.1:0 --log-level info \
+  >"$LOG" 2>&1 </dev/null &
+HERALD_PID=$!
+
+# The address from `listening transport="$1" addr=HOST:PORT`. `read` yields complete lines
+# only, so a line still being written is not taken with half a port number.
+listen_addr() {
+  local line pattern="listening transport=\"$1\" addr=([^ ]+)"
+  while IFS= read -r line; do
+    if [[ $line =~ $pattern ]]; then
+      printf '%s\n' "${BASH_REMATCH[1]}"
+      return 0
+    fi
+  done <"$LOG"
+}
+
+deadline=$((SECONDS + START_TIMEOUT_S))
+WS_ADDR=""
+TCP_ADDR=""
+while :; do
+  WS_ADDR=$(listen_addr websocket)
+  TCP_ADDR=$(listen_addr tcp)
+  [[ -n "$WS_ADDR" && -n "$TCP_ADDR" ]] && break
+  kill -0 "$HERALD_PID" 2>/dev/null || die "herald exited before listening"
+  ((SECONDS < deadline)) || die "herald did not report both listeners within ${START_TIMEOUT_S} s"
+  sleep 0.1
+done
+
+export HERALD_WS_URL="ws://127.0.0.1:${WS_ADDR##*:}/ws"
+export HERALD_TCP_HOST=127.0.0.1
+export HERALD_TCP_PORT="${TCP_ADDR##*:}"
+echo "herald pid $HERALD_PID: HERALD_WS_URL=$HERALD_WS_URL HERALD_TCP_HOST=$HERALD_TCP_HOST HERALD_TCP_PORT=$HERALD_TCP_PORT"
+
+step "@stomp/stompjs (conformance/clients/js)"
+# `set -e` does not apply inside an `if` condition, hence the && chains.
+if (
+  cd "$ROOT/conformance/clients/js" &&
+    npm ci --no-audit --no-fund &&
+    npm test
+); then
+  echo "js suite: ok"
+else
+  echo "js suite: FAILED" >&2
+  STATUS=1
+fi
+
+step "stomp.py (conformance/clients/python)"
+venv_ok() { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }
+
+ensure_venv() {
+  venv_ok && return 0
+  rm -rf "$VENV" && mkdir -p "$(dirname "$VENV")" || return 1
+  if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    # Debian ships venv/ensurepip separately (python3-venv).
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+      echo "python venv support missing; installing python3-venv with apt-get"
+      apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null ||
+        return 1
+    else
+      echo "python venv support missing: install python3-venv (Debian/Ubuntu)" >&2
+      return 1
+    fi
+  fi
+  "$PYTHON" -m venv "$VENV" || { rm -rf "$VENV"; return 1; }
+}
+
+if (
+  # Keep the work tree clean: no .pytest_cache, no __pycache__.
+  cd "$ROOT/conformance/clients/python" &&
+    ensure_venv &&
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt &&
+    PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider
+); then
+  echo "python suite: ok"
+else
+  echo "python suite: FAILED" >&2
+  STATUS=1
+fi
+
+step "stop herald (SIGTERM)"
+if ! kill -0 "$HERALD_PID" 2>/dev/null; then
+  echo "herald is no longer running (it died during the tests)" >&2
+  STATUS=1
+else
+  kill -TERM "$HERALD_PID"
+  deadline=$((SECONDS + STOP_TIMEOUT_S))
+  while kill -0 "$HERALD_PID" 2>/dev/null && ((SECONDS < deadline)); do
+    sleep 0.1
+  done
+  if kill -0 "$HERALD_PID" 2>/dev/null; then
+    echo "herald did not stop within ${STOP_TIMEOUT_S} s of SIGTERM" >&2
+    STATUS=1
+  else
+    herald_rc=0
+    wait "$HERALD_PID" || herald_rc=$?
+    HERALD_PID=""
+    if [[ $herald_rc -ne 0 ]]; then
+      echo "herald exited with status $herald_rc after SIGTERM" >&2
+      STATUS=1
+    else
+      echo "herald stopped cleanly"
+    fi
+  fi
+fi
+
+if [[ $STATUS -ne 0 ]]; then
+  echo "client tests: FAILED" >&2
+  exit 1
+fi
+echo "client tests: all suites passed"
