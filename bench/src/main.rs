@@ -1,7 +1,72 @@
-//! `herald-load`: the load generator. Its scenarios arrive with the load-tool issue; until then
-//! the binary says so and exits non-zero instead of printing figures.
+//! `herald-load`: a load generator for STOMP brokers over WebSocket and TCP.
+//!
+//! Scenarios (see `docs/load-tool.md`):
+//! - `conns`: N connections CONNECT and SUBSCRIBE; connect rate, broker memory per connection.
+//! - `fanout`: S subscribers, one publisher; deliveries/s, end-to-end latency, losses.
+//!
+//! Connections live in worker processes (this executable re-run with the hidden `worker`
+//! subcommand), each under the per-process file limit; workers report one line each on stdout.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("herald-load: no scenarios yet (they come with the load-tool issue)");
-    std::process::ExitCode::from(2)
+mod aggregate;
+mod cli;
+mod conn;
+mod conns;
+mod fanout;
+mod hist;
+mod pool;
+mod procfs;
+mod report;
+mod stamp;
+mod target;
+mod wire;
+mod worker;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Scenario};
+use crate::report::Report;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Scenario::Worker(args) = cli.scenario {
+        let code = worker::run(cli.common, args);
+        std::process::exit(code);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("herald-load: runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut report = Report::default();
+    let outcome = runtime.block_on(async {
+        match &cli.scenario {
+            Scenario::Conns(args) => conns::run(&cli.common, args, &mut report).await,
+            Scenario::Fanout(args) => fanout::run(&cli.common, args, &mut report).await,
+            Scenario::Worker(_) => unreachable!("handled above"),
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Some(path) = &cli.common.json {
+        if !report.figures().is_empty() {
+            if let Err(e) = report.write_json(path) {
+                eprintln!("herald-load: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("herald-load: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,0 +1,292 @@
+//! The command line: common flags (global, so they may follow the scenario name), the two
+//! scenarios, and the hidden `worker` subcommand the parent re-executes itself with.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Sockets one worker process may open: the per-process file limit here is 20,000, and the
+/// process needs a few descriptors of its own.
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 18_000;
+
+/// herald-load: a load generator for STOMP brokers over WebSocket and TCP.
+#[derive(Debug, Parser)]
+#[command(name = "herald-load", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// Flags every scenario shares. The parent hands them to its workers unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct Common {
+    /// Broker endpoint: ws://host:port/path or tcp://host:port.
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:15674/ws")]
+    pub url: String,
+    /// CONNECT `login` header.
+    #[arg(long, global = true)]
+    pub login: Option<String>,
+    /// CONNECT `passcode` header.
+    #[arg(long, global = true)]
+    pub passcode: Option<String>,
+    /// CONNECT `host` header (default: the URL's host).
+    #[arg(long, global = true)]
+    pub host: Option<String>,
+    /// Child processes the connections are spread over (each holds at most 18,000).
+    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
+    /// Bind client sockets to 127.0.0.1 .. 127.0.0.N round-robin (0 = let the kernel pick).
+    #[arg(long, global = true, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=254))]
+    pub source_ips: u8,
+    /// Handshakes (TCP + WebSocket + CONNECT + SUBSCRIBE) in flight per worker.
+    #[arg(long, global = true, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Hard bound on the whole run, in seconds: whatever happens, the tool exits by then.
+    #[arg(long, global = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub duration: u64,
+    /// Also write the figures to this file as JSON.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+impl Common {
+    /// The flags as arguments, for a worker's command line.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--url".to_owned(),
+            self.url.clone(),
+            "--workers".to_owned(),
+            self.workers.to_string(),
+            "--source-ips".to_owned(),
+            self.source_ips.to_string(),
+            "--concurrency".to_owned(),
+            self.concurrency.to_string(),
+            "--duration".to_owned(),
+            self.duration.to_string(),
+        ];
+        for (flag, value) in [
+            ("--login", &self.login),
+            ("--passcode", &self.passcode),
+            ("--host", &self.host),
+        ] {
+            if let Some(value) = value {
+                args.push(flag.to_owned());
+                args.push(value.clone());
+            }
+        }
+        // `--json` stays with the parent: only it writes figures.
+        args
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// Open N connections that CONNECT and SUBSCRIBE, measure the rate and the broker's memory.
+    Conns(ConnsArgs),
+    /// S subscribers, one publisher: deliveries/s, end-to-end latency, lost messages.
+    Fanout(FanoutArgs),
+    /// Internal: one child process holding a share of the connections.
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ConnsArgs {
+    /// Connections to open.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    /// Destination every connection subscribes to.
+    #[arg(long, default_value = "/topic/idle")]
+    pub destination: String,
+    /// Broker process to read VmRSS from (/proc/PID/status), before and after.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
+    /// Seconds to hold the connections open once all are subscribed.
+    #[arg(long, default_value_t = 0)]
+    pub hold: u64,
+    /// Seconds to let the broker settle before reading its RSS again.
+    #[arg(long, default_value_t = 2)]
+    pub settle: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct FanoutArgs {
+    /// Subscriber connections (spread over the workers).
+    #[arg(long, default_value_t = 100)]
+    pub subscribers: usize,
+    /// Messages per second from the publisher; 0 = as fast as possible, in batches.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Messages the publisher sends.
+    #[arg(long, default_value_t = 10_000)]
+    pub messages: u64,
+    /// Body size in bytes; the first 16 carry the send timestamp.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(16..=4_000_000))]
+    pub size: u64,
+    /// Destination the subscribers subscribe to and the publisher sends to.
+    #[arg(long, default_value = "/topic/fan")]
+    pub destination: String,
+    /// Seconds to wait after the last send for deliveries still in flight.
+    #[arg(long, default_value_t = 10)]
+    pub drain: u64,
+    /// Broker process to read CPU time and VmRSS from (/proc/PID), before and after.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
+    /// SEND frames written per flush when publishing.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub batch: u64,
+}
+
+/// One worker's share: its connections subscribe, then count what arrives.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct WorkerArgs {
+    /// Connections this worker opens.
+    #[arg(long)]
+    pub connections: usize,
+    /// Global index of this worker's first connection (for the source-IP round-robin).
+    #[arg(long, default_value_t = 0)]
+    pub first_index: usize,
+    /// Destination to subscribe to.
+    #[arg(long)]
+    pub destination: String,
+    /// MESSAGE frames each connection expects; 0 = none, hold until told to stop.
+    #[arg(long, default_value_t = 0)]
+    pub messages: u64,
+}
+
+impl WorkerArgs {
+    /// The full command line (after the executable) that runs this share as a worker.
+    pub fn command_line(&self, common: &Common) -> Vec<String> {
+        let mut args = vec!["worker".to_owned()];
+        args.extend(common.to_args());
+        args.extend([
+            "--connections".to_owned(),
+            self.connections.to_string(),
+            "--first-index".to_owned(),
+            self.first_index.to_string(),
+            "--destination".to_owned(),
+            self.destination.clone(),
+            "--messages".to_owned(),
+            self.messages.to_string(),
+        ]);
+        args
+    }
+}
+
+/// Splits `total` connections over `workers` shares as evenly as possible, each share
+/// knowing the global index of its first connection. Empty shares are dropped.
+pub fn split(total: usize, workers: usize) -> Vec<(usize, usize)> {
+    let workers = workers.max(1);
+    let (base, extra) = (total / workers, total % workers);
+    let mut shares = Vec::with_capacity(workers);
+    let mut first = 0;
+    for i in 0..workers {
+        let n = base + usize::from(i < extra);
+        if n > 0 {
+            shares.push((first, n));
+        }
+        first += n;
+    }
+    shares
+}
+
+/// Refuses a plan that would put more sockets in one worker than it may open.
+pub fn check_share(total: usize, workers: u32) -> Result<(), String> {
+    let biggest = total.div_ceil(workers.max(1) as usize);
+    if biggest > MAX_CONNECTIONS_PER_WORKER {
+        let needed = total.div_ceil(MAX_CONNECTIONS_PER_WORKER);
+        return Err(format!(
+            "{total} connections over {workers} worker(s) is {biggest} per worker; \
+             a worker holds at most {MAX_CONNECTIONS_PER_WORKER}: use --workers {needed} or more"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn common_flags_may_follow_the_scenario() {
+        let cli = Cli::try_parse_from([
+            "herald-load",
+            "conns",
+            "--url",
+            "tcp://127.0.0.1:61613",
+            "--connections",
+            "5",
+            "--workers",
+            "3",
+            "--source-ips",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(cli.common.url, "tcp://127.0.0.1:61613");
+        assert_eq!(cli.common.workers, 3);
+        assert_eq!(cli.common.source_ips, 4);
+        let Scenario::Conns(conns) = cli.scenario else {
+            panic!("expected conns")
+        };
+        assert_eq!(conns.connections, 5);
+        assert_eq!(conns.destination, "/topic/idle");
+    }
+
+    #[test]
+    fn a_worker_command_line_parses_back_to_the_same_share() {
+        let common = Common {
+            url: "ws://127.0.0.1:9/ws".to_owned(),
+            login: Some("guest".to_owned()),
+            passcode: Some("secret word".to_owned()),
+            host: None,
+            workers: 2,
+            source_ips: 3,
+            concurrency: 50,
+            duration: 30,
+            json: None,
+        };
+        let share = WorkerArgs {
+            connections: 700,
+            first_index: 1400,
+            destination: "/topic/fan".to_owned(),
+            messages: 20_000,
+        };
+        let mut argv = vec!["herald-load".to_owned()];
+        argv.extend(share.command_line(&common));
+        let cli = Cli::try_parse_from(argv).unwrap();
+        assert_eq!(cli.common, common);
+        let Scenario::Worker(parsed) = cli.scenario else {
+            panic!("expected worker")
+        };
+        assert_eq!(parsed, share);
+    }
+
+    #[test]
+    fn fanout_refuses_bodies_too_small_for_the_timestamp() {
+        let err = Cli::try_parse_from(["herald-load", "fanout", "--size", "8"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn split_spreads_connections_evenly_with_global_indices() {
+        assert_eq!(split(10, 3), vec![(0, 4), (4, 3), (7, 3)]);
+        assert_eq!(split(2, 4), vec![(0, 1), (1, 1)]);
+        assert_eq!(split(0, 2), Vec::<(usize, usize)>::new());
+    }
+
+    #[test]
+    fn shares_above_the_per_worker_bound_are_refused() {
+        assert!(check_share(18_000, 1).is_ok());
+        let err = check_share(30_000, 1).unwrap_err();
+        assert!(err.contains("--workers 2"), "{err}");
+        assert!(check_share(30_000, 2).is_ok());
+    }
+}
