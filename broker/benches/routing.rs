@@ -146,22 +146,23 @@ fn publish_to_10k(c: &mut Criterion) {
 
     use herald::config::{DestinationsConfig, OverflowPolicy};
     use herald::outbox::Outbox;
+    use herald::routing::publish::MessageIds;
     use herald::routing::topic::{Subscriber, TopicRouter};
     use herald_protocol::{Headers, Version};
 
     const SUBSCRIBERS: usize = 10_000;
     let config = DestinationsConfig::default();
-    let router = TopicRouter::new(&config.topic_prefixes, &config, "bench");
+    let router = TopicRouter::new(
+        &config.topic_prefixes,
+        &config,
+        Arc::new(MessageIds::new("bench")),
+    );
     let outboxes: Vec<Arc<Outbox>> = (0..SUBSCRIBERS)
         .map(|_| Arc::new(Outbox::new(512 * 1024, OverflowPolicy::Close)))
         .collect();
     for (session, outbox) in outboxes.iter().enumerate() {
-        let subscriber = Subscriber {
-            session: session as u64,
-            id: Arc::from("sub-0"),
-            version: Version::V1_2,
-            outbox: Arc::clone(outbox),
-        };
+        let subscriber =
+            Subscriber::new(session as u64, "sub-0", Version::V1_2, Arc::clone(outbox));
         router.subscribe("/topic/fan", subscriber).unwrap();
     }
     let headers: Headers = [("content-type", "text/plain")].into_iter().collect();
@@ -180,5 +181,11 @@ fn publish_to_10k(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, literal_fanout, churn, wildcard_heavy, publish_to_10k);
+criterion_group!(
+    benches,
+    literal_fanout,
+    churn,
+    wildcard_heavy,
+    publish_to_10k
+);
 criterion_main!(benches);

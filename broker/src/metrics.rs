@@ -29,16 +29,30 @@ pub struct Stats {
     pub messages_delivered: AtomicU64,
     /// Messages dropped from outbound queues under `drop_oldest`.
     pub messages_dropped: AtomicU64,
+    /// Queue messages whose `expires` time passed before they could be delivered (topic
+    /// messages already expired on arrival count here too).
+    pub messages_expired: AtomicU64,
+    /// Point-to-point queues and the messages they hold.
+    pub queues: QueueStats,
     closes: [AtomicU64; CLOSE_LABELS.len()],
 }
 
 impl Stats {
     pub fn record_publish(&self, fanout: &Fanout) {
+        if fanout.expired {
+            self.record_expired();
+            return;
+        }
         self.messages_published.fetch_add(1, Ordering::Relaxed);
         self.messages_delivered
             .fetch_add(fanout.delivered as u64, Ordering::Relaxed);
         self.messages_dropped
             .fetch_add(fanout.dropped as u64, Ordering::Relaxed);
+    }
+
+    /// A message already expired when it arrived: dropped, never delivered.
+    pub fn record_expired(&self) {
+        self.messages_expired.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn record_close(&self, reason: &CloseReason) {
@@ -54,5 +68,56 @@ impl Stats {
             .iter()
             .position(|l| *l == label)
             .map_or(0, |i| self.closes[i].load(Ordering::Relaxed))
+    }
+}
+
+/// Queue counters and gauges. Gauges are kept exact under each queue's own lock; reading one
+/// is a relaxed load, so a reader may see a queue's update before another's.
+#[derive(Debug, Default)]
+pub struct QueueStats {
+    /// Named queues in existence (private queues of client-ack topic subscriptions excluded).
+    pub queues: AtomicI64,
+    /// Messages waiting in queues for a subscriber, all queues together.
+    pub depth: AtomicI64,
+    /// Messages delivered and awaiting ACK or NACK, all queues together.
+    pub unacked: AtomicI64,
+    /// Bytes held by queues (waiting and unacknowledged), all queues together; the
+    /// `queues.max_total_bytes` bound is checked against it.
+    pub bytes: AtomicI64,
+    /// Accepted SENDs to queues.
+    pub sends: AtomicU64,
+    /// MESSAGE frames handed to connections from queues (redeliveries included).
+    pub delivered: AtomicU64,
+    /// Deliveries of messages that had been delivered before (`redelivered:true`).
+    pub redelivered: AtomicU64,
+    /// Unacknowledged messages returned to a queue (NACK, UNSUBSCRIBE, disconnect).
+    pub requeued: AtomicU64,
+    /// Messages acknowledged by ACK.
+    pub acked: AtomicU64,
+    /// Messages dropped to respect a queue bound (policy `drop_oldest`, and always for the
+    /// private queues of client-ack topic subscriptions).
+    pub overflow_dropped: AtomicU64,
+    /// SENDs refused because the queue was full (policy `reject`).
+    pub rejected_sends: AtomicU64,
+    /// Empty queues deleted after their grace period.
+    pub deleted: AtomicU64,
+}
+
+impl QueueStats {
+    pub(crate) fn add(gauge: &AtomicI64, delta: i64) {
+        if delta != 0 {
+            gauge.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn count(counter: &AtomicU64, n: u64) {
+        if n != 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes held by all queues now.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed).max(0) as usize
     }
 }

@@ -1,5 +1,6 @@
 //! What every session of this node shares: configuration, routing, statistics, shutdown.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::metrics::Stats;
 use crate::routing::destination::Destinations;
+use crate::routing::publish::MessageIds;
+use crate::routing::queue::QueueRouter;
 use crate::routing::topic::TopicRouter;
 
 #[derive(Debug)]
@@ -18,7 +21,9 @@ pub struct Node {
     pub id: String,
     pub destinations: Destinations,
     pub topics: TopicRouter,
-    pub stats: Stats,
+    /// Point-to-point queues (empty when `queue_semantics = "broadcast"`).
+    pub queues: QueueRouter,
+    pub stats: Arc<Stats>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     next_session: AtomicU64,
@@ -28,13 +33,22 @@ impl Node {
     pub fn new(config: Config) -> Node {
         let id = node_id();
         let destinations = Destinations::new(&config.destinations);
-        let topics = TopicRouter::new(destinations.broadcast_prefixes(), &config.destinations, &id);
+        // One id source for topics and queues keeps message ids unique on the node.
+        let message_ids = Arc::new(MessageIds::new(&id));
+        let topics = TopicRouter::new(
+            destinations.broadcast_prefixes(),
+            &config.destinations,
+            Arc::clone(&message_ids),
+        );
+        let stats = Arc::new(Stats::default());
+        let queues = QueueRouter::new(&config.queues, message_ids, Arc::clone(&stats));
         Node {
             config,
             id,
             destinations,
             topics,
-            stats: Stats::default(),
+            queues,
+            stats,
             shutdown: CancellationToken::new(),
             next_session: AtomicU64::new(1),
         }

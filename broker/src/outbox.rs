@@ -1,5 +1,13 @@
 //! A session's bounded outbound queue. Routing pushes encoded frames in from any task; the
 //! session task drains everything queued in one go and writes it with one flush.
+//!
+//! Two kinds of message share it, each bounded by `max_bytes` on its own:
+//! - pushed messages (topics): past the bound the overflow policy applies (close the session,
+//!   or drop the oldest pushed messages);
+//! - offered messages (queues, client-ack subscriptions): past the bound the offer is refused
+//!   and the message stays with its queue, which hands it to another subscriber or waits.
+//!   A refusal is remembered until the next drain, so the session knows to ask its queues
+//!   for more once it has written what it has.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +39,16 @@ pub enum Pushed {
     Closed,
 }
 
+/// What happened to an offered message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    Queued,
+    /// No room: the message was not queued and is still the caller's.
+    Full,
+    /// The session is closing: the message was not queued.
+    Closed,
+}
+
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<State>,
@@ -44,7 +62,12 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 struct State {
     frames: VecDeque<Entry>,
+    /// Bytes of every queued frame.
     bytes: usize,
+    /// Bytes of the offered messages among them.
+    offered_bytes: usize,
+    /// An offer was refused since the last drain.
+    refused: bool,
     overflowed: bool,
     closed: bool,
 }
@@ -52,9 +75,17 @@ struct State {
 #[derive(Debug)]
 struct Entry {
     frame: OutFrame,
-    /// Messages may be dropped under `drop_oldest`; the session's own frames (RECEIPT,
-    /// ERROR) never are.
-    droppable: bool,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A pushed message: may be dropped under `drop_oldest`.
+    Pushed,
+    /// An offered message: never dropped, its queue counts it as delivered.
+    Offered,
+    /// The session's own frames (RECEIPT, ERROR): never dropped.
+    Control,
 }
 
 /// The result of [`Outbox::drain`].
@@ -63,6 +94,9 @@ pub struct Drained {
     pub frames: Vec<OutFrame>,
     /// The queue overflowed under policy `close`: the session must close as a slow consumer.
     pub overflowed: bool,
+    /// An offer was refused since the previous drain: the session should ask its queues to
+    /// deliver again once it has written these frames.
+    pub refused: bool,
 }
 
 impl Outbox {
@@ -85,12 +119,13 @@ impl Outbox {
             }
             let len = frame.bytes.len();
             let mut dropped = 0;
-            if state.bytes + len > self.max_bytes {
+            if state.pushed_bytes() + len > self.max_bytes {
                 match self.policy {
                     OverflowPolicy::Close => {
                         // Free the memory now; the session sees `overflowed` and closes.
                         state.frames = VecDeque::new();
                         state.bytes = 0;
+                        state.offered_bytes = 0;
                         state.overflowed = true;
                         drop(state);
                         self.ready.notify_one();
@@ -101,7 +136,7 @@ impl Outbox {
                     }
                 }
             }
-            state.push(frame, true);
+            state.push(frame, Kind::Pushed);
             if dropped == 0 {
                 Pushed::Queued
             } else {
@@ -113,6 +148,27 @@ impl Outbox {
         pushed
     }
 
+    /// Queues a message only if there is room for it among the offered messages (or none
+    /// is queued, so that a message larger than the bound still goes out on its own). Never
+    /// drops anything and never closes the session.
+    pub fn offer(&self, frame: OutFrame) -> Offered {
+        {
+            let mut state = self.state.lock();
+            if state.closed || state.overflowed {
+                return Offered::Closed;
+            }
+            let len = frame.bytes.len();
+            if state.offered_bytes > 0 && state.offered_bytes + len > self.max_bytes {
+                state.refused = true;
+                return Offered::Full;
+            }
+            state.offered_bytes += len;
+            state.push(frame, Kind::Offered);
+        }
+        self.ready.notify_one();
+        Offered::Queued
+    }
+
     /// Queues one of the session's own frames (CONNECTED, RECEIPT, ERROR) behind the messages
     /// already queued, so frame order is kept. Not subject to the bound: a session produces
     /// these only in answer to frames it reads, which reading pauses for while writes block.
@@ -122,7 +178,7 @@ impl Outbox {
             if state.closed {
                 return;
             }
-            state.push(frame, false);
+            state.push(frame, Kind::Control);
         }
         self.ready.notify_one();
     }
@@ -132,9 +188,11 @@ impl Outbox {
         let mut state = self.state.lock();
         let entries = std::mem::take(&mut state.frames);
         state.bytes = 0;
+        state.offered_bytes = 0;
         Drained {
             frames: entries.into_iter().map(|e| e.frame).collect(),
             overflowed: state.overflowed,
+            refused: std::mem::take(&mut state.refused),
         }
     }
 
@@ -149,6 +207,7 @@ impl Outbox {
         state.closed = true;
         state.frames = VecDeque::new();
         state.bytes = 0;
+        state.offered_bytes = 0;
     }
 
     /// Messages dropped under `drop_oldest` so far.
@@ -158,18 +217,23 @@ impl Outbox {
 }
 
 impl State {
-    fn push(&mut self, frame: OutFrame, droppable: bool) {
+    fn push(&mut self, frame: OutFrame, kind: Kind) {
         self.bytes += frame.bytes.len();
-        self.frames.push_back(Entry { frame, droppable });
+        self.frames.push_back(Entry { frame, kind });
     }
 
-    /// Drops the oldest droppable messages until at most `target` bytes are queued; returns
-    /// how many it dropped.
+    /// Bytes that count against the bound of pushed messages: all but the offered ones.
+    fn pushed_bytes(&self) -> usize {
+        self.bytes - self.offered_bytes
+    }
+
+    /// Drops the oldest pushed messages until at most `target` bytes of pushed messages and
+    /// control frames are queued; returns how many it dropped.
     fn drop_oldest_until(&mut self, target: usize) -> usize {
         let mut dropped = 0;
         let mut index = 0;
-        while self.bytes > target && index < self.frames.len() {
-            if self.frames[index].droppable {
+        while self.pushed_bytes() > target && index < self.frames.len() {
+            if self.frames[index].kind == Kind::Pushed {
                 if let Some(entry) = self.frames.remove(index) {
                     self.bytes -= entry.frame.bytes.len();
                     dropped += 1;
@@ -222,6 +286,43 @@ mod tests {
             .collect();
         assert_eq!(lens, [10, 40, 40]);
         assert_eq!(outbox.dropped(), 1);
+    }
+
+    #[test]
+    fn offers_have_their_own_bound_and_are_refused_not_lost() {
+        let outbox = Outbox::new(100, OverflowPolicy::Close);
+        assert_eq!(outbox.offer(frame(60)), Offered::Queued);
+        assert_eq!(outbox.offer(frame(60)), Offered::Full);
+        // Pushed messages are bounded apart from offered ones.
+        assert_eq!(outbox.push_message(frame(90)), Pushed::Queued);
+        let drained = outbox.drain();
+        assert_eq!(drained.frames.len(), 2);
+        assert!(drained.refused);
+        assert!(!drained.overflowed);
+        assert!(!outbox.drain().refused, "the refusal is reported once");
+        // An empty outbox takes a message larger than the bound, alone.
+        assert_eq!(outbox.offer(frame(500)), Offered::Queued);
+        assert_eq!(outbox.offer(frame(1)), Offered::Full);
+        outbox.close();
+        assert_eq!(outbox.offer(frame(1)), Offered::Closed);
+    }
+
+    #[test]
+    fn drop_oldest_never_drops_offered_messages() {
+        let outbox = Outbox::new(100, OverflowPolicy::DropOldest);
+        assert_eq!(outbox.offer(frame(80)), Offered::Queued);
+        outbox.push_message(frame(60));
+        assert_eq!(
+            outbox.push_message(frame(60)),
+            Pushed::QueuedAfterDropping(1)
+        );
+        let lens: Vec<usize> = outbox
+            .drain()
+            .frames
+            .iter()
+            .map(|f| f.bytes.len())
+            .collect();
+        assert_eq!(lens, [80, 60]);
     }
 
     #[test]

@@ -8,16 +8,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use herald_protocol::{Command, Frame, Version, encode_to_bytes};
 use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::node::Node;
+use crate::outbox::OutFrame;
 use crate::session::Session;
-use crate::transport::{tcp::TcpIo, ws};
+use crate::transport::{CloseKind, FrameIo, tcp::TcpIo, ws};
 
 /// A bound, not yet serving, Herald node.
 #[derive(Debug)]
@@ -82,6 +83,7 @@ impl Server {
                 Arc::clone(&admission),
             )));
         }
+        let sweeper = tokio::spawn(sweep_queues(Arc::clone(&self.node)));
         stop.await;
 
         let drain = Duration::from_millis(self.node.config.shutdown.drain_ms);
@@ -94,12 +96,31 @@ impl Server {
         for accept_loop in accept_loops {
             let _ = accept_loop.await;
         }
+        let _ = sweeper.await;
         sessions.close();
         if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
             warn!(
                 sessions = sessions.len(),
                 "drain time over; closing the remaining sessions"
             );
+        }
+    }
+}
+
+/// Deletes queues left empty without subscribers past their grace period, and drops expired
+/// messages from queues nobody consumes, until the node shuts down.
+async fn sweep_queues(node: Arc<Node>) {
+    let mut interval = tokio::time::interval(node.queues.sweep_interval());
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = node.shutdown.cancelled() => return,
+            _ = interval.tick() => {
+                let deleted = node.queues.sweep(std::time::Instant::now());
+                if deleted > 0 {
+                    tracing::debug!(deleted, "deleted idle queues");
+                }
+            }
         }
     }
 }
@@ -189,10 +210,22 @@ async fn serve_connection(
 }
 
 /// Tells a refused TCP client why (WebSocket clients just see the connection close).
-async fn refuse(mut stream: TcpStream, transport: Transport) {
+async fn refuse(stream: TcpStream, transport: Transport) {
     if let Transport::Tcp = transport {
-        let frame = b"ERROR\nmessage:too many connections\n\n\0";
-        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(frame)).await;
+        // Like every ERROR: a short message and a body with the detail.
+        let frame = Frame::new(Command::Error)
+            .header("message", "too many connections")
+            .header("content-type", "text/plain")
+            .body("the connection limit of this node or of this client address is reached");
+        let bytes = encode_to_bytes(&frame, Version::V1_2);
+        // Closed like a session: dropping the socket with the client's CONNECT unread would
+        // reset the connection and could destroy the ERROR.
+        let mut io = TcpIo::new(stream);
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            io.feed(OutFrame { bytes, text: true }).await?;
+            io.close(CloseKind::Normal, Duration::from_secs(1)).await
+        })
+        .await;
     }
 }
 

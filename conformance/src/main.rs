@@ -1,7 +1,111 @@
-//! `herald-conformance`: the STOMP conformance suite. The cases arrive with the conformance
-//! issue; until then the binary says so and exits non-zero instead of reporting a pass.
+//! `herald-conformance`: drives a STOMP broker over TCP and WebSocket with exact bytes and
+//! reports, case by case, which protocol rules it keeps.
+//!
+//! ```text
+//! herald-conformance --url ws://127.0.0.1:15674/ws --url tcp://127.0.0.1:61613 \
+//!     [--login L --passcode P] [--user alice:secret ...] [--peer-url URL] \
+//!     [--profile generic|herald] [--only SUBSTR] [--list] [--json FILE] [--timeout-ms N]
+//! ```
+//!
+//! Output: one `PASS name`, `FAIL name: reason` or `SKIP name: reason` line per case, then
+//! `N passed, M failed, K skipped`. Exit status 1 when a case failed, 2 on a usage error.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("herald-conformance: no cases yet (they come with the conformance-suite issue)");
-    std::process::ExitCode::from(2)
+mod cases;
+mod ctx;
+mod report;
+mod runner;
+mod wire;
+
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+
+/// Which broker the suite is judging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// Any STOMP broker: cases tagged `herald` are skipped.
+    Generic,
+    /// Herald: every case runs, except those for features Herald does not have yet.
+    Herald,
+}
+
+/// The STOMP conformance suite.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "herald-conformance", version, about)]
+pub struct Options {
+    /// Broker address, `tcp://HOST:PORT` or `ws://HOST:PORT/PATH`; repeat for several.
+    #[arg(long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
+    /// `login` header for every CONNECT.
+    #[arg(long)]
+    pub login: Option<String>,
+    /// `passcode` header for every CONNECT.
+    #[arg(long)]
+    pub passcode: Option<String>,
+    /// A configured user `NAME:PASSWORD` for identity and user-destination cases; repeat.
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    pub users: Vec<String>,
+    /// A second node of the same cluster, for cluster cases.
+    #[arg(long)]
+    pub peer_url: Option<String>,
+    /// `generic` skips Herald-specific cases; `herald` skips cases for unbuilt features.
+    #[arg(long, value_enum, default_value = "generic")]
+    pub profile: Profile,
+    /// Run only cases whose name (with the transport suffix) or a tag contains this; repeat.
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Print the cases and their tags, run nothing.
+    #[arg(long)]
+    pub list: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
+    /// How long to wait for an expected frame or close, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub timeout_ms: u64,
+    /// How long "nothing arrives" is watched for, in milliseconds.
+    #[arg(long, default_value_t = 400)]
+    pub quiet_ms: u64,
+    /// `host` header of CONNECT (RabbitMQ reads it as the virtual host).
+    #[arg(long, default_value = "/")]
+    pub host: String,
+    /// The broker's frame size limit after CONNECT (limit cases send one byte more).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+    /// The broker's frame size limit before CONNECT.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_frame_bytes_before_connect: usize,
+    /// The broker's limit on headers per frame.
+    #[arg(long, default_value_t = 64)]
+    pub max_headers: usize,
+    /// The broker's limit on one header line, in bytes.
+    #[arg(long, default_value_t = 8192)]
+    pub max_header_line_bytes: usize,
+    /// The broker's limit on subscriptions per session.
+    #[arg(long, default_value_t = 1024)]
+    pub max_subscriptions: usize,
+    /// The broker's limit on open transactions per session.
+    #[arg(long, default_value_t = 16)]
+    pub max_transactions: usize,
+    /// The broker's limit on connections from one client address (cases skip above 200).
+    #[arg(long, default_value_t = 20_000)]
+    pub max_connections_per_address: usize,
+    /// The broker's largest WebSocket message (Herald: `websocket.max_message_bytes`).
+    #[arg(long, default_value_t = 4 * 1024 * 1024 + 64 * 1024)]
+    pub max_ws_message_bytes: usize,
+    /// The broker's time limit for CONNECT, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub connect_timeout_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let options = Options::parse();
+    match runner::main(options) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("herald-conformance: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

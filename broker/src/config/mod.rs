@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 pub use error::{ConfigError, Problem};
 pub use sections::{
     AnonymousAccess, AuthConfig, DestinationsConfig, LimitsConfig, LogConfig, LogFormat, LogLevel,
-    OutboundMessageType, OutboxConfig, OverflowPolicy, QueueSemantics, Separator, ShutdownConfig,
-    StompConfig, TcpConfig, WebSocketConfig,
+    OutboundMessageType, OutboxConfig, OverflowPolicy, QueueOverflow, QueueSemantics, QueuesConfig,
+    Separator, ShutdownConfig, StompConfig, TcpConfig, WebSocketConfig,
 };
 
 /// The whole configuration. `Config::default()` is what an empty file gives.
@@ -31,6 +31,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub destinations: DestinationsConfig,
     pub outbox: OutboxConfig,
+    pub queues: QueuesConfig,
     pub auth: AuthConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,

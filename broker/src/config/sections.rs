@@ -209,6 +209,45 @@ pub enum OverflowPolicy {
     DropOldest,
 }
 
+/// `[queues]`: point-to-point queue bounds and lifetime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuesConfig {
+    /// Most messages one queue holds, unacknowledged ones included.
+    pub max_messages_per_queue: usize,
+    /// Most bytes one queue holds, unacknowledged messages included.
+    pub max_bytes_per_queue: usize,
+    /// Most bytes all queues of the node hold together.
+    pub max_total_bytes: usize,
+    /// What a SEND to a full queue does.
+    pub overflow: QueueOverflow,
+    /// How long an empty queue without subscribers is kept before it is deleted.
+    pub empty_queue_grace_ms: u64,
+}
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        Self {
+            max_messages_per_queue: 10_000,
+            max_bytes_per_queue: 16 * MIB,
+            max_total_bytes: 256 * MIB,
+            overflow: QueueOverflow::DropOldest,
+            empty_queue_grace_ms: 60_000,
+        }
+    }
+}
+
+/// What happens to a SEND when its queue is at a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueOverflow {
+    /// Drop the oldest waiting messages to make room (RabbitMQ's `drop-head`).
+    #[default]
+    DropOldest,
+    /// Refuse the SEND: ERROR to the sender, then close.
+    Reject,
+}
+
 /// `[auth]`: identity settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -201,3 +201,22 @@ fn prefixes() {
         ["destinations.queue_prefixes[1]", "destinations.user_prefix"]
     );
 }
+
+#[test]
+fn queue_bounds() {
+    let mut config = Config::default();
+    config.queues.max_messages_per_queue = 0;
+    config.queues.max_total_bytes = config.queues.max_bytes_per_queue - 1;
+    assert_eq!(
+        problem_keys(&config),
+        ["queues.max_messages_per_queue", "queues.max_total_bytes"]
+    );
+    let err = parse_err("[queues]\noverflow = \"block\"\n");
+    assert!(err.contains("unknown variant `block`"), "{err}");
+    let config = Config::from_toml_str(
+        "[queues]\noverflow = \"reject\"\nempty_queue_grace_ms = 0\n",
+        "q",
+    )
+    .unwrap();
+    assert_eq!(config.queues.overflow, QueueOverflow::Reject);
+}

@@ -17,6 +17,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     destinations(&mut check, config);
     check.positive("outbox.max_bytes", config.outbox.max_bytes);
     check.positive("outbox.max_stall_ms", config.outbox.max_stall_ms);
+    queues(&mut check, config);
     check.problems
 }
 
@@ -190,5 +191,24 @@ fn destinations(check: &mut Checker, config: &Config) {
             check.fail(&key, format!("{prefix:?} is already used by {first}"));
         }
         seen.push((key, prefix));
+    }
+}
+
+fn queues(check: &mut Checker, config: &Config) {
+    let queues = &config.queues;
+    check.positive(
+        "queues.max_messages_per_queue",
+        queues.max_messages_per_queue,
+    );
+    check.positive("queues.max_bytes_per_queue", queues.max_bytes_per_queue);
+    check.positive("queues.max_total_bytes", queues.max_total_bytes);
+    if queues.max_total_bytes < queues.max_bytes_per_queue {
+        check.fail(
+            "queues.max_total_bytes",
+            format!(
+                "{} is below queues.max_bytes_per_queue ({})",
+                queues.max_total_bytes, queues.max_bytes_per_queue
+            ),
+        );
     }
 }

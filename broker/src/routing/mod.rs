@@ -5,6 +5,8 @@ mod cache;
 pub mod destination;
 mod node;
 pub mod pattern;
+pub mod publish;
+pub mod queue;
 mod subset;
 pub mod topic;
 pub mod trie;

@@ -2,10 +2,11 @@
 //! publish to every matching subscription's outbox.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use herald_protocol::{Headers, MessageTemplate, Version};
 
+use super::publish::{MessageIds, expires, forwarded_headers, is_expired, now_ms};
+use super::queue::{Enqueued, Queue, QueuedMessage};
 use super::{PatternError, Separator, ShardedTrie};
 use crate::config::{DestinationsConfig, Separator as ConfigSeparator};
 use crate::outbox::{OutFrame, Outbox, Pushed};
@@ -18,6 +19,23 @@ pub struct Subscriber {
     pub id: Arc<str>,
     pub version: Version,
     pub outbox: Arc<Outbox>,
+    /// Set for a client-ack topic subscription: its messages go through this private queue
+    /// (prefetch, ack ids, NACK redelivery) instead of straight into the outbox. Always
+    /// `None` in the handle a queue keeps for its consumer.
+    pub queue: Option<Arc<Queue>>,
+}
+
+impl Subscriber {
+    /// An auto-ack subscription handle.
+    pub fn new(session: u64, id: &str, version: Version, outbox: Arc<Outbox>) -> Subscriber {
+        Subscriber {
+            session,
+            id: Arc::from(id),
+            version,
+            outbox,
+            queue: None,
+        }
+    }
 }
 
 impl PartialEq for Subscriber {
@@ -35,9 +53,6 @@ impl std::hash::Hash for Subscriber {
     }
 }
 
-/// SEND headers that instruct the broker and are not passed on to subscribers.
-const BROKER_INSTRUCTIONS: [&str; 2] = ["receipt", "transaction"];
-
 /// The outcome of one publish.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fanout {
@@ -47,6 +62,8 @@ pub struct Fanout {
     pub overflowed: usize,
     /// Older messages dropped to make room (policy `drop_oldest`).
     pub dropped: usize,
+    /// The message's `expires` time had passed on arrival: delivered to nobody.
+    pub expired: bool,
 }
 
 /// Publish-subscribe routing for every broadcast prefix.
@@ -54,29 +71,16 @@ pub struct Fanout {
 pub struct TopicRouter {
     /// One trie per prefix, keyed by the destination after the prefix.
     tries: Vec<(String, ShardedTrie<Subscriber>)>,
-    message_ids: MessageIds,
-}
-
-/// Node-unique message ids: a per-process prefix and a counter.
-#[derive(Debug)]
-struct MessageIds {
-    prefix: String,
-    next: AtomicU64,
-}
-
-impl MessageIds {
-    fn next(&self) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut id = String::with_capacity(self.prefix.len() + 20);
-        id.push_str(&self.prefix);
-        id.push_str(itoa::Buffer::new().format(n));
-        id
-    }
+    message_ids: Arc<MessageIds>,
 }
 
 impl TopicRouter {
-    /// `prefixes` are the broadcast prefixes; `node_id` makes message ids unique per node.
-    pub fn new(prefixes: &[String], config: &DestinationsConfig, node_id: &str) -> TopicRouter {
+    /// `prefixes` are the broadcast prefixes; `message_ids` is the node's id source.
+    pub fn new(
+        prefixes: &[String],
+        config: &DestinationsConfig,
+        message_ids: Arc<MessageIds>,
+    ) -> TopicRouter {
         let separator = match config.separator {
             ConfigSeparator::Slash => Separator::Slash,
             ConfigSeparator::Dot => Separator::Dot,
@@ -90,13 +94,7 @@ impl TopicRouter {
                 (p.clone(), trie)
             })
             .collect();
-        TopicRouter {
-            tries,
-            message_ids: MessageIds {
-                prefix: format!("{node_id}-"),
-                next: AtomicU64::new(1),
-            },
-        }
+        TopicRouter { tries, message_ids }
     }
 
     fn trie_for<'a>(&self, destination: &'a str) -> Option<(&ShardedTrie<Subscriber>, &'a str)> {
@@ -143,7 +141,8 @@ impl TopicRouter {
     }
 
     /// Delivers one SEND to every matching subscription. The MESSAGE is encoded once per
-    /// protocol version in use and shared by all subscribers.
+    /// protocol version in use and shared by all subscribers; client-ack subscriptions get it
+    /// through their private queue.
     pub fn publish(&self, destination: &str, headers: &Headers, body: &[u8]) -> Fanout {
         let Some((trie, rest)) = self.trie_for(destination) else {
             return Fanout::default();
@@ -152,12 +151,35 @@ impl TopicRouter {
         if subscribers.is_empty() {
             return Fanout::default();
         }
+        let expires = expires(headers);
+        if is_expired(expires, now_ms()) {
+            return Fanout {
+                expired: true,
+                ..Fanout::default()
+            };
+        }
         let message_id = self.message_ids.next();
         let forwarded = forwarded_headers(headers);
         let text = std::str::from_utf8(body).is_ok();
         let mut templates: [Option<MessageTemplate>; 3] = [None, None, None];
+        let mut queued: Option<Arc<QueuedMessage>> = None;
         let mut fanout = Fanout::default();
         for subscriber in subscribers.iter() {
+            if let Some(queue) = &subscriber.queue {
+                let message = queued.get_or_insert_with(|| {
+                    Arc::new(QueuedMessage::new(
+                        message_id.clone(),
+                        destination,
+                        &forwarded,
+                        body,
+                        expires,
+                    ))
+                });
+                if let Ok(Enqueued::Accepted) = queue.enqueue(Arc::clone(message)) {
+                    fanout.delivered += 1;
+                }
+                continue;
+            }
             let template = templates[subscriber.version as usize].get_or_insert_with(|| {
                 MessageTemplate::new(
                     subscriber.version,
@@ -182,19 +204,6 @@ impl TopicRouter {
             }
         }
         fanout
-    }
-}
-
-/// The publisher's headers minus the broker's instructions; borrowed when there are none.
-fn forwarded_headers(headers: &Headers) -> std::borrow::Cow<'_, Headers> {
-    if BROKER_INSTRUCTIONS.iter().any(|h| headers.contains(h)) {
-        let mut owned = headers.clone();
-        for h in BROKER_INSTRUCTIONS {
-            owned.remove(h);
-        }
-        std::borrow::Cow::Owned(owned)
-    } else {
-        std::borrow::Cow::Borrowed(headers)
     }
 }
 

@@ -9,6 +9,7 @@ use super::close::{CloseReason, ErrorReply};
 use super::{Session, Subscription, connect, frames, limits};
 use crate::routing::destination::DestinationKind;
 use crate::routing::has_wildcards;
+use crate::routing::queue::{AckMode, Bound, ConsumerSpec, Enqueued};
 use crate::routing::topic::Subscriber;
 
 /// A frame handler's verdict: carry on, or close for this reason.
@@ -46,20 +47,13 @@ impl Session {
                 }
                 return Err(CloseReason::Disconnect);
             }
-            (Some(_), Command::Send) => self.on_send(&frame),
+            (Some(_), Command::Send) => self.on_send(frame),
             (Some(_), Command::Subscribe) => self.on_subscribe(&frame),
             (Some(_), Command::Unsubscribe) => self.on_unsubscribe(&frame),
-            (Some(_), Command::Ack | Command::Nack) => {
-                let id = required(&frame, "id")?;
-                Err(refuse(
-                    "unknown ack id",
-                    format!("no message awaits acknowledgement with id {id:?}"),
-                ))
-            }
-            (Some(_), Command::Begin | Command::Commit | Command::Abort) => Err(refuse(
-                "transactions not supported",
-                "BEGIN, COMMIT and ABORT are not implemented yet",
-            )),
+            (Some(_), Command::Ack | Command::Nack) => self.on_ack(frame),
+            (Some(_), Command::Begin) => self.on_begin(&frame),
+            (Some(_), Command::Commit) => self.on_commit(&frame),
+            (Some(_), Command::Abort) => self.on_abort(&frame),
             (Some(_), server_command) => Err(refuse(
                 "unexpected frame",
                 format!("{server_command} is a server frame"),
@@ -70,6 +64,9 @@ impl Session {
                 if let (Some(receipt), Some(version)) = (receipt, self.version) {
                     self.outbox.push_control(frames::receipt(&receipt, version));
                 }
+                // Queues touched by the frame deliver only now, so that a SUBSCRIBE's or
+                // an ACK's RECEIPT comes before the messages it lets through.
+                self.run_pumps();
                 Ok(())
             }
             Err(CloseReason::Protocol(reply)) if reply.receipt.is_none() => {
@@ -93,28 +90,48 @@ impl Session {
         Ok(())
     }
 
-    fn on_send(&mut self, frame: &Frame) -> Handled {
-        let destination = required(frame, "destination")?;
-        if frame.headers.contains("transaction") {
-            return Err(refuse(
-                "transactions not supported",
-                "SEND with a transaction header is not implemented yet",
-            ));
-        }
+    /// SEND: checked now; routed now, or at COMMIT when it names a transaction.
+    fn on_send(&mut self, frame: Frame) -> Handled {
+        let destination = required(&frame, "destination")?;
         match self.node.destinations.classify(destination) {
-            DestinationKind::Topic => {
+            DestinationKind::Topic | DestinationKind::Queue => {
                 if has_wildcards(destination) {
                     return Err(refuse(
                         "invalid destination",
                         format!("cannot SEND to a destination with wildcards: {destination}"),
                     ));
                 }
+            }
+            kind => return Err(unsupported(kind, destination)),
+        }
+        if let Some(transaction) = frame.headers.get("transaction") {
+            let transaction = transaction.to_owned();
+            return self.add_to_transaction(&transaction, frame);
+        }
+        self.route_send(&frame)
+    }
+
+    /// Routes a SEND whose destination has been checked.
+    pub(super) fn route_send(&mut self, frame: &Frame) -> Handled {
+        let destination = required(frame, "destination")?;
+        match self.node.destinations.classify(destination) {
+            DestinationKind::Topic => {
                 let fanout = self
                     .node
                     .topics
                     .publish(destination, &frame.headers, &frame.body);
                 self.node.stats.record_publish(&fanout);
                 Ok(())
+            }
+            DestinationKind::Queue => {
+                match self
+                    .node
+                    .queues
+                    .publish(destination, &frame.headers, &frame.body)
+                {
+                    Enqueued::Rejected(bound) => Err(queue_full(destination, bound, &self.node)),
+                    Enqueued::Accepted | Enqueued::Expired | Enqueued::Dropped => Ok(()),
+                }
             }
             kind => Err(unsupported(kind, destination)),
         }
@@ -137,40 +154,78 @@ impl Session {
                 format!("at most {max} subscriptions per connection"),
             ));
         }
-        match frame.headers.get("ack") {
-            None | Some("auto") => {}
-            Some("client" | "client-individual") => {
-                return Err(refuse(
-                    "ack mode not supported",
-                    "client and client-individual acknowledgement are not implemented yet",
-                ));
-            }
-            Some(other) => {
-                return Err(refuse(
-                    "invalid ack mode",
-                    format!("ack must be auto, client or client-individual, not {other:?}"),
-                ));
-            }
-        }
-        let kind = self.node.destinations.classify(destination);
-        if kind != DestinationKind::Topic {
-            return Err(unsupported(kind, destination));
-        }
-        let subscriber = Subscriber {
-            session: self.key,
-            id: Arc::from(id),
-            version: self.version.unwrap_or(Version::V1_2),
-            outbox: Arc::clone(&self.outbox),
+        let ack = AckMode::parse(frame.headers.get("ack")).ok_or_else(|| {
+            refuse(
+                "invalid ack mode",
+                format!(
+                    "ack must be auto, client or client-individual, not {:?}",
+                    frame.headers.get("ack").unwrap_or_default()
+                ),
+            )
+        })?;
+        let prefetch = match frame.headers.get("prefetch-count") {
+            None => 0,
+            Some(value) => value.trim().parse::<usize>().map_err(|_| {
+                refuse(
+                    "invalid prefetch-count",
+                    format!("prefetch-count must be a non-negative integer, not {value:?}"),
+                )
+            })?,
         };
-        self.node
-            .topics
-            .subscribe(destination, subscriber.clone())
-            .map_err(|e| refuse("invalid destination", e.to_string()))?;
+        let kind = self.node.destinations.classify(destination);
+        let tag = self.acks.next_tag();
+        let mut subscriber = Subscriber::new(
+            self.key,
+            id,
+            self.version.unwrap_or(Version::V1_2),
+            Arc::clone(&self.outbox),
+        );
+        let spec = |subscriber: &Subscriber| ConsumerSpec {
+            subscriber: subscriber.clone(),
+            ack,
+            prefetch,
+            tag,
+        };
+        let queue = match kind {
+            DestinationKind::Topic => {
+                if ack.is_client() {
+                    let private = self
+                        .node
+                        .queues
+                        .private_queue(destination, spec(&subscriber));
+                    subscriber.queue = Some(Arc::clone(&private));
+                }
+                self.node
+                    .topics
+                    .subscribe(destination, subscriber.clone())
+                    .map_err(|e| refuse("invalid destination", e.to_string()))?;
+                subscriber.queue.clone()
+            }
+            DestinationKind::Queue => {
+                if has_wildcards(destination) {
+                    return Err(refuse(
+                        "invalid destination",
+                        format!("a queue subscription cannot be a pattern: {destination}"),
+                    ));
+                }
+                Some(self.node.queues.subscribe(destination, spec(&subscriber)))
+            }
+            kind => return Err(unsupported(kind, destination)),
+        };
+        if let Some(queue) = &queue {
+            self.pump_later(Arc::clone(queue), subscriber.clone());
+        }
+        if ack.is_client() {
+            self.acks.register(tag, id);
+        }
         self.subscriptions.insert(
             id.to_owned(),
             Subscription {
                 destination: destination.to_owned(),
                 subscriber,
+                ack,
+                tag,
+                queue,
             },
         );
         Ok(())
@@ -180,26 +235,53 @@ impl Session {
         let id = required(frame, "id")?;
         // An unknown id is not an error: the subscription is gone either way (as in Spring).
         if let Some(subscription) = self.subscriptions.remove(id) {
+            self.leave(&subscription);
+        }
+        Ok(())
+    }
+
+    /// Ends a subscription in routing: out of the topic trie, or out of its queue (whose
+    /// unacknowledged messages go back for other consumers).
+    pub(super) fn leave(&mut self, subscription: &Subscription) {
+        if subscription.ack.is_client() {
+            self.acks.unregister(subscription.tag);
+        }
+        if self.node.destinations.classify(&subscription.destination) == DestinationKind::Topic {
             self.node
                 .topics
                 .unsubscribe(&subscription.destination, &subscription.subscriber);
         }
-        Ok(())
+        if let Some(queue) = &subscription.queue {
+            queue.remove_consumer(&subscription.subscriber);
+        }
     }
+}
+
+/// The ERROR for a SEND refused by a full queue (policy `reject`).
+fn queue_full(destination: &str, bound: Bound, node: &crate::node::Node) -> CloseReason {
+    let limits = &node.config.queues;
+    let what = match bound {
+        Bound::Messages => format!("its maximum of {} messages", limits.max_messages_per_queue),
+        Bound::QueueBytes => format!("its maximum of {} bytes", limits.max_bytes_per_queue),
+        Bound::TotalBytes => format!(
+            "the node's maximum of {} bytes in all queues",
+            limits.max_total_bytes
+        ),
+    };
+    refuse(
+        "queue full",
+        format!("{destination} holds {what}; the message was not accepted"),
+    )
 }
 
 /// The ERROR for a destination kind that cannot be used (yet).
 fn unsupported(kind: DestinationKind, destination: &str) -> CloseReason {
     match kind {
-        DestinationKind::Queue => refuse(
-            "queues not supported",
-            format!("point-to-point queues are not implemented yet: {destination}"),
-        ),
         DestinationKind::User => refuse(
             "user destinations not supported",
             format!("user destinations are not implemented yet: {destination}"),
         ),
-        DestinationKind::Topic | DestinationKind::Unknown => refuse(
+        DestinationKind::Topic | DestinationKind::Queue | DestinationKind::Unknown => refuse(
             "unknown destination",
             format!("{destination} is outside every configured destination prefix"),
         ),

@@ -1,10 +1,12 @@
 //! One task per connection: reads and decodes frames, acts on them, and drains the
 //! session's outbox to the socket in batches. The same code serves WebSocket and TCP.
 
+mod acks;
 pub mod close;
 mod commands;
 pub mod connect;
 mod frames;
+mod transaction;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use tracing::{debug, warn};
 
 use crate::node::Node;
 use crate::outbox::{OutFrame, Outbox};
+use crate::routing::queue::{AckMode, Queue};
 use crate::routing::topic::Subscriber;
 use crate::transport::{CloseKind, FrameIo};
 use close::{CloseReason, ErrorReply};
@@ -45,6 +48,11 @@ pub struct Session {
     heartbeat: Negotiated,
     /// Active subscriptions by subscription id.
     subscriptions: HashMap<String, Subscription>,
+    /// Client-ack subscriptions by the tag in their ack ids.
+    acks: acks::AckIndex,
+    transactions: transaction::Transactions,
+    /// Queues to let deliver once the current frame is answered.
+    pumps: Vec<(Arc<Queue>, Subscriber)>,
     last_read: Instant,
     last_write: Instant,
 }
@@ -53,6 +61,12 @@ pub struct Session {
 struct Subscription {
     destination: String,
     subscriber: Subscriber,
+    ack: AckMode,
+    /// Names the subscription in its ack ids.
+    tag: u64,
+    /// Where its messages wait: the named queue of a queue subscription, or the private
+    /// queue of a client-ack topic subscription; `None` for an auto-ack topic subscription.
+    queue: Option<Arc<Queue>>,
 }
 
 impl Session {
@@ -82,6 +96,9 @@ impl Session {
                 client_sends_every: None,
             },
             subscriptions: HashMap::new(),
+            acks: acks::AckIndex::default(),
+            transactions: transaction::Transactions::default(),
+            pumps: Vec::new(),
             last_read: now,
             last_write: now,
         }
@@ -216,6 +233,10 @@ impl Session {
             Ok(Err(e)) => Err(CloseReason::Io(e)),
             Ok(Ok(())) => {
                 self.last_write = Instant::now();
+                if drained.refused {
+                    // A queue held a message back for lack of room; there is room now.
+                    self.resume_queues();
+                }
                 Ok(())
             }
         }
@@ -223,12 +244,20 @@ impl Session {
 
     /// Leaves routing, says goodbye as the reason requires, and closes the connection.
     async fn finish<T: FrameIo>(&mut self, io: &mut T, reason: CloseReason) {
+        self.transactions.abort_all();
+        self.pumps.clear();
         let subscriptions = std::mem::take(&mut self.subscriptions);
         self.node.topics.unsubscribe_all(
             subscriptions
                 .values()
                 .map(|s| (s.destination.as_str(), s.subscriber.clone())),
         );
+        // Unacknowledged queue messages go back to their queues for other consumers.
+        for subscription in subscriptions.values() {
+            if let Some(queue) = &subscription.queue {
+                queue.remove_consumer(&subscription.subscriber);
+            }
+        }
         let kind = match reason {
             CloseReason::Shutdown => CloseKind::GoingAway,
             _ => CloseKind::Normal,

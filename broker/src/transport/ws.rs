@@ -24,6 +24,9 @@ use crate::outbox::OutFrame;
 /// sub-protocols and the server echoes none, so one of these is echoed when offered.
 const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
+/// How long answering a client's close frame may take.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 pub struct WsIo {
     stream: WebSocketStream<TcpStream>,
@@ -131,7 +134,13 @@ fn to_io(e: WsError) -> io::Error {
 impl FrameIo for WsIo {
     async fn read(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
         match self.stream.next().await {
-            None | Some(Ok(Message::Close(_))) => Ok(false),
+            None => Ok(false),
+            Some(Ok(Message::Close(_))) => {
+                // tungstenite has queued the close reply (RFC 6455 section 5.5.1); send it, or
+                // the client sees the connection dropped instead of a clean close.
+                let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, self.stream.flush()).await;
+                Ok(false)
+            }
             Some(Ok(Message::Text(text))) => {
                 buf.extend_from_slice(text.as_bytes());
                 Ok(true)

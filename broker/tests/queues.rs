@@ -1,0 +1,447 @@
+//! Point-to-point `/queue/` destinations over real sockets: one consumer per message,
+//! round-robin, buffering, bounds, expiry, redelivery on a consumer's death, deletion of
+//! idle queues.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use herald::config::{QueueOverflow, QueueSemantics};
+use herald_protocol::{Command, Frame};
+
+transport_tests!(
+    two_consumers_share_a_queue_without_duplicates_or_loss,
+    a_dead_consumers_unacked_messages_go_to_the_other_consumer,
+    messages_wait_for_the_first_subscriber,
+    queue_messages_carry_the_publishers_headers,
+    message_ids_are_unique_across_topics_and_queues,
+    a_full_queue_drops_its_oldest_messages,
+    a_full_queue_rejects_sends_under_reject,
+    expired_messages_are_not_delivered,
+    empty_queues_are_deleted_after_the_grace_period,
+    broadcast_semantics_gives_every_subscriber_a_copy,
+    a_queue_destination_cannot_be_a_pattern,
+);
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn body(frame: &Frame) -> String {
+    String::from_utf8_lossy(&frame.body).into_owned()
+}
+
+async fn two_consumers_share_a_queue_without_duplicates_or_loss(transport: Transport) {
+    const N: usize = 10_000;
+    let server = TestServer::with_defaults().await;
+    let mut a = server.client(transport).await;
+    a.subscribe("s", "/queue/work").await;
+    let mut b = server.client(transport).await;
+    b.subscribe("s", "/queue/work").await;
+    let mut producer = server.client(transport).await;
+    let numbers: Vec<usize> = (0..N).collect();
+    for chunk in numbers.chunks(500) {
+        let batch = send_batch("/queue/work", chunk.iter().map(usize::to_string));
+        producer.send_bytes(&batch).await;
+    }
+
+    let mut seen = vec![0u32; N];
+    let mut last = [None::<usize>, None];
+    let mut counts = [0usize; 2];
+    while counts[0] + counts[1] < N {
+        let (who, frame) = tokio::select! {
+            frame = a.recv() => (0, frame),
+            frame = b.recv() => (1, frame),
+        };
+        assert_eq!(frame.command, Command::Message, "{}", show(&frame));
+        assert_eq!(frame.headers.get("destination"), Some("/queue/work"));
+        let n: usize = body(&frame).parse().unwrap();
+        seen[n] += 1;
+        // One producer: each consumer sees its share in order.
+        assert!(last[who].is_none_or(|prev| prev < n), "out of order: {n}");
+        last[who] = Some(n);
+        counts[who] += 1;
+    }
+    let duplicated: Vec<usize> = (0..N).filter(|&n| seen[n] != 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "not delivered exactly once: {duplicated:?}"
+    );
+    assert!(
+        counts[0] > 0 && counts[1] > 0,
+        "one consumer got all: {counts:?}"
+    );
+    a.expect_silence(QUIET).await;
+    b.expect_silence(QUIET).await;
+    let depth = server.node.queues.depth("/queue/work").unwrap();
+    assert_eq!((depth.ready, depth.unacked, depth.consumers), (0, 0, 2));
+}
+
+async fn a_dead_consumers_unacked_messages_go_to_the_other_consumer(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let mut a = server.client(transport).await;
+    a.subscribe_with("s", "/queue/jobs", &[("ack", "client-individual")])
+        .await;
+    let mut producer = server.client(transport).await;
+    for n in 0..3 {
+        producer
+            .publish_confirmed("/queue/jobs", &format!("m{n}"))
+            .await;
+    }
+    for n in 0..3 {
+        let message = a.expect_body(&format!("m{n}")).await;
+        assert!(message.headers.contains("ack"), "{}", show(&message));
+        assert_eq!(message.headers.get("redelivered"), None);
+    }
+    let mut b = server.client(transport).await;
+    b.subscribe("s", "/queue/jobs").await;
+    b.expect_silence(QUIET).await;
+
+    drop(a);
+    for n in 0..3 {
+        let message = b.expect_body(&format!("m{n}")).await;
+        assert_eq!(
+            message.headers.get("redelivered"),
+            Some("true"),
+            "{}",
+            show(&message)
+        );
+    }
+    producer.publish_confirmed("/queue/jobs", "m3").await;
+    let fresh = b.expect_body("m3").await;
+    assert_eq!(fresh.headers.get("redelivered"), None);
+    let stats = &server.node.stats.queues;
+    assert_eq!(stats.redelivered.load(Ordering::Relaxed), 3);
+    assert_eq!(stats.requeued.load(Ordering::Relaxed), 3);
+}
+
+async fn messages_wait_for_the_first_subscriber(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let mut producer = server.client(transport).await;
+    for n in 0..3 {
+        producer
+            .publish_confirmed("/queue/later", &format!("m{n}"))
+            .await;
+    }
+    assert_eq!(server.node.queues.depth("/queue/later").unwrap().ready, 3);
+    assert_eq!(server.node.stats.queues.depth.load(Ordering::Relaxed), 3);
+    let mut consumer = server.client(transport).await;
+    // The RECEIPT of the SUBSCRIBE comes first, then the backlog.
+    consumer.subscribe("s", "/queue/later").await;
+    for n in 0..3 {
+        consumer
+            .expect_message("s", "/queue/later", &format!("m{n}"))
+            .await;
+    }
+    consumer.expect_silence(QUIET).await;
+    assert_eq!(server.node.stats.queues.depth.load(Ordering::Relaxed), 0);
+}
+
+/// One producer's 100,000 messages wait for a subscriber and reach it in order, through the
+/// bounded outbox (the queue hands over only what the connection can take).
+#[tokio::test]
+async fn a_backlog_of_100000_drains_in_order_to_a_late_subscriber() {
+    const N: usize = 100_000;
+    let mut config = config();
+    config.queues.max_messages_per_queue = 200_000;
+    let server = TestServer::start(config).await;
+    let mut producer = server.client(Transport::Tcp).await;
+    let numbers: Vec<usize> = (0..N - 1).collect();
+    for chunk in numbers.chunks(2000) {
+        let batch = send_batch("/queue/backlog", chunk.iter().map(usize::to_string));
+        producer.send_bytes(&batch).await;
+    }
+    producer
+        .publish_confirmed("/queue/backlog", &(N - 1).to_string())
+        .await;
+    assert_eq!(server.node.queues.depth("/queue/backlog").unwrap().ready, N);
+
+    let mut consumer = server.client(Transport::Tcp).await;
+    consumer.subscribe("s", "/queue/backlog").await;
+    for n in 0..N {
+        let frame = consumer.expect(Command::Message).await;
+        assert_eq!(body(&frame), n.to_string(), "{}", show(&frame));
+    }
+    consumer.expect_silence(QUIET).await;
+    assert_eq!(server.node.queues.depth("/queue/backlog").unwrap().ready, 0);
+    assert_eq!(server.node.stats.closes("slow_consumer"), 0);
+}
+
+async fn queue_messages_carry_the_publishers_headers(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let mut consumer = server.client(transport).await;
+    consumer.subscribe("q-1", "/queue/h").await;
+    let mut producer = server.client(transport).await;
+    let send = send_frame("/queue/h", "{}")
+        .header("content-type", "application/json")
+        .header("x-odd", "a:b\\c")
+        .header("redelivered", "forged")
+        .header("message-id", "forged");
+    producer.send_with_receipt(send).await;
+    let message = consumer.expect_message("q-1", "/queue/h", "{}").await;
+    assert_eq!(
+        message.headers.get("content-type"),
+        Some("application/json")
+    );
+    assert_eq!(message.headers.get("x-odd"), Some("a:b\\c"));
+    assert_eq!(message.headers.get("redelivered"), None, "broker-owned");
+    assert_ne!(message.headers.get("message-id"), Some("forged"));
+    assert_eq!(message.headers.get("receipt"), None);
+    assert_eq!(message.headers.get("ack"), None, "auto mode");
+}
+
+async fn message_ids_are_unique_across_topics_and_queues(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let mut consumer = server.client(transport).await;
+    consumer.subscribe("t", "/topic/ids").await;
+    consumer.subscribe("q", "/queue/ids").await;
+    let mut producer = server.client(transport).await;
+    let mut ids = HashSet::new();
+    for n in 0..5 {
+        producer.publish("/topic/ids", &n.to_string()).await;
+        producer.publish("/queue/ids", &n.to_string()).await;
+    }
+    for _ in 0..10 {
+        let message = consumer.expect(Command::Message).await;
+        let id = message.headers.get("message-id").unwrap().to_owned();
+        assert!(id.starts_with(&format!("{}-", server.node.id)), "{id}");
+        assert!(ids.insert(id), "duplicate message-id: {}", show(&message));
+    }
+}
+
+async fn a_full_queue_drops_its_oldest_messages(transport: Transport) {
+    let mut config = config();
+    config.queues.max_messages_per_queue = 3;
+    let server = TestServer::start(config).await;
+    let mut producer = server.client(transport).await;
+    for n in 0..5 {
+        producer
+            .publish_confirmed("/queue/bounded", &format!("m{n}"))
+            .await;
+    }
+    assert_eq!(server.node.queues.depth("/queue/bounded").unwrap().ready, 3);
+    let mut consumer = server.client(transport).await;
+    consumer.subscribe("s", "/queue/bounded").await;
+    for n in 2..5 {
+        consumer.expect_body(&format!("m{n}")).await;
+    }
+    consumer.expect_silence(QUIET).await;
+    let stats = &server.node.stats.queues;
+    assert_eq!(stats.overflow_dropped.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.rejected_sends.load(Ordering::Relaxed), 0);
+}
+
+async fn a_full_queue_rejects_sends_under_reject(transport: Transport) {
+    let mut config = config();
+    config.queues.max_messages_per_queue = 2;
+    config.queues.overflow = QueueOverflow::Reject;
+    let server = TestServer::start(config).await;
+    let mut producer = server.client(transport).await;
+    for n in 0..2 {
+        producer
+            .publish_confirmed("/queue/strict", &format!("m{n}"))
+            .await;
+    }
+    producer
+        .send(&send_frame("/queue/strict", "m2").header("receipt", "r-full"))
+        .await;
+    let error = producer.expect_error_then_close("queue full").await;
+    assert_eq!(error.headers.get("receipt-id"), Some("r-full"));
+    assert!(body(&error).contains("/queue/strict"), "{}", show(&error));
+    let mut consumer = server.client(transport).await;
+    consumer.subscribe("s", "/queue/strict").await;
+    consumer.expect_body("m0").await;
+    consumer.expect_body("m1").await;
+    consumer.expect_silence(QUIET).await;
+    let stats = &server.node.stats.queues;
+    assert_eq!(stats.rejected_sends.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.overflow_dropped.load(Ordering::Relaxed), 0);
+}
+
+async fn expired_messages_are_not_delivered(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let mut producer = server.client(transport).await;
+    let expiring =
+        |body: &str, at: u64| send_frame("/queue/exp", body).header("expires", &at.to_string());
+    producer
+        .send_with_receipt(expiring("stale", epoch_ms() - 1000))
+        .await;
+    producer
+        .send_with_receipt(expiring("brief", epoch_ms() + 100))
+        .await;
+    producer
+        .send_with_receipt(expiring("fresh", epoch_ms() + 600_000))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut consumer = server.client(transport).await;
+    consumer.subscribe("s", "/queue/exp").await;
+    let message = consumer.expect_body("fresh").await;
+    assert!(message.headers.contains("expires"), "{}", show(&message));
+    consumer.expect_silence(QUIET).await;
+
+    // A topic message already expired on arrival reaches nobody either.
+    consumer.subscribe("t", "/topic/exp").await;
+    producer
+        .send_with_receipt(send_frame("/topic/exp", "stale").header("expires", "1"))
+        .await;
+    producer.publish_confirmed("/topic/exp", "live").await;
+    consumer.expect_body("live").await;
+    assert_eq!(
+        server.node.stats.messages_expired.load(Ordering::Relaxed),
+        3
+    );
+}
+
+async fn empty_queues_are_deleted_after_the_grace_period(transport: Transport) {
+    let mut config = config();
+    config.queues.empty_queue_grace_ms = 100;
+    let server = TestServer::start(config).await;
+    let queues = &server.node.queues;
+    let mut client = server.client(transport).await;
+    // As a per-session user queue would be.
+    let name = format!("/queue/updates-user{}", server.node.id);
+    client.subscribe("s", &name).await;
+    let mut producer = server.client(transport).await;
+    producer.publish_confirmed("/queue/kept", "waiting").await;
+    assert_eq!(queues.len(), 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        queues.len(),
+        2,
+        "a subscribed queue and a non-empty one stay"
+    );
+
+    client.unsubscribe("s").await;
+    eventually("the idle queue to be deleted", TIMEOUT, || {
+        queues.depth(&name).is_none()
+    })
+    .await;
+    assert_eq!(queues.len(), 1);
+    assert!(queues.depth("/queue/kept").is_some());
+    assert_eq!(server.node.stats.queues.queues.load(Ordering::Relaxed), 1);
+
+    // Draining the other one makes it idle too; a later SEND creates it again.
+    client.subscribe("k", "/queue/kept").await;
+    client.expect_body("waiting").await;
+    client.send(&Frame::new(Command::Disconnect)).await;
+    client.expect_clean_close().await;
+    eventually("every queue to be deleted", TIMEOUT, || queues.is_empty()).await;
+    producer.publish_confirmed("/queue/kept", "again").await;
+    assert_eq!(queues.depth("/queue/kept").unwrap().ready, 1);
+}
+
+async fn broadcast_semantics_gives_every_subscriber_a_copy(transport: Transport) {
+    let mut config = config();
+    config.destinations.queue_semantics = QueueSemantics::Broadcast;
+    let server = TestServer::start(config).await;
+    let mut a = server.client(transport).await;
+    a.subscribe("s", "/queue/all").await;
+    let mut b = server.client(transport).await;
+    b.subscribe("s", "/queue/all").await;
+    let mut producer = server.client(transport).await;
+    producer.publish_confirmed("/queue/all", "hello").await;
+    a.expect_message("s", "/queue/all", "hello").await;
+    b.expect_message("s", "/queue/all", "hello").await;
+    assert!(server.node.queues.is_empty(), "no point-to-point queue");
+}
+
+async fn a_queue_destination_cannot_be_a_pattern(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let mut client = server.client(transport).await;
+    client.send(&subscribe_frame("s", "/queue/jobs.*")).await;
+    client.expect_error_then_close("invalid destination").await;
+    let mut client = server.client(transport).await;
+    client.publish("/queue/jobs/**", "x").await;
+    client.expect_error_then_close("invalid destination").await;
+}
+
+/// A throughput figure, not a check (ignored by default): one producer, four
+/// client-individual consumers acknowledging every message, over TCP loopback.
+///
+/// `cargo test --release -p herald --test queues throughput -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn throughput_one_producer_four_client_individual_consumers() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use bytes::BytesMut;
+    use herald_protocol::{Version, encode};
+
+    const N: usize = 400_000;
+    const CONSUMERS: usize = 4;
+    let mut config = config();
+    config.queues.max_messages_per_queue = N + 1;
+    config.queues.max_bytes_per_queue = 1 << 30;
+    config.queues.max_total_bytes = 1 << 30;
+    let server = TestServer::start(config).await;
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        let mut client = server.client(Transport::Tcp).await;
+        let headers = [("ack", "client-individual"), ("prefetch-count", "1000")];
+        client.subscribe_with("s", "/queue/bench", &headers).await;
+        let received = Arc::clone(&received);
+        consumers.push(tokio::spawn(async move {
+            let mut acks = BytesMut::new();
+            let mut mine = 0;
+            loop {
+                // Acknowledge what has arrived as soon as the connection goes quiet.
+                let wait = if acks.is_empty() { 50 } else { 0 };
+                let event =
+                    tokio::time::timeout(Duration::from_millis(wait), client.next_event()).await;
+                match event {
+                    Ok(Some(Event::Frame(frame, _))) => {
+                        let ack = settle_frame(Command::Ack, &frame);
+                        encode(&ack, Version::V1_2, &mut acks);
+                        mine += 1;
+                        received.fetch_add(1, Ordering::Relaxed);
+                        if acks.len() < 64 * 1024 {
+                            continue;
+                        }
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) => panic!("consumer connection closed"),
+                    Err(_) => {}
+                }
+                if !acks.is_empty() {
+                    client.send_bytes(&acks).await;
+                    acks.clear();
+                } else if received.load(Ordering::Relaxed) >= N {
+                    return mine;
+                }
+            }
+        }));
+    }
+    let mut producer = server.client(Transport::Tcp).await;
+    let body = "x".repeat(100);
+    let started = std::time::Instant::now();
+    for _ in 0..N / 1000 {
+        let batch = send_batch("/queue/bench", (0..1000).map(|_| body.clone()));
+        producer.send_bytes(&batch).await;
+    }
+    let mut shares = Vec::new();
+    for consumer in consumers {
+        shares.push(consumer.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    eventually("every ACK to be applied", TIMEOUT, || {
+        server.node.queues.depth("/queue/bench").unwrap().unacked == 0
+    })
+    .await;
+    let depth = server.node.queues.depth("/queue/bench").unwrap();
+    assert_eq!(shares.iter().sum::<usize>(), N);
+    assert_eq!((depth.ready, depth.unacked), (0, 0));
+    println!(
+        "{N} messages of 100 bytes, 1 producer, {CONSUMERS} client-individual consumers \
+         (prefetch 1000): {:.2} s, {:.0} messages/s; shares {shares:?}",
+        elapsed.as_secs_f64(),
+        N as f64 / elapsed.as_secs_f64()
+    );
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Runs the STOMP conformance suite against a fresh Herald on loopback, over WebSocket and TCP.
+#
+#   scripts/conformance.sh [extra herald-conformance flags, e.g. --only heartbeat]
+#
+# Builds herald and herald-conformance, starts herald on free ports with a small configuration
+# (small frame limit, 1-second heart-beats, short CONNECT timeout, so the limit and timeout
+# cases run fast), runs the suite with --profile herald and exits with its status. The broker
+# is stopped on exit; its log is printed when the suite fails.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+cargo build -p herald -p herald-conformance --locked
+
+work="$(mktemp -d)"
+broker_pid=""
+cleanup() {
+  if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
+    kill "$broker_pid" 2>/dev/null || true
+    wait "$broker_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The suite is told these values below; everything else stays at Herald's defaults.
+max_frame_bytes=131072
+max_subscriptions=64
+max_connections_per_address=40
+connect_timeout_ms=2000
+cat >"$work/herald.toml" <<TOML
+[stomp]
+heartbeat_send_ms = 1000
+heartbeat_receive_ms = 1000
+heartbeat_floor_ms = 500
+connect_timeout_ms = $connect_timeout_ms
+
+[limits]
+max_frame_bytes = $max_frame_bytes
+max_subscriptions_per_session = $max_subscriptions
+max_connections_per_address = $max_connections_per_address
+
+[log]
+level = "info"
+format = "text"
+TOML
+
+log="$work/herald.log"
+# No colours, so the log lines can be matched.
+NO_COLOR=1 env -u RUST_LOG "$CARGO_TARGET_DIR/debug/herald" --config "$work/herald.toml" \
+  --ws-bind 127.0.0.1:0 --tcp-bind 127.0.0.1:0 >"$log" 2>&1 &
+broker_pid=$!
+
+addr_of() {
+  # The address from `listening transport="<t>" addr=<ip:port>`.
+  sed -n "s/.*listening.*transport=\"\{0,1\}$1\"\{0,1\} .*addr=\([0-9.:]*\).*/\1/p" "$log" | head -n 1
+}
+
+ws_addr=""
+tcp_addr=""
+for _ in $(seq 1 100); do
+  ws_addr="$(addr_of websocket)"
+  tcp_addr="$(addr_of tcp)"
+  [[ -n "$ws_addr" && -n "$tcp_addr" ]] && break
+  if ! kill -0 "$broker_pid" 2>/dev/null; then
+    break
+  fi
+  sleep 0.1
+done
+if [[ -z "$ws_addr" || -z "$tcp_addr" ]]; then
+  echo "conformance: herald did not report both listeners within 10 s; its log:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+echo "conformance: herald listening on ws://$ws_addr/ws and tcp://$tcp_addr"
+
+status=0
+"$CARGO_TARGET_DIR/debug/herald-conformance" \
+  --profile herald \
+  --url "ws://$ws_addr/ws" \
+  --url "tcp://$tcp_addr" \
+  --max-frame-bytes "$max_frame_bytes" \
+  --max-subscriptions "$max_subscriptions" \
+  --max-connections-per-address "$max_connections_per_address" \
+  --connect-timeout-ms "$connect_timeout_ms" \
+  "$@" || status=$?
+
+if [[ $status -ne 0 ]]; then
+  echo "conformance: the suite failed (exit $status); herald's log:" >&2
+  cat "$log" >&2
+fi
+exit "$status"
