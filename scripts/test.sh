@@ -28,3 +28,6 @@ cargo test --workspace --locked
 
 step "real clients: @stomp/stompjs over WebSocket, stomp.py over TCP"
 scripts/client-tests.sh
+
+step "conformance suite against herald over WebSocket and TCP"
+scripts/conformance.sh

@@ -54,6 +54,9 @@ pub struct Outbox {
     state: Mutex<State>,
     /// Stores one permit, so any number of pushes between two drains wake the session once.
     ready: Notify,
+    /// Fired once when the queue overflows under policy `close`, so a session blocked in a
+    /// write to a client that stopped reading learns it must close.
+    overflow: Notify,
     max_bytes: usize,
     policy: OverflowPolicy,
     dropped: AtomicU64,
@@ -104,6 +107,7 @@ impl Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
+            overflow: Notify::new(),
             max_bytes,
             policy,
             dropped: AtomicU64::new(0),
@@ -129,6 +133,7 @@ impl Outbox {
                         state.overflowed = true;
                         drop(state);
                         self.ready.notify_one();
+                        self.overflow.notify_one();
                         return Pushed::Overflowed;
                     }
                     OverflowPolicy::DropOldest => {
@@ -199,6 +204,11 @@ impl Outbox {
     /// Waits until something was pushed since the last wake-up.
     pub async fn ready(&self) {
         self.ready.notified().await
+    }
+
+    /// Waits until the queue has overflowed under policy `close`.
+    pub async fn overflowed(&self) {
+        self.overflow.notified().await
     }
 
     /// Refuses further pushes; called when the session ends.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use herald_protocol::{Command, Frame, Version, encode_to_bytes};
 use parking_lot::Mutex;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
@@ -125,8 +125,23 @@ async fn sweep_queues(node: Arc<Node>) {
     }
 }
 
+/// Pending connections the kernel may queue per listener (capped by `net.core.somaxconn`).
+/// tokio's default of 128 overflows when thousands of clients connect at once, and each
+/// overflow costs the client a one-second SYN retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(transport: &'static str, addr: SocketAddr) -> io::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.map_err(|e| {
+    let listen = || -> io::Result<TcpListener> {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // A restarted node can bind again while old connections sit in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    let listener = listen().map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("cannot bind {transport} listener on {addr}: {e}"),
@@ -168,7 +183,7 @@ async fn accept_loop(
                 .connections_refused
                 .fetch_add(1, Ordering::Relaxed);
             warn!(%peer, "connection limit reached; refusing connection");
-            sessions.spawn(refuse(stream, transport));
+            sessions.spawn(refuse(stream, transport, Arc::clone(&node)));
             continue;
         };
         node.stats
@@ -209,24 +224,38 @@ async fn serve_connection(
     }
 }
 
-/// Tells a refused TCP client why (WebSocket clients just see the connection close).
-async fn refuse(stream: TcpStream, transport: Transport) {
-    if let Transport::Tcp = transport {
-        // Like every ERROR: a short message and a body with the detail.
-        let frame = Frame::new(Command::Error)
-            .header("message", "too many connections")
-            .header("content-type", "text/plain")
-            .body("the connection limit of this node or of this client address is reached");
-        let bytes = encode_to_bytes(&frame, Version::V1_2);
-        // Closed like a session: dropping the socket with the client's CONNECT unread would
-        // reset the connection and could destroy the ERROR.
-        let mut io = TcpIo::new(stream);
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            io.feed(OutFrame { bytes, text: true }).await?;
-            io.close(CloseKind::Normal, Duration::from_secs(1)).await
-        })
-        .await;
-    }
+/// Tells a refused client why, with an ERROR frame: over TCP straight away, over WebSocket
+/// after the upgrade (a browser cannot see an HTTP refusal's reason).
+async fn refuse(stream: TcpStream, transport: Transport, node: Arc<Node>) {
+    // Like every ERROR: a short message and a body with the detail.
+    let frame = Frame::new(Command::Error)
+        .header("message", "too many connections")
+        .header("content-type", "text/plain")
+        .body("the connection limit of this node or of this client address is reached");
+    let error = OutFrame {
+        bytes: encode_to_bytes(&frame, Version::V1_2),
+        text: true,
+    };
+    let bound = Duration::from_secs(2);
+    let _ = tokio::time::timeout(bound, async {
+        match transport {
+            Transport::Tcp => say_and_close(TcpIo::new(stream), error).await,
+            Transport::WebSocket => {
+                let io = ws::upgrade(stream, &node.config.websocket, bound)
+                    .await
+                    .map_err(io::Error::other)?;
+                say_and_close(io, error).await
+            }
+        }
+    })
+    .await;
+}
+
+/// Writes one frame and closes like a session does: dropping the socket with the client's
+/// CONNECT unread would reset the connection and could destroy the frame.
+async fn say_and_close(mut io: impl FrameIo, frame: OutFrame) -> io::Result<()> {
+    io.feed(frame).await?;
+    io.close(CloseKind::Normal, Duration::from_secs(1)).await
 }
 
 /// Connection limits per node and per client address.

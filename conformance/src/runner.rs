@@ -48,9 +48,6 @@ pub enum Need {
 
 /// Features Herald does not have yet, and the issue that brings each.
 const HERALD_MISSING: &[(Need, &str)] = &[
-    (Need::Queues, "queues, acks, transactions"),
-    (Need::Acks, "queues, acks, transactions"),
-    (Need::Transactions, "queues, acks, transactions"),
     (Need::UserDestinations, "user destinations"),
     (Need::Authentication, "user destinations"),
     (Need::Cluster, "cluster over NATS"),
@@ -58,12 +55,7 @@ const HERALD_MISSING: &[(Need, &str)] = &[
 
 /// Herald deviations from SEMANTICS.md that the project has yet to decide on: under
 /// `--profile herald` these runs are skipped with the reason (never passed). Keyed by run name.
-const HERALD_KNOWN_ISSUES: &[(&str, &str)] = &[(
-    "limits.connections_per_address [ws]",
-    "known issue: over the connection limit Herald closes a WebSocket connection before the \
-     upgrade (no HTTP answer, no ERROR frame; server.rs `refuse`), while SEMANTICS.md §1 asks \
-     for ERROR then close; to decide: upgrade and send ERROR, or answer HTTP 503",
-)];
+const HERALD_KNOWN_ISSUES: &[(&str, &str)] = &[];
 
 /// One conformance case.
 #[derive(Debug, Clone)]

@@ -34,9 +34,9 @@ impl Default for WebSocketConfig {
             bind: any_v4(15674),
             paths: vec!["/ws".to_owned()],
             allowed_origins: Vec::new(),
-            // tungstenite's default is 128 KiB allocated per connection; 4 KiB keeps idle
-            // connections small (see ARCHITECTURE.md, per-connection memory).
-            read_buffer_bytes: 4 * KIB,
+            // tungstenite's default is 128 KiB allocated per connection for its whole life;
+            // 2 KiB keeps an idle subscribed connection under 8 KB (docs/performance.md).
+            read_buffer_bytes: 2 * KIB,
             max_write_buffer_bytes: MIB,
             // One maximal STOMP frame plus room for its command and headers.
             max_message_bytes: 4 * MIB + 64 * KIB,

@@ -31,7 +31,10 @@ fn required<'a>(frame: &'a Frame, header: &str) -> Result<&'a str, CloseReason> 
 impl Session {
     /// Acts on one frame; then answers its `receipt`, or puts it on the ERROR if it failed.
     pub(super) fn handle(&mut self, frame: Frame) -> Handled {
+        // CONNECT takes no receipt (STOMP 1.2): CONNECTED is its answer. An ERROR refusing
+        // it still names the receipt, which helps clients that sent one anyway.
         let receipt = frame.headers.get("receipt").map(str::to_owned);
+        let answers_receipt = !matches!(frame.command, Command::Connect | Command::Stomp);
         let result = match (self.version, frame.command) {
             (None, Command::Connect | Command::Stomp) => self.on_connect(&frame),
             (None, _) => Err(refuse(
@@ -61,7 +64,9 @@ impl Session {
         };
         match result {
             Ok(()) => {
-                if let (Some(receipt), Some(version)) = (receipt, self.version) {
+                if let (Some(receipt), Some(version), true) =
+                    (receipt, self.version, answers_receipt)
+                {
                     self.outbox.push_control(frames::receipt(&receipt, version));
                 }
                 // Queues touched by the frame deliver only now, so that a SUBSCRIBE's or

@@ -23,7 +23,7 @@ use crate::node::Node;
 use crate::outbox::{OutFrame, Outbox};
 use crate::routing::queue::{AckMode, Queue};
 use crate::routing::topic::Subscriber;
-use crate::transport::{CloseKind, FrameIo};
+use crate::transport::{CloseKind, FrameIo, InputTooLarge};
 use close::{CloseReason, ErrorReply};
 
 /// How long a closing connection waits for the peer to close its side.
@@ -107,7 +107,8 @@ impl Session {
     /// Serves the connection until it ends, then cleans up.
     pub async fn run<T: FrameIo>(mut self, mut io: T) {
         let reason = self.serve(&mut io).await;
-        self.finish(&mut io, reason).await;
+        // Boxed: it runs once, and inline its state would enlarge every idle session's task.
+        Box::pin(self.finish(&mut io, reason)).await;
     }
 
     async fn serve<T: FrameIo>(&mut self, io: &mut T) -> CloseReason {
@@ -127,7 +128,7 @@ impl Session {
                     match read {
                         Ok(true) => {}
                         Ok(false) => return CloseReason::PeerClosed,
-                        Err(e) => return CloseReason::Io(e),
+                        Err(e) => return self.read_error(e),
                     }
                     // Any inbound byte, or a WebSocket ping, counts as life.
                     self.last_read = Instant::now();
@@ -200,6 +201,18 @@ impl Session {
         }
     }
 
+    /// A failed read: a size limit of the transport is a protocol error (ERROR, then close);
+    /// anything else means the connection is gone.
+    fn read_error(&self, error: std::io::Error) -> CloseReason {
+        match InputTooLarge::find(&error) {
+            Some(too_large) => {
+                warn!(session = %self.id, peer = %self.peer, error = %too_large, "limit exceeded");
+                CloseReason::Protocol(ErrorReply::new("message too large", too_large.to_string()))
+            }
+            None => CloseReason::Io(error),
+        }
+    }
+
     fn parse_error(&self, error: ParseError) -> CloseReason {
         let limit = matches!(
             error,
@@ -228,7 +241,15 @@ impl Session {
             return Ok(());
         }
         let stall = ms(self.node.config.outbox.max_stall_ms);
-        match timeout(stall, write_all(io, drained.frames)).await {
+        let outbox = Arc::clone(&self.outbox);
+        // A client that stops reading blocks this write while routing keeps filling the
+        // outbox: its overflow ends the write (transports resume cleanly after a cancelled
+        // write, so the ERROR that follows is still a whole frame).
+        let written = tokio::select! {
+            written = timeout(stall, write_all(io, drained.frames)) => written,
+            () = outbox.overflowed() => return Err(CloseReason::SlowConsumer),
+        };
+        match written {
             Err(_) => Err(CloseReason::WriteStalled),
             Ok(Err(e)) => Err(CloseReason::Io(e)),
             Ok(Ok(())) => {

@@ -21,6 +21,20 @@ pub enum CloseKind {
     GoingAway,
 }
 
+/// A transport-level unit of input (a WebSocket message) passed its size limit. Returned by
+/// [`FrameIo::read`] inside an `io::Error`, so the session can answer with an ERROR frame
+/// instead of treating it as a broken connection.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputTooLarge(pub String);
+
+impl InputTooLarge {
+    /// The limit message, if `error` is this error.
+    pub fn find(error: &io::Error) -> Option<&InputTooLarge> {
+        error.get_ref().and_then(|inner| inner.downcast_ref())
+    }
+}
+
 /// One connection's byte stream as the session sees it.
 pub trait FrameIo: Send {
     /// Waits for input and appends any STOMP bytes to `buf`. `Ok(false)` is the end of the

@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -51,12 +51,18 @@ impl FrameIo for TcpIo {
         Ok(())
     }
 
+    /// Cancel-safe: bytes leave `pending` only once written, so a flush interrupted (a slow
+    /// consumer being closed) resumes where it stopped and the stream stays framed.
     async fn flush(&mut self) -> io::Result<()> {
-        if !self.pending.is_empty() {
-            self.stream.write_all(&self.pending).await?;
-            // Let go of a large batch's buffer rather than keep it per idle connection.
-            self.pending = BytesMut::new();
+        while !self.pending.is_empty() {
+            let written = self.stream.write(&self.pending).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.pending.advance(written);
         }
+        // Let go of a large batch's buffer rather than keep it per idle connection.
+        self.pending = BytesMut::new();
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::{CloseKind, FrameIo};
+use super::{CloseKind, FrameIo, InputTooLarge};
 use crate::config::{OutboundMessageType, WebSocketConfig as WsSettings};
 use crate::outbox::OutFrame;
 
@@ -151,6 +151,10 @@ impl FrameIo for WsIo {
             }
             // Pings are answered by tungstenite itself; like pongs they only show life.
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(true),
+            Some(Err(WsError::Capacity(e))) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                InputTooLarge(format!("websocket message too large: {e}")),
+            )),
             Some(Err(e)) => Err(to_io(e)),
         }
     }

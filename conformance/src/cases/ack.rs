@@ -1,6 +1,5 @@
 //! Acknowledgement modes `client` and `client-individual`, NACK, prefetch (spec "SUBSCRIBE
-//! ack Header", "ACK", "NACK"; peers §6.1 #26–#29; SEMANTICS §3). Skipped under
-//! `--profile herald` until Herald has them.
+//! ack Header", "ACK", "NACK"; peers §6.1 #26–#29; SEMANTICS §3).
 
 use super::{PASS, bodies, drain, leave};
 use crate::ctx::Ctx;

@@ -1,5 +1,4 @@
-//! Point-to-point `/queue/` destinations (SEMANTICS §2, §3; peers §2.1). Herald answers
-//! `queues not supported` today: under `--profile herald` these cases are skipped.
+//! Point-to-point `/queue/` destinations (SEMANTICS §2, §3; peers §2.1).
 
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};

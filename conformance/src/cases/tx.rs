@@ -1,5 +1,4 @@
-//! Transactions (spec "BEGIN", "COMMIT", "ABORT"; peers §6.1 #30–#32; SEMANTICS §3). Skipped
-//! under `--profile herald` until Herald has them.
+//! Transactions (spec "BEGIN", "COMMIT", "ABORT"; peers §6.1 #30–#32; SEMANTICS §3).
 
 use super::{PASS, bodies, connected_error, drain, leave, send_expect_error};
 use crate::ctx::Ctx;
