@@ -87,6 +87,8 @@ pub enum Scenario {
     Conns(ConnsArgs),
     /// S subscribers, one publisher: deliveries/s, end-to-end latency, lost messages.
     Fanout(FanoutArgs),
+    /// P producers, C consumers on one queue: messages/s, latency, duplicates, lost.
+    Queue(QueueArgs),
     /// Internal: one child process holding a share of the connections.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -137,6 +139,62 @@ pub struct FanoutArgs {
     /// SEND frames written per flush when publishing.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub batch: u64,
+}
+
+/// SUBSCRIBE `ack` mode of the queue consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AckMode {
+    Auto,
+    Client,
+    ClientIndividual,
+}
+
+impl AckMode {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckMode::Auto => "auto",
+            AckMode::Client => "client",
+            AckMode::ClientIndividual => "client-individual",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct QueueArgs {
+    /// Producer connections; the messages are split among them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub producers: u64,
+    /// Consumer connections, each with one subscription to the queue.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub consumers: u64,
+    /// Messages sent in total (over all producers).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub messages: u64,
+    /// Body size in bytes; the first 16 carry the send timestamp, the next 16 the sequence number.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(32..=4_000_000))]
+    pub size: u64,
+    /// Queue destination producers send to and consumers subscribe to.
+    #[arg(long, default_value = "/queue/load")]
+    pub destination: String,
+    /// SUBSCRIBE ack mode.
+    #[arg(long, value_enum, default_value_t = AckMode::ClientIndividual)]
+    pub ack: AckMode,
+    /// SUBSCRIBE `prefetch-count` (0 = header not sent).
+    #[arg(long, default_value_t = 100)]
+    pub prefetch: u64,
+    /// In `client` mode, ACK (cumulatively) every N messages; 0 = half the prefetch, at least 1.
+    #[arg(long, default_value_t = 0)]
+    pub ack_every: u64,
+    /// Messages per second over all producers; 0 = as fast as possible, in batches.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// SEND frames written per flush by each producer.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub batch: u64,
+    /// Seconds to wait after the last send for messages still in flight.
+    #[arg(long, default_value_t = 10)]
+    pub drain: u64,
 }
 
 /// One worker's share: its connections subscribe, then count what arrives.
@@ -273,6 +331,31 @@ mod tests {
     fn fanout_refuses_bodies_too_small_for_the_timestamp() {
         let err = Cli::try_parse_from(["herald-load", "fanout", "--size", "8"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn queue_flags_parse_with_defaults() {
+        let cli = Cli::try_parse_from([
+            "herald-load",
+            "queue",
+            "--consumers",
+            "3",
+            "--ack",
+            "client",
+            "--url",
+            "tcp://127.0.0.1:61613",
+        ])
+        .unwrap();
+        let Scenario::Queue(queue) = cli.scenario else {
+            panic!("expected queue")
+        };
+        assert_eq!(queue.consumers, 3);
+        assert_eq!(queue.producers, 1);
+        assert_eq!(queue.ack, AckMode::Client);
+        assert_eq!(queue.prefetch, 100);
+        assert_eq!(queue.destination, "/queue/load");
+        assert!(Cli::try_parse_from(["herald-load", "queue", "--size", "20"]).is_err());
+        assert!(Cli::try_parse_from(["herald-load", "queue", "--ack", "none"]).is_err());
     }
 
     #[test]

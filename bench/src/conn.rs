@@ -98,11 +98,26 @@ impl Conn {
 
     /// SUBSCRIBE with a receipt, returning once the RECEIPT has arrived.
     pub async fn subscribe(&mut self, destination: &str, id: &str) -> Result<(), String> {
-        let frame = Frame::new(Command::Subscribe)
+        self.subscribe_with(destination, id, "auto", None).await
+    }
+
+    /// SUBSCRIBE with an ack mode and, if given, a `prefetch-count` header (the name both
+    /// Herald and RabbitMQ read), returning once the RECEIPT has arrived.
+    pub async fn subscribe_with(
+        &mut self,
+        destination: &str,
+        id: &str,
+        ack: &str,
+        prefetch: Option<u64>,
+    ) -> Result<(), String> {
+        let mut frame = Frame::new(Command::Subscribe)
             .header("id", id)
             .header("destination", destination)
-            .header("ack", "auto")
-            .header("receipt", "sub");
+            .header("ack", ack);
+        if let Some(prefetch) = prefetch {
+            frame = frame.header("prefetch-count", &prefetch.to_string());
+        }
+        let frame = frame.header("receipt", "sub");
         self.send(encode_to_bytes(&frame, Version::V1_2))
             .await
             .map_err(|e| format!("sending SUBSCRIBE: {e}"))?;
@@ -138,11 +153,8 @@ impl Conn {
     /// everything read so far stays in the connection.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, String> {
         loop {
-            match self.decoder.decode(&mut self.buf) {
-                Ok(Some(Decoded::Frame(frame))) => return Ok(Some(frame)),
-                Ok(Some(Decoded::HeartBeat)) => continue,
-                Ok(None) => {}
-                Err(e) => return Err(format!("bad frame from broker: {e}")),
+            if let Some(frame) = self.buffered_frame()? {
+                return Ok(Some(frame));
             }
             if !self.read_more().await? {
                 return Ok(None);
@@ -150,8 +162,20 @@ impl Conn {
         }
     }
 
-    /// Appends what the socket has to the buffer; `false` at end of stream.
-    async fn read_more(&mut self) -> Result<bool, String> {
+    /// The next frame already in the buffer, without reading; heart-beats are skipped.
+    pub fn buffered_frame(&mut self) -> Result<Option<Frame>, String> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(Decoded::Frame(frame))) => return Ok(Some(frame)),
+                Ok(Some(Decoded::HeartBeat)) => continue,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(format!("bad frame from broker: {e}")),
+            }
+        }
+    }
+
+    /// Appends what the socket has to the buffer; `false` at end of stream. Cancel-safe.
+    pub async fn read_more(&mut self) -> Result<bool, String> {
         match &mut self.io {
             Io::Tcp { stream, .. } => {
                 if self.buf.capacity() - self.buf.len() < READ_BUFFER / 4 {

@@ -3,6 +3,8 @@
 //! Scenarios (see `docs/load-tool.md`):
 //! - `conns`: N connections CONNECT and SUBSCRIBE; connect rate, broker memory per connection.
 //! - `fanout`: S subscribers, one publisher; deliveries/s, end-to-end latency, losses.
+//! - `queue`: P producers, C consumers on one queue with acks; messages/s, latency,
+//!   duplicates, losses (one process: no workers).
 //!
 //! Connections live in worker processes (this executable re-run with the hidden `worker`
 //! subcommand), each under the per-process file limit; workers report one line each on stdout.
@@ -15,6 +17,7 @@ mod fanout;
 mod hist;
 mod pool;
 mod procfs;
+mod queue;
 mod report;
 mod stamp;
 mod target;
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         match &cli.scenario {
             Scenario::Conns(args) => conns::run(&cli.common, args, &mut report).await,
             Scenario::Fanout(args) => fanout::run(&cli.common, args, &mut report).await,
+            Scenario::Queue(args) => queue::run(&cli.common, args, &mut report).await,
             Scenario::Worker(_) => unreachable!("handled above"),
         }
     });
