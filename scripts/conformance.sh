@@ -5,7 +5,9 @@
 #
 # Builds herald and herald-conformance, starts herald on free ports with a small configuration
 # (small frame limit, 1-second heart-beats, short CONNECT timeout, so the limit and timeout
-# cases run fast), runs the suite with --profile herald and exits with its status. The broker
+# cases run fast) and two users (alice:secret, bob:secret, given to herald and to the suite
+# with --user for the auth and user-destination cases), runs the suite with --profile herald
+# and exits with its status. The broker
 # is stopped on exit; its log is printed when the suite fails.
 set -euo pipefail
 
@@ -48,10 +50,17 @@ level = "info"
 format = "text"
 TOML
 
+# Users for the identity and user-destination cases, given to herald and to the suite.
+users=(alice:secret bob:secret)
+user_flags=()
+for user in "${users[@]}"; do
+  user_flags+=(--user "$user")
+done
+
 log="$work/herald.log"
 # No colours, so the log lines can be matched.
 NO_COLOR=1 env -u RUST_LOG "$CARGO_TARGET_DIR/debug/herald" --config "$work/herald.toml" \
-  --ws-bind 127.0.0.1:0 --tcp-bind 127.0.0.1:0 >"$log" 2>&1 &
+  --ws-bind 127.0.0.1:0 --tcp-bind 127.0.0.1:0 "${user_flags[@]}" >"$log" 2>&1 &
 broker_pid=$!
 
 addr_of() {
@@ -86,6 +95,7 @@ status=0
   --max-subscriptions "$max_subscriptions" \
   --max-connections-per-address "$max_connections_per_address" \
   --connect-timeout-ms "$connect_timeout_ms" \
+  "${user_flags[@]}" \
   "$@" || status=$?
 
 if [[ $status -ne 0 ]]; then

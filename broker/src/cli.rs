@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, LogLevel};
+use crate::config::{Config, ConfigError, LogLevel, Problem, UserConfig};
 
 /// Herald, a STOMP message broker over WebSocket and TCP.
 #[derive(Debug, Parser)]
@@ -26,6 +26,8 @@ pub enum Command {
     /// Inspect configuration without starting the server.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Read a password from stdin and print its argon2 hash, for `auth.users[].passcode_hash`.
+    HashPassword,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,7 +59,7 @@ impl Settings {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        apply_overrides(&mut config, &self.overrides);
+        apply_overrides(&mut config, &self.overrides)?;
         // Overrides can break rules the file satisfied (e.g. both listeners disabled).
         config
             .validate()
@@ -84,10 +86,30 @@ pub struct Overrides {
     /// Overrides log.level (RUST_LOG still wins over both).
     #[arg(long, value_name = "LEVEL", ignore_case = true)]
     pub log_level: Option<LogLevel>,
+    /// Adds a user to auth.users, for trials and tests; repeatable.
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    pub users: Vec<StaticUser>,
+}
+
+/// A `--user NAME:PASSWORD`.
+#[derive(Debug, Clone)]
+pub struct StaticUser {
+    pub name: String,
+    pub password: String,
+}
+
+fn parse_user(text: &str) -> Result<StaticUser, String> {
+    match text.split_once(':') {
+        Some((name, password)) if !name.is_empty() => Ok(StaticUser {
+            name: name.to_owned(),
+            password: password.to_owned(),
+        }),
+        _ => Err("expected NAME:PASSWORD".to_owned()),
+    }
 }
 
 /// Applies every flag override to `config`. The single place flags meet file values.
-pub fn apply_overrides(config: &mut Config, overrides: &Overrides) {
+pub fn apply_overrides(config: &mut Config, overrides: &Overrides) -> Result<(), ConfigError> {
     if let Some(addr) = overrides.ws_bind {
         config.websocket.bind = addr;
     }
@@ -103,6 +125,23 @@ pub fn apply_overrides(config: &mut Config, overrides: &Overrides) {
     if let Some(level) = overrides.log_level {
         config.log.level = level;
     }
+    for user in &overrides.users {
+        config.auth.users.retain(|u| u.login != user.name);
+        config.auth.users.push(UserConfig {
+            login: user.name.clone(),
+            passcode_hash: crate::auth::hash_password(&user.password).map_err(|e| {
+                ConfigError::Invalid {
+                    origin: Some("command line".to_owned()),
+                    problems: vec![Problem {
+                        key: "--user".to_owned(),
+                        message: format!("cannot hash the password of {}: {e}", user.name),
+                    }],
+                }
+            })?,
+            roles: Vec::new(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -134,6 +173,17 @@ mod tests {
         assert!(config.websocket.enabled);
         assert!(!config.tcp.enabled);
         assert_eq!(config.log.level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn user_flags_add_hashed_users() {
+        let cli =
+            Cli::try_parse_from(["herald", "--user", "alice:secret", "--user", "bob:a:b"]).unwrap();
+        let config = cli.settings.load().unwrap();
+        let auth = crate::auth::Authenticator::new(&config.auth, &config.jwt);
+        assert_eq!(auth.verify("alice", "secret").unwrap().name, "alice");
+        assert_eq!(auth.verify("bob", "a:b").unwrap().name, "bob");
+        assert!(Cli::try_parse_from(["herald", "--user", "nopassword"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Herald, a STOMP message broker: the library behind the `herald` binary and its tests.
 
+pub mod access;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod metrics;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Config(ConfigCommand::Print(settings))) => print_config(&settings),
         Some(Command::Config(ConfigCommand::Check { file })) => check_config(&file),
+        Some(Command::HashPassword) => hash_password(),
         None => serve(&cli.settings),
     }
 }
@@ -47,6 +48,31 @@ fn check_config(file: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => bad_config(&e),
+    }
+}
+
+/// `herald hash-password`: one line from stdin (without its line ending) → its hash.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("herald: cannot read the password from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!("herald: no password on stdin");
+        return ExitCode::FAILURE;
+    }
+    match herald::auth::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("herald: cannot hash the password: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

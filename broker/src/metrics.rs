@@ -32,6 +32,10 @@ pub struct Stats {
     /// Queue messages whose `expires` time passed before they could be delivered (topic
     /// messages already expired on arrival count here too).
     pub messages_expired: AtomicU64,
+    /// SENDs to a user destination (`/user/<name>/...`) that reached no session.
+    pub user_messages_unrouted: AtomicU64,
+    /// CONNECTs refused for wrong credentials (unknown login or wrong passcode).
+    pub auth_failures: AtomicU64,
     /// Point-to-point queues and the messages they hold.
     pub queues: QueueStats,
     closes: [AtomicU64; CLOSE_LABELS.len()],
@@ -48,6 +52,16 @@ impl Stats {
             .fetch_add(fanout.delivered as u64, Ordering::Relaxed);
         self.messages_dropped
             .fetch_add(fanout.dropped as u64, Ordering::Relaxed);
+    }
+
+    /// A user-destination SEND that no session of the user (or session id) was subscribed to.
+    pub fn record_user_unrouted(&self) {
+        self.user_messages_unrouted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A CONNECT refused for wrong credentials.
+    pub fn record_auth_failure(&self) {
+        self.auth_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A message already expired when it arrived: dropped, never delivered.

@@ -6,12 +6,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Access;
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Stats;
 use crate::routing::destination::Destinations;
 use crate::routing::publish::MessageIds;
 use crate::routing::queue::QueueRouter;
 use crate::routing::topic::TopicRouter;
+use crate::routing::user::{LocalUsers, UserDirectory};
 
 #[derive(Debug)]
 pub struct Node {
@@ -20,9 +23,15 @@ pub struct Node {
     /// earlier runs.
     pub id: String,
     pub destinations: Destinations,
+    /// Checks CONNECT credentials.
+    pub auth: Authenticator,
+    /// Authorization rules.
+    pub access: Access,
     pub topics: TopicRouter,
     /// Point-to-point queues (empty when `queue_semantics = "broadcast"`).
     pub queues: QueueRouter,
+    /// Which sessions each user has, for user destinations.
+    pub users: Arc<dyn UserDirectory>,
     pub stats: Arc<Stats>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
@@ -32,6 +41,8 @@ pub struct Node {
 impl Node {
     pub fn new(config: Config) -> Node {
         let id = node_id();
+        let auth = Authenticator::new(&config.auth, &config.jwt);
+        let access = Access::new(&config.access);
         let destinations = Destinations::new(&config.destinations);
         // One id source for topics and queues keeps message ids unique on the node.
         let message_ids = Arc::new(MessageIds::new(&id));
@@ -45,9 +56,12 @@ impl Node {
         Node {
             config,
             id,
+            auth,
+            access,
             destinations,
             topics,
             queues,
+            users: Arc::new(LocalUsers::default()),
             stats,
             shutdown: CancellationToken::new(),
             next_session: AtomicU64::new(1),

@@ -217,7 +217,13 @@ async fn serve_connection(
                 upgraded = ws::upgrade(stream, &node.config.websocket, handshake_timeout) => upgraded,
             };
             match upgraded {
-                Ok(io) => Session::new(node, peer, "ws").run(io).await,
+                Ok(io) => {
+                    let token = io.access_token.clone();
+                    Session::new(node, peer, "ws")
+                        .with_url_token(token)
+                        .run(io)
+                        .await;
+                }
                 Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
             }
         }

@@ -47,11 +47,7 @@ pub enum Need {
 }
 
 /// Features Herald does not have yet, and the issue that brings each.
-const HERALD_MISSING: &[(Need, &str)] = &[
-    (Need::UserDestinations, "user destinations"),
-    (Need::Authentication, "user destinations"),
-    (Need::Cluster, "cluster over NATS"),
-];
+const HERALD_MISSING: &[(Need, &str)] = &[(Need::Cluster, "cluster over NATS")];
 
 /// Herald deviations from SEMANTICS.md that the project has yet to decide on: under
 /// `--profile herald` these runs are skipped with the reason (never passed). Keyed by run name.

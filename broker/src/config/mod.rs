@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
 pub use sections::{
-    AnonymousAccess, AuthConfig, DestinationsConfig, LimitsConfig, LogConfig, LogFormat, LogLevel,
+    AccessAction, AccessConfig, AccessDefault, AccessRule, AnonymousAccess, AuthConfig,
+    DestinationsConfig, JwtAlgorithm, JwtConfig, LimitsConfig, LogConfig, LogFormat, LogLevel,
     OutboundMessageType, OutboxConfig, OverflowPolicy, QueueOverflow, QueueSemantics, QueuesConfig,
-    Separator, ShutdownConfig, StompConfig, TcpConfig, WebSocketConfig,
+    Separator, ShutdownConfig, StompConfig, TcpConfig, UserConfig, WebSocketConfig,
 };
 
 /// The whole configuration. `Config::default()` is what an empty file gives.
@@ -33,6 +34,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub queues: QueuesConfig,
     pub auth: AuthConfig,
+    pub jwt: JwtConfig,
+    pub access: AccessConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
 }

@@ -249,10 +249,132 @@ pub enum QueueOverflow {
 }
 
 /// `[auth]`: identity settings.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     pub anonymous: AnonymousAccess,
+    /// How long a CONNECT with wrong credentials waits before its ERROR, so that guessing
+    /// passwords is slow. Only the failing session waits.
+    pub failure_delay_ms: u64,
+    /// `[[auth.users]]`: users who log in with `login`/`passcode`.
+    pub users: Vec<UserConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            anonymous: AnonymousAccess::default(),
+            failure_delay_ms: 1000,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// One `[[auth.users]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The CONNECT `login`, and the session's user name.
+    pub login: String,
+    /// An argon2 hash in PHC format (`herald hash-password` prints one).
+    pub passcode_hash: String,
+    /// Roles, for authorization rules.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `[access]`: authorization rules (see `crate::access`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// What a frame no rule covers gets.
+    pub default: AccessDefault,
+    /// `[[access.rules]]`.
+    pub rules: Vec<AccessRule>,
+}
+
+/// `access.default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessDefault {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// What a rule grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessAction {
+    Send,
+    Subscribe,
+}
+
+/// One `[[access.rules]]` entry: `actions` on `destinations`, granted to whoever is named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    pub actions: Vec<AccessAction>,
+    /// Destination patterns (Herald pattern syntax, split at `/`).
+    pub destinations: Vec<String>,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Every authenticated session.
+    #[serde(default)]
+    pub authenticated: bool,
+    /// Every anonymous session.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// `[jwt]`: JSON Web Tokens as credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Accept tokens at all.
+    pub enabled: bool,
+    pub algorithm: JwtAlgorithm,
+    /// The shared secret for HS256.
+    pub secret: String,
+    /// A PEM file with the public key for RS256 or ES256.
+    pub key_file: String,
+    /// Required `iss`; empty: not checked.
+    pub issuer: String,
+    /// Required `aud` (one of the token's); empty: not checked.
+    pub audience: String,
+    /// Clock skew allowed on `exp` and `nbf` at CONNECT.
+    pub leeway_ms: u64,
+    /// The claim holding the user's roles (a string array, or one string).
+    pub roles_claim: String,
+}
+
+impl Default for JwtConfig {
+    fn default() -> JwtConfig {
+        JwtConfig {
+            enabled: false,
+            algorithm: JwtAlgorithm::Hs256,
+            secret: String::new(),
+            key_file: String::new(),
+            issuer: String::new(),
+            audience: String::new(),
+            leeway_ms: 30_000,
+            roles_claim: "roles".to_owned(),
+        }
+    }
+}
+
+/// Token signature algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    #[default]
+    #[serde(rename = "HS256")]
+    Hs256,
+    #[serde(rename = "RS256")]
+    Rs256,
+    #[serde(rename = "ES256")]
+    Es256,
 }
 
 /// Which connections may CONNECT without credentials.

@@ -18,7 +18,87 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     check.positive("outbox.max_bytes", config.outbox.max_bytes);
     check.positive("outbox.max_stall_ms", config.outbox.max_stall_ms);
     queues(&mut check, config);
+    auth(&mut check, config);
+    jwt(&mut check, config);
+    access(&mut check, config);
     check.problems
+}
+
+fn access(check: &mut Checker, config: &Config) {
+    for (i, rule) in config.access.rules.iter().enumerate() {
+        let key = format!("access.rules[{i}]");
+        if rule.actions.is_empty() {
+            check.fail(format!("{key}.actions"), "must name send and/or subscribe");
+        }
+        if rule.destinations.is_empty() {
+            check.fail(
+                format!("{key}.destinations"),
+                "must name at least one pattern",
+            );
+        }
+        for pattern in &rule.destinations {
+            if let Err(e) = crate::access::parse(pattern) {
+                check.fail(format!("{key}.destinations"), format!("{pattern:?}: {e}"));
+            }
+        }
+        if !rule.authenticated && !rule.anonymous && rule.users.is_empty() && rule.roles.is_empty()
+        {
+            check.fail(
+                key,
+                "grants nobody: name users, roles, authenticated or anonymous",
+            );
+        }
+    }
+}
+
+fn jwt(check: &mut Checker, config: &Config) {
+    let jwt = &config.jwt;
+    if !jwt.enabled {
+        return;
+    }
+    if jwt.roles_claim.is_empty() {
+        check.fail("jwt.roles_claim", "must not be empty");
+    }
+    match jwt.algorithm {
+        super::JwtAlgorithm::Hs256 => {
+            if jwt.secret.is_empty() {
+                check.fail("jwt.secret", "HS256 needs a secret");
+            }
+        }
+        algorithm => {
+            if jwt.key_file.is_empty() {
+                check.fail(
+                    "jwt.key_file",
+                    format!("{algorithm:?} needs a PEM key file"),
+                );
+            } else if let Err(e) = crate::auth::load_jwt_key(jwt) {
+                check.fail("jwt.key_file", e);
+            }
+        }
+    }
+}
+
+fn auth(check: &mut Checker, config: &Config) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, user) in config.auth.users.iter().enumerate() {
+        let key = format!("auth.users[{i}]");
+        if user.login.is_empty() {
+            check.fail(format!("{key}.login"), "must not be empty");
+        } else if !seen.insert(user.login.as_str()) {
+            check.fail(
+                format!("{key}.login"),
+                format!("{:?} is configured more than once", user.login),
+            );
+        }
+        if let Err(e) = argon2::PasswordHash::new(&user.passcode_hash) {
+            check.fail(
+                format!("{key}.passcode_hash"),
+                format!(
+                    "not a password hash in PHC format ({e}); `herald hash-password` prints one"
+                ),
+            );
+        }
+    }
 }
 
 #[derive(Default)]

@@ -10,6 +10,7 @@ pub mod queue;
 mod subset;
 pub mod topic;
 pub mod trie;
+pub mod user;
 
 pub use pattern::{
     Pattern, PatternError, PatternLimits, Segment, Separator, has_wildcards, is_literal,

@@ -7,10 +7,16 @@ use tracing::warn;
 
 use super::close::{CloseReason, ErrorReply};
 use super::{Session, Subscription, connect, frames, limits};
+use crate::access::Principal;
+use crate::config::AccessAction;
 use crate::routing::destination::DestinationKind;
 use crate::routing::has_wildcards;
 use crate::routing::queue::{AckMode, Bound, ConsumerSpec, Enqueued};
 use crate::routing::topic::Subscriber;
+use crate::routing::user;
+
+/// Most authorization verdicts a session keeps; the cache starts over past this.
+const MAX_CACHED_VERDICTS: usize = 256;
 
 /// A frame handler's verdict: carry on, or close for this reason.
 type Handled = Result<(), CloseReason>;
@@ -82,10 +88,35 @@ impl Session {
     }
 
     fn on_connect(&mut self, frame: &Frame) -> Handled {
-        let accepted = connect::accept(frame, self.peer.ip(), &self.id, &self.node.config)
-            .map_err(CloseReason::Protocol)?;
+        let accepted = connect::accept(
+            frame,
+            self.peer.ip(),
+            &self.id,
+            &self.node.config,
+            &self.node.auth,
+            self.url_token.as_deref(),
+        )
+        .map_err(|refused| {
+            if let Some(denied) = refused.credentials {
+                warn!(session = %self.id, peer = %self.peer, ?denied, "authentication failed");
+                self.node.stats.record_auth_failure();
+                self.credentials_refused = true;
+            }
+            CloseReason::Protocol(refused.reply)
+        })?;
         self.version = Some(accepted.version);
         self.heartbeat = accepted.heartbeat;
+        self.user = accepted.user;
+        self.roles = accepted.roles;
+        self.url_token = None;
+        self.token_expires = accepted.token_expires.map(|exp| {
+            // The same leeway as at CONNECT, so a token accepted within it is not cut at once.
+            let at_ms = exp
+                .saturating_mul(1000)
+                .saturating_add(self.node.config.jwt.leeway_ms.div_ceil(1000) * 1000);
+            let left = at_ms.saturating_sub(crate::routing::publish::now_ms());
+            tokio::time::Instant::now() + std::time::Duration::from_millis(left)
+        });
         self.decoder.set_options(herald_protocol::ParseOptions {
             version: accepted.version,
             limits: limits(&self.node, true),
@@ -95,10 +126,50 @@ impl Session {
         Ok(())
     }
 
+    /// Refuses `action` on `destination` unless the `[access]` rules allow it; verdicts are
+    /// cached for the session.
+    fn authorize(&mut self, action: AccessAction, destination: &str) -> Handled {
+        if self.node.access.allows_everything() {
+            return Ok(());
+        }
+        let key = (action, destination.to_owned());
+        let allowed = match self.verdicts.get(&key) {
+            Some(&allowed) => allowed,
+            None => {
+                let principal = Principal {
+                    user: self.user.as_deref(),
+                    roles: &self.roles,
+                };
+                let allowed = self.node.access.allows(action, destination, principal);
+                if self.verdicts.len() >= MAX_CACHED_VERDICTS {
+                    self.verdicts.clear();
+                }
+                self.verdicts.insert(key, allowed);
+                allowed
+            }
+        };
+        if allowed {
+            return Ok(());
+        }
+        warn!(session = %self.id, peer = %self.peer, user = ?self.user, ?action, destination, "access denied");
+        let verb = match action {
+            AccessAction::Send => "send to",
+            AccessAction::Subscribe => "subscribe to",
+        };
+        Err(refuse(
+            "access denied",
+            format!("this session may not {verb} {destination}"),
+        ))
+    }
+
     /// SEND: checked now; routed now, or at COMMIT when it names a transaction.
     fn on_send(&mut self, frame: Frame) -> Handled {
         let destination = required(&frame, "destination")?;
+        self.authorize(AccessAction::Send, destination)?;
         match self.node.destinations.classify(destination) {
+            DestinationKind::User => {
+                self.user_target(destination)?;
+            }
             DestinationKind::Topic | DestinationKind::Queue => {
                 if has_wildcards(destination) {
                     return Err(refuse(
@@ -119,7 +190,24 @@ impl Session {
     /// Routes a SEND whose destination has been checked.
     pub(super) fn route_send(&mut self, frame: &Frame) -> Handled {
         let destination = required(frame, "destination")?;
-        match self.node.destinations.classify(destination) {
+        let kind = self.node.destinations.classify(destination);
+        if kind == DestinationKind::User {
+            let (name, user_destination) = self.user_target(destination)?;
+            let targets = self.node.users.targets(&name, user_destination);
+            if targets.is_empty() {
+                self.node.stats.record_user_unrouted();
+            }
+            for session in targets {
+                let resolved = user::resolve(user_destination, &session);
+                self.publish_to_queue(&resolved, frame)?;
+            }
+            return Ok(());
+        }
+        if user::resolved_session(destination).is_some() {
+            // A resolved user destination is a queue, whatever its kind prefix.
+            return self.publish_to_queue(destination, frame);
+        }
+        match kind {
             DestinationKind::Topic => {
                 let fanout = self
                     .node
@@ -128,23 +216,71 @@ impl Session {
                 self.node.stats.record_publish(&fanout);
                 Ok(())
             }
-            DestinationKind::Queue => {
-                match self
-                    .node
-                    .queues
-                    .publish(destination, &frame.headers, &frame.body)
-                {
-                    Enqueued::Rejected(bound) => Err(queue_full(destination, bound, &self.node)),
-                    Enqueued::Accepted | Enqueued::Expired | Enqueued::Dropped => Ok(()),
-                }
-            }
+            DestinationKind::Queue => self.publish_to_queue(destination, frame),
             kind => Err(unsupported(kind, destination)),
         }
+    }
+
+    fn publish_to_queue(&self, destination: &str, frame: &Frame) -> Handled {
+        match self
+            .node
+            .queues
+            .publish(destination, &frame.headers, &frame.body)
+        {
+            Enqueued::Rejected(bound) => Err(queue_full(destination, bound, &self.node)),
+            Enqueued::Accepted | Enqueued::Expired | Enqueued::Dropped => Ok(()),
+        }
+    }
+
+    /// The user destination after the prefix (`/queue/x` for `/user/queue/x`), if it names a
+    /// topic or queue destination without wildcards.
+    fn user_destination<'a>(&self, destination: &'a str) -> Result<&'a str, CloseReason> {
+        let rest = user::strip_prefix(&self.node.config.destinations.user_prefix, destination)
+            .unwrap_or_default();
+        self.user_kind_checked(destination, rest)
+    }
+
+    fn user_kind_checked<'a>(
+        &self,
+        destination: &str,
+        rest: &'a str,
+    ) -> Result<&'a str, CloseReason> {
+        match self.node.destinations.classify(rest) {
+            DestinationKind::Topic | DestinationKind::Queue if !has_wildcards(rest) => Ok(rest),
+            DestinationKind::Topic | DestinationKind::Queue => Err(refuse(
+                "invalid destination",
+                format!("a user destination cannot be a pattern: {destination}"),
+            )),
+            _ => Err(refuse(
+                "invalid destination",
+                format!(
+                    "a user destination must name a topic or queue destination after the user prefix: {destination}"
+                ),
+            )),
+        }
+    }
+
+    /// A SEND's user destination `/user/<name>/queue/x`: the user name (or session id) and
+    /// `/queue/x`.
+    fn user_target<'a>(&self, destination: &'a str) -> Result<(String, &'a str), CloseReason> {
+        let parsed = user::strip_prefix(&self.node.config.destinations.user_prefix, destination)
+            .and_then(user::parse_target);
+        let Some((name, rest)) = parsed else {
+            return Err(refuse(
+                "invalid destination",
+                format!(
+                    "a SEND to a user destination names the user: /user/<name>/queue/x, not {destination}"
+                ),
+            ));
+        };
+        let rest = self.user_kind_checked(destination, rest)?;
+        Ok((name, rest))
     }
 
     fn on_subscribe(&mut self, frame: &Frame) -> Handled {
         let id = required(frame, "id")?;
         let destination = required(frame, "destination")?;
+        self.authorize(AccessAction::Subscribe, destination)?;
         if self.subscriptions.contains_key(id) {
             return Err(refuse(
                 "duplicate subscription id",
@@ -177,7 +313,32 @@ impl Session {
                 )
             })?,
         };
-        let kind = self.node.destinations.classify(destination);
+        let mut kind = self.node.destinations.classify(destination);
+        let shown = destination;
+        let mut destination = destination;
+        let mut resolved = None;
+        let user_destination = if kind == DestinationKind::User {
+            let rest = self.user_destination(destination)?;
+            resolved = Some(user::resolve(rest, &self.id));
+            Some(rest.to_owned())
+        } else {
+            None
+        };
+        if let Some(resolved) = &resolved {
+            destination = resolved;
+        }
+        if let Some(owner) = user::resolved_session(destination) {
+            if owner != self.id {
+                return Err(refuse(
+                    "access denied",
+                    format!("{shown} is the user destination of another session"),
+                ));
+            }
+            // A resolved user destination is a queue, whatever its kind prefix.
+            kind = DestinationKind::Queue;
+        }
+        let shown_destination: Option<Arc<str>> =
+            user_destination.as_ref().map(|_| Arc::from(shown));
         let tag = self.acks.next_tag();
         let mut subscriber = Subscriber::new(
             self.key,
@@ -190,6 +351,7 @@ impl Session {
             ack,
             prefetch,
             tag,
+            shown_destination: shown_destination.clone(),
         };
         let queue = match kind {
             DestinationKind::Topic => {
@@ -223,10 +385,21 @@ impl Session {
         if ack.is_client() {
             self.acks.register(tag, id);
         }
+        if let Some(user_destination) = &user_destination {
+            // Only sessions with user-destination subscriptions can be targets, so a session
+            // joins the directory on its first one: others cost it nothing.
+            if !self.in_user_directory {
+                self.node.users.open(&self.id, self.user.as_deref());
+                self.in_user_directory = true;
+            }
+            self.node.users.subscribe(&self.id, user_destination);
+        }
         self.subscriptions.insert(
             id.to_owned(),
             Subscription {
                 destination: destination.to_owned(),
+                user_destination,
+                in_topics: kind == DestinationKind::Topic,
                 subscriber,
                 ack,
                 tag,
@@ -251,7 +424,10 @@ impl Session {
         if subscription.ack.is_client() {
             self.acks.unregister(subscription.tag);
         }
-        if self.node.destinations.classify(&subscription.destination) == DestinationKind::Topic {
+        if let Some(user_destination) = &subscription.user_destination {
+            self.node.users.unsubscribe(&self.id, user_destination);
+        }
+        if subscription.in_topics {
             self.node
                 .topics
                 .unsubscribe(&subscription.destination, &subscription.subscriber);
@@ -282,11 +458,10 @@ fn queue_full(destination: &str, bound: Bound, node: &crate::node::Node) -> Clos
 /// The ERROR for a destination kind that cannot be used (yet).
 fn unsupported(kind: DestinationKind, destination: &str) -> CloseReason {
     match kind {
-        DestinationKind::User => refuse(
-            "user destinations not supported",
-            format!("user destinations are not implemented yet: {destination}"),
-        ),
-        DestinationKind::Topic | DestinationKind::Queue | DestinationKind::Unknown => refuse(
+        DestinationKind::User
+        | DestinationKind::Topic
+        | DestinationKind::Queue
+        | DestinationKind::Unknown => refuse(
             "unknown destination",
             format!("{destination} is outside every configured destination prefix"),
         ),

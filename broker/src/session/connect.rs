@@ -7,6 +7,7 @@ use herald_protocol::heartbeat::{self, HeartBeat, Negotiated};
 use herald_protocol::{Command, Frame, Version};
 
 use super::close::ErrorReply;
+use crate::auth::{Authenticator, Denied, Identity, looks_like_jwt};
 use crate::config::{AnonymousAccess, Config};
 
 /// The `server` header: product and version.
@@ -18,6 +19,36 @@ pub struct Accepted {
     pub version: Version,
     pub heartbeat: Negotiated,
     pub reply: Frame,
+    /// The authenticated user; `None` for an anonymous session.
+    pub user: Option<String>,
+    /// The authenticated user's roles.
+    pub roles: Vec<String>,
+    /// When the token that authenticated the session expires (epoch seconds).
+    pub token_expires: Option<u64>,
+}
+
+/// A refused CONNECT: the ERROR to send, and whether it was for wrong credentials (which
+/// are counted and answered only after a delay).
+#[derive(Debug)]
+pub struct Refused {
+    pub reply: ErrorReply,
+    pub credentials: Option<Denied>,
+}
+
+impl From<ErrorReply> for Refused {
+    fn from(reply: ErrorReply) -> Refused {
+        Refused {
+            reply,
+            credentials: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Refused {
+    type Target = ErrorReply;
+    fn deref(&self) -> &ErrorReply {
+        &self.reply
+    }
 }
 
 /// Checks a CONNECT frame from `peer` and builds the CONNECTED reply.
@@ -26,7 +57,9 @@ pub fn accept(
     peer: IpAddr,
     session_id: &str,
     config: &Config,
-) -> Result<Accepted, ErrorReply> {
+    auth: &Authenticator,
+    url_token: Option<&str>,
+) -> Result<Accepted, Refused> {
     let receipt = frame.headers.get("receipt");
     let accept_version = frame.headers.get("accept-version");
     let Some(version) = Version::negotiate(accept_version, &Version::ALL) else {
@@ -42,7 +75,7 @@ pub fn accept(
         reply
             .headers
             .push(("version", Version::list(&Version::ALL)));
-        return Err(reply);
+        return Err(reply.into());
     };
 
     let client_beat = match frame.headers.get("heart-beat") {
@@ -56,13 +89,40 @@ pub fn accept(
         })?,
     };
 
-    if !anonymous_allowed(config.auth.anonymous, peer) {
-        return Err(ErrorReply::new(
-            "access denied",
-            "anonymous access is not allowed from this address",
-        )
-        .for_receipt(receipt));
-    }
+    let denied = |denied: Denied| {
+        let detail = match &denied {
+            Denied::InvalidToken(_) => "the token is not valid",
+            Denied::UnknownLogin | Denied::WrongPasscode => "wrong login or passcode",
+        };
+        Refused {
+            reply: ErrorReply::new("access denied", detail).for_receipt(receipt),
+            credentials: Some(denied),
+        }
+    };
+    let login = frame.headers.get("login").filter(|l| !l.is_empty());
+    let passcode = frame.headers.get("passcode").unwrap_or_default();
+    let mut token_expires = None;
+    // A token proves its `sub`; a login must prove itself; without either the session is
+    // anonymous, if allowed.
+    let identity: Option<Identity> = match (token(frame, auth, url_token, login), login) {
+        (Some(token), _) => {
+            let proven = auth.verify_token(token).map_err(denied)?;
+            token_expires = Some(proven.expires);
+            Some(proven.identity)
+        }
+        (None, Some(login)) => Some(auth.verify(login, passcode).map_err(denied)?),
+        (None, None) => {
+            if !anonymous_allowed(config.auth.anonymous, peer) {
+                return Err(ErrorReply::new(
+                    "access denied",
+                    "anonymous access is not allowed from this address",
+                )
+                .for_receipt(receipt)
+                .into());
+            }
+            None
+        }
+    };
 
     let offer = HeartBeat {
         send_ms: config.stomp.heartbeat_send_ms,
@@ -72,16 +132,51 @@ pub fn accept(
         heartbeat::negotiate(client_beat, offer),
         Duration::from_millis(config.stomp.heartbeat_floor_ms),
     );
-    let reply = Frame::new(Command::Connected)
+    let mut reply = Frame::new(Command::Connected)
         .header("version", version.as_str())
         .header("heart-beat", &offer.to_header())
         .header("session", session_id)
         .header("server", SERVER);
+    if let Some(identity) = &identity {
+        reply.headers.push("user-name", &identity.name);
+    }
+    let (user, roles) = match identity {
+        Some(identity) => (Some(identity.name), identity.roles),
+        None => (None, Vec::new()),
+    };
     Ok(Accepted {
         version,
         heartbeat,
         reply,
+        user,
+        roles,
+        token_expires,
     })
+}
+
+/// The token a CONNECT carries, when tokens are accepted: an `Authorization: Bearer` header,
+/// the WebSocket URL's `access_token`, or a passcode shaped like a JWT whose login is not a
+/// configured user.
+fn token<'a>(
+    frame: &'a Frame,
+    auth: &Authenticator,
+    url_token: Option<&'a str>,
+    login: Option<&str>,
+) -> Option<&'a str> {
+    if !auth.accepts_tokens() {
+        return None;
+    }
+    let bearer = frame
+        .headers
+        .get("Authorization")
+        .or_else(|| frame.headers.get("authorization"))
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let passcode = frame
+        .headers
+        .get("passcode")
+        .filter(|p| looks_like_jwt(p) && !login.is_some_and(|l| auth.has_user(l)));
+    bearer.or(url_token).or(passcode)
 }
 
 /// Raises each agreed interval to at least `floor`, so a client cannot make the server send
@@ -120,7 +215,15 @@ mod tests {
     fn highest_common_version_and_connected_headers() {
         let config = Config::default();
         let frame = connect(&[("accept-version", "1.0,1.1,2.0"), ("heart-beat", "0,0")]);
-        let accepted = accept(&frame, LOOPBACK, "s-1", &config).unwrap();
+        let accepted = accept(
+            &frame,
+            LOOPBACK,
+            "s-1",
+            &config,
+            &Authenticator::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(accepted.version, Version::V1_1);
         assert_eq!(accepted.reply.headers.get("version"), Some("1.1"));
         assert_eq!(accepted.reply.headers.get("session"), Some("s-1"));
@@ -142,7 +245,15 @@ mod tests {
     #[test]
     fn no_common_version_lists_supported_versions() {
         let frame = connect(&[("accept-version", "3.0"), ("receipt", "r1")]);
-        let error = accept(&frame, LOOPBACK, "s", &Config::default()).unwrap_err();
+        let error = accept(
+            &frame,
+            LOOPBACK,
+            "s",
+            &Config::default(),
+            &Authenticator::default(),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(error.headers, [("version", "1.0,1.1,1.2".to_owned())]);
         assert_eq!(error.receipt.as_deref(), Some("r1"));
     }
@@ -154,7 +265,15 @@ mod tests {
         config.stomp.heartbeat_receive_ms = 100;
         config.stomp.heartbeat_floor_ms = 1000;
         let frame = connect(&[("accept-version", "1.2"), ("heart-beat", "10,10")]);
-        let accepted = accept(&frame, LOOPBACK, "s", &config).unwrap();
+        let accepted = accept(
+            &frame,
+            LOOPBACK,
+            "s",
+            &config,
+            &Authenticator::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             accepted.heartbeat.server_sends_every,
             Some(Duration::from_secs(1))
@@ -178,14 +297,30 @@ mod tests {
         assert!(anonymous_allowed(AnonymousAccess::Always, remote));
         assert!(!anonymous_allowed(AnonymousAccess::Never, LOOPBACK));
         let frame = connect(&[("accept-version", "1.2")]);
-        let error = accept(&frame, remote, "s", &Config::default()).unwrap_err();
+        let error = accept(
+            &frame,
+            remote,
+            "s",
+            &Config::default(),
+            &Authenticator::default(),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(error.message, "access denied");
     }
 
     #[test]
     fn bad_heart_beat_header_is_an_error() {
         let frame = connect(&[("accept-version", "1.2"), ("heart-beat", "x")]);
-        let error = accept(&frame, LOOPBACK, "s", &Config::default()).unwrap_err();
+        let error = accept(
+            &frame,
+            LOOPBACK,
+            "s",
+            &Config::default(),
+            &Authenticator::default(),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(error.message, "invalid heart-beat header");
     }
 }

@@ -19,6 +19,7 @@ use herald_protocol::{Decoded, Decoder, Limits, ParseError, ParseOptions, Versio
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, warn};
 
+use crate::config::AccessAction;
 use crate::node::Node;
 use crate::outbox::{OutFrame, Outbox};
 use crate::routing::queue::{AckMode, Queue};
@@ -45,6 +46,20 @@ pub struct Session {
     decoder: Decoder,
     /// Set once CONNECT has been accepted.
     version: Option<Version>,
+    /// The authenticated user name; `None` for an anonymous session.
+    user: Option<String>,
+    /// The authenticated user's roles.
+    roles: Vec<String>,
+    /// Authorization verdicts already reached, by action and destination.
+    verdicts: HashMap<(AccessAction, String), bool>,
+    /// The `access_token` of the WebSocket URL, until CONNECT.
+    url_token: Option<String>,
+    /// When the session's token expires: ERROR `token expired`, then close.
+    token_expires: Option<Instant>,
+    /// CONNECT was refused for wrong credentials: the ERROR waits `auth.failure_delay_ms`.
+    credentials_refused: bool,
+    /// Registered in the node's user directory (on its first user-destination subscription).
+    in_user_directory: bool,
     heartbeat: Negotiated,
     /// Active subscriptions by subscription id.
     subscriptions: HashMap<String, Subscription>,
@@ -59,7 +74,13 @@ pub struct Session {
 
 #[derive(Debug)]
 struct Subscription {
+    /// Where it is routed: the destination subscribed to, or the resolved destination
+    /// (`/queue/x-user<sessionId>`) of a user destination.
     destination: String,
+    /// The user destination it stands for (`/queue/x` for `/user/queue/x`).
+    user_destination: Option<String>,
+    /// Subscribed in the topic router (rather than a named queue).
+    in_topics: bool,
     subscriber: Subscriber,
     ack: AckMode,
     /// Names the subscription in its ack ids.
@@ -91,6 +112,13 @@ impl Session {
             outbox,
             decoder,
             version: None,
+            user: None,
+            roles: Vec::new(),
+            credentials_refused: false,
+            in_user_directory: false,
+            verdicts: HashMap::new(),
+            url_token: None,
+            token_expires: None,
             heartbeat: Negotiated {
                 server_sends_every: None,
                 client_sends_every: None,
@@ -102,6 +130,12 @@ impl Session {
             last_read: now,
             last_write: now,
         }
+    }
+
+    /// Gives the session the `access_token` of its WebSocket URL, a credential for CONNECT.
+    pub fn with_url_token(mut self, token: Option<String>) -> Session {
+        self.url_token = token;
+        self
     }
 
     /// Serves the connection until it ends, then cleans up.
@@ -142,7 +176,15 @@ impl Session {
                 }
                 () = outbox.ready() => {}
                 () = &mut read_timer => {
-                    match self.read_deadline(connect_by) {
+                    // One timer serves the CONNECT deadline, the heart-beat read window and
+                    // the token's expiry (a timer less per idle session).
+                    if self.token_expires.is_some_and(|at| at <= Instant::now()) {
+                        return CloseReason::Protocol(ErrorReply::new(
+                            "token expired",
+                            "the token this session authenticated with has expired",
+                        ));
+                    }
+                    match self.read_window_end(connect_by) {
                         Some(deadline) if deadline <= Instant::now() => {
                             return if self.version.is_some() {
                                 CloseReason::HeartbeatTimeout
@@ -150,7 +192,9 @@ impl Session {
                                 CloseReason::ConnectTimeout
                             };
                         }
-                        deadline => read_timer.as_mut().reset(deadline.unwrap_or_else(far)),
+                        _ => read_timer
+                            .as_mut()
+                            .reset(self.read_deadline(connect_by).unwrap_or_else(far)),
                     }
                 }
                 () = &mut beat_timer => {
@@ -180,13 +224,22 @@ impl Session {
     }
 
     /// When silence becomes fatal: the CONNECT deadline, then the heart-beat read window.
-    fn read_deadline(&self, connect_by: Instant) -> Option<Instant> {
+    fn read_window_end(&self, connect_by: Instant) -> Option<Instant> {
         if self.version.is_none() {
             return Some(connect_by);
         }
         self.heartbeat
             .read_timeout(self.node.config.stomp.heartbeat_tolerance)
             .map(|window| self.last_read + window)
+    }
+
+    /// When the read timer must next fire: the end of the read window or the token's expiry,
+    /// whichever comes first.
+    fn read_deadline(&self, connect_by: Instant) -> Option<Instant> {
+        match (self.read_window_end(connect_by), self.token_expires) {
+            (Some(window), Some(expiry)) => Some(window.min(expiry)),
+            (window, expiry) => window.or(expiry),
+        }
     }
 
     /// Decodes and acts on every complete frame in `input`.
@@ -271,8 +324,12 @@ impl Session {
         self.node.topics.unsubscribe_all(
             subscriptions
                 .values()
+                .filter(|s| s.in_topics)
                 .map(|s| (s.destination.as_str(), s.subscriber.clone())),
         );
+        if self.in_user_directory {
+            self.node.users.close(&self.id);
+        }
         // Unacknowledged queue messages go back to their queues for other consumers.
         for subscription in subscriptions.values() {
             if let Some(queue) = &subscription.queue {
@@ -288,6 +345,10 @@ impl Session {
             CloseReason::PeerClosed | CloseReason::Io(_) | CloseReason::WriteStalled
         );
         if can_write {
+            if self.credentials_refused {
+                // Slows password guessing; only this connection waits.
+                tokio::time::sleep(ms(self.node.config.auth.failure_delay_ms)).await;
+            }
             if let Some(reply) = reason.error_reply() {
                 self.outbox
                     .push_control(frames::error(&reply, self.version.unwrap_or(Version::V1_2)));

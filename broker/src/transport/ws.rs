@@ -31,6 +31,9 @@ const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct WsIo {
     stream: WebSocketStream<TcpStream>,
     outbound: OutboundMessageType,
+    /// The `access_token` query parameter of the upgrade URL: a credential for CONNECT,
+    /// since browsers cannot set headers on a WebSocket.
+    pub access_token: Option<String>,
 }
 
 /// Why an upgrade was refused or failed.
@@ -57,8 +60,11 @@ pub async fn upgrade(
         .max_write_buffer_size(settings.max_write_buffer_bytes)
         .max_message_size(Some(settings.max_message_bytes))
         .max_frame_size(Some(settings.max_message_bytes));
-    let callback =
-        |request: &Request, response: Response| check_upgrade(request, response, settings);
+    let mut access_token = None;
+    let callback = |request: &Request, response: Response| {
+        access_token = url_access_token(request);
+        check_upgrade(request, response, settings)
+    };
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
     let stream = tokio::time::timeout(timeout, handshake)
         .await
@@ -66,7 +72,19 @@ pub async fn upgrade(
     Ok(WsIo {
         stream,
         outbound: settings.outbound_message_type,
+        access_token,
     })
+}
+
+/// `access_token=<token>` from the request's query string (JWT characters need no decoding).
+fn url_access_token(request: &Request) -> Option<String> {
+    request
+        .uri()
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("access_token="))
+        .filter(|token| !token.is_empty())
+        .map(str::to_owned)
 }
 
 /// Accepts the upgrade on a configured path from an allowed origin, echoing the best STOMP

@@ -801,3 +801,33 @@ pub fn send_batch(destination: &str, bodies: impl IntoIterator<Item = String>) -
     }
     out
 }
+
+/// Adds a user with this password and these roles to `config`.
+pub fn add_user(config: &mut Config, login: &str, password: &str, roles: &[&str]) {
+    config.auth.users.push(herald::config::UserConfig {
+        login: login.to_owned(),
+        passcode_hash: herald::auth::hash_password(password).unwrap(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    });
+}
+
+/// CONNECT 1.2 with `login` and `passcode`.
+pub fn login_frame(login: &str, passcode: &str) -> Frame {
+    connect_frame("1.2")
+        .header("login", login)
+        .header("passcode", passcode)
+}
+
+impl TestServer {
+    /// A session logged in as `login`; returns it with its CONNECTED frame.
+    pub async fn login(
+        &self,
+        transport: Transport,
+        login: &str,
+        passcode: &str,
+    ) -> (Client, Frame) {
+        let mut client = self.open(transport).await;
+        let connected = client.connect_with(login_frame(login, passcode)).await;
+        (client, connected)
+    }
+}

@@ -1,6 +1,5 @@
 //! Identity (SEMANTICS §5; spec "CONNECT" `login`/`passcode`). Cases that need configured
-//! users take them from `--user` (or `--login`/`--passcode`); under `--profile herald` they are
-//! skipped until Herald authenticates.
+//! users take them from `--user` (or `--login`/`--passcode`).
 
 use herald_protocol::Command;
 

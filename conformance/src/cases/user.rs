@@ -1,5 +1,4 @@
-//! User destinations with Spring semantics (SEMANTICS §4; peers §1.5, §6.1 #39). Herald-only,
-//! and skipped under `--profile herald` until Herald has them.
+//! User destinations with Spring semantics (SEMANTICS §4; peers §1.5, §6.1 #39). Herald-only.
 
 use super::{PASS, bodies, connected_error, drain};
 use crate::ctx::Ctx;
@@ -125,8 +124,8 @@ async fn no_session_dropped_with_receipt(ctx: Ctx) -> CaseResult {
             "destination",
             &format!("/user/{}/queue/x", ctx.unique("nobody")),
         )
-        .h("receipt", "dropped")
         .body("into the void");
+    // `subscribe_out` adds the receipt and waits for it.
     sender.subscribe_out(send, ctx.wait()).await?;
     PASS
 }

@@ -82,6 +82,9 @@ pub struct ConsumerSpec {
     pub prefetch: usize,
     /// Identifies the subscription in ack ids (unique within its session).
     pub tag: u64,
+    /// The `destination` its MESSAGEs show instead of the queue's name: the `/user/queue/x`
+    /// a user-destination subscription was made to.
+    pub shown_destination: Option<Arc<str>>,
 }
 
 /// A message on its way through a queue.
@@ -112,6 +115,7 @@ pub(super) struct Consumer {
     pub ack: AckMode,
     pub prefetch: usize,
     pub tag: u64,
+    pub shown_destination: Option<Arc<str>>,
     pub next_seq: u64,
     /// Delivered and awaiting ACK or NACK, by delivery number.
     pub unacked: BTreeMap<u64, Pending>,
@@ -131,6 +135,7 @@ impl Consumer {
             ack: spec.ack,
             prefetch: spec.prefetch,
             tag: spec.tag,
+            shown_destination: spec.shown_destination,
             next_seq: 1,
             unacked: BTreeMap::new(),
             // The session asks for the first messages once it has answered the SUBSCRIBE.

@@ -421,12 +421,21 @@ impl Queue {
             }
             .to_string()
         });
-        let frame = head.msg.render(
-            consumer.subscriber.version,
-            &consumer.subscriber.id,
-            ack.as_deref(),
-            head.redelivered,
-        );
+        let frame = match &consumer.shown_destination {
+            None => head.msg.render(
+                consumer.subscriber.version,
+                &consumer.subscriber.id,
+                ack.as_deref(),
+                head.redelivered,
+            ),
+            Some(shown) => head.msg.render_as(
+                shown,
+                consumer.subscriber.version,
+                &consumer.subscriber.id,
+                ack.as_deref(),
+                head.redelivered,
+            ),
+        };
         match consumer.subscriber.outbox.offer(frame) {
             Offered::Queued => {}
             Offered::Full => {

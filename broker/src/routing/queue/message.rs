@@ -91,4 +91,25 @@ impl QueuedMessage {
             text: self.text,
         }
     }
+
+    /// Like [`QueuedMessage::render`], but showing `destination` instead of the queue's name
+    /// (a user destination's subscription). Not cached: such a message has one recipient.
+    pub fn render_as(
+        &self,
+        destination: &str,
+        version: Version,
+        subscription: &str,
+        ack: Option<&str>,
+        redelivered: bool,
+    ) -> OutFrame {
+        let mut headers = self.headers.clone();
+        if redelivered {
+            headers.push("redelivered", "true");
+        }
+        let template = MessageTemplate::new(version, destination, &self.id, &headers, &self.body);
+        OutFrame {
+            bytes: template.render(subscription, ack),
+            text: self.text,
+        }
+    }
 }

@@ -44,6 +44,7 @@ impl Consumer {
             ack,
             prefetch,
             tag: 7,
+            shown_destination: None,
         }
     }
 
