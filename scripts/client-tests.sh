@@ -75,8 +75,17 @@ step "start herald"
 # Created here: the background job's redirection may open it only after the first poll below.
 : >"$LOG"
 # RUST_LOG would override --log-level and could hide the `listening` lines.
-env -u RUST_LOG "$HERALD_BIN" --ws-bind 127.0.0.1:0 --tcp-bind 127.0.0.1:0 --log-level info \
-  >"$LOG" 2>&1 </dev/null &
+# Tokens signed with this secret authenticate (the stompjs JWT test makes its own).
+export HERALD_JWT_SECRET="client-tests-secret-$RANDOM$RANDOM"
+cat >"$WORK/herald.toml" <<TOML
+[jwt]
+enabled = true
+algorithm = "HS256"
+secret = "$HERALD_JWT_SECRET"
+audience = "herald-client-tests"
+TOML
+env -u RUST_LOG "$HERALD_BIN" --config "$WORK/herald.toml" --ws-bind 127.0.0.1:0 \
+  --tcp-bind 127.0.0.1:0 --log-level info >"$LOG" 2>&1 </dev/null &
 HERALD_PID=$!
 
 # The address from `listening transport="$1" addr=HOST:PORT`. `read` yields complete lines

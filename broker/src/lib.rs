@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod routing;
 pub mod server;
 pub mod session;
+pub mod throttle;
 pub mod transport;
 
 use std::error::Error;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
@@ -15,6 +15,7 @@ use crate::routing::publish::MessageIds;
 use crate::routing::queue::QueueRouter;
 use crate::routing::topic::TopicRouter;
 use crate::routing::user::{LocalUsers, UserDirectory};
+use crate::throttle::LoginThrottle;
 
 #[derive(Debug)]
 pub struct Node {
@@ -27,6 +28,8 @@ pub struct Node {
     pub auth: Authenticator,
     /// Authorization rules.
     pub access: Access,
+    /// Spaces out the answers to failed logins per client address.
+    pub login_throttle: LoginThrottle,
     pub topics: TopicRouter,
     /// Point-to-point queues (empty when `queue_semantics = "broadcast"`).
     pub queues: QueueRouter,
@@ -43,6 +46,8 @@ impl Node {
         let id = node_id();
         let auth = Authenticator::new(&config.auth, &config.jwt);
         let access = Access::new(&config.access);
+        let login_throttle =
+            LoginThrottle::new(Duration::from_millis(config.auth.failure_delay_ms));
         let destinations = Destinations::new(&config.destinations);
         // One id source for topics and queues keeps message ids unique on the node.
         let message_ids = Arc::new(MessageIds::new(&id));
@@ -58,6 +63,7 @@ impl Node {
             id,
             auth,
             access,
+            login_throttle,
             destinations,
             topics,
             queues,

@@ -17,6 +17,7 @@ transport_tests!(
     a_wrong_passcode_is_refused_after_the_delay_and_counted,
     an_unknown_login_is_refused,
     a_failing_login_does_not_hold_up_other_sessions,
+    parallel_failures_from_one_address_are_answered_one_delay_apart,
     anonymous_sessions_have_no_user_name,
     users_may_connect_where_anonymous_access_is_off,
 );
@@ -74,6 +75,29 @@ async fn a_failing_login_does_not_hold_up_other_sessions(transport: Transport) {
         started.elapsed()
     );
     guesser.expect_error_then_close("access denied").await;
+}
+
+async fn parallel_failures_from_one_address_are_answered_one_delay_apart(transport: Transport) {
+    let mut config = users_config();
+    config.auth.failure_delay_ms = 200;
+    let server = TestServer::start(config).await;
+    let mut first = server.open(transport).await;
+    let mut second = server.open(transport).await;
+    let mut third = server.open(transport).await;
+    let started = Instant::now();
+    for guesser in [&mut first, &mut second, &mut third] {
+        guesser.send(&login_frame("alice", "guess")).await;
+    }
+    for guesser in [&mut first, &mut second, &mut third] {
+        guesser.expect_error_then_close("access denied").await;
+    }
+    // Three failures from 127.0.0.1: the last answer comes no sooner than three delays in.
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "three guesses answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.node.stats.auth_failures.load(Ordering::Relaxed), 3);
 }
 
 async fn anonymous_sessions_have_no_user_name(transport: Transport) {

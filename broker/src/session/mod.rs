@@ -346,8 +346,13 @@ impl Session {
         );
         if can_write {
             if self.credentials_refused {
-                // Slows password guessing; only this connection waits.
-                tokio::time::sleep(ms(self.node.config.auth.failure_delay_ms)).await;
+                // Slows password guessing: failures from one address are answered one at a
+                // time; only the failing connections wait.
+                let answer_at = self.node.login_throttle.failure(self.peer.ip());
+                tokio::select! {
+                    () = sleep_until(answer_at) => {}
+                    () = self.node.shutdown.cancelled() => {}
+                }
             }
             if let Some(reply) = reason.error_reply() {
                 self.outbox
