@@ -89,6 +89,9 @@ impl std::fmt::Debug for Queue {
     }
 }
 
+/// How often at most a full queue says so in the log.
+const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Default)]
 struct State {
     ready: VecDeque<Pending>,
@@ -104,6 +107,8 @@ struct State {
     /// Since when the queue has been empty without consumers.
     idle_since: Option<Instant>,
     deleted: bool,
+    /// When this queue last logged that it is full, so a flood logs once per interval.
+    last_full_warning: Option<Instant>,
 }
 
 impl Queue {
@@ -135,7 +140,13 @@ impl Queue {
         if st.deleted {
             return Err(Deleted);
         }
-        if let Some(bound) = self.make_room(&mut st, msg.size()) {
+        let waiting_before = st.ready.len();
+        let refused = self.make_room(&mut st, msg.size());
+        // `make_room` only ever removes waiting messages, so fewer means some were dropped.
+        if refused.is_some() || st.ready.len() < waiting_before {
+            self.warn_full(&mut st, refused.is_some());
+        }
+        if let Some(bound) = refused {
             let reject = !self.private && self.shared.limits.overflow == QueueOverflow::Reject;
             return Ok(if reject {
                 QueueStats::count(&self.stats().rejected_sends, 1);
@@ -150,6 +161,28 @@ impl Queue {
         self.dispatch(&mut st);
         self.note_idle(&mut st);
         Ok(Enqueued::Accepted)
+    }
+
+    /// Logs, at most once per `FULL_WARNING_INTERVAL` per queue, that the queue is losing or
+    /// refusing messages: the counters say how many, the log says that it is happening.
+    fn warn_full(&self, st: &mut State, refusing: bool) {
+        if self.private {
+            return;
+        }
+        let now = Instant::now();
+        if st
+            .last_full_warning
+            .is_some_and(|at| now.duration_since(at) < FULL_WARNING_INTERVAL)
+        {
+            return;
+        }
+        st.last_full_warning = Some(now);
+        let policy = if refusing {
+            "refusing SENDs"
+        } else {
+            "dropping its oldest messages"
+        };
+        tracing::warn!(queue = %self.name, "queue full: {policy} (consumers are slower than producers)");
     }
 
     /// Makes room for `size` more bytes: under `drop_oldest` (and always for private
