@@ -3,15 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use herald_protocol::{Command, Frame, Version, encode};
-
 use crate::aggregate;
 use crate::cli::{Common, FanoutArgs, WorkerArgs, check_share, split};
 use crate::conn::Conn;
 use crate::hist;
 use crate::pool::Pool;
 use crate::procfs;
+use crate::produce::{Step, next_step, send_template};
 use crate::report::{self, Report, round3};
 use crate::stamp;
 use crate::target::Endpoint;
@@ -253,15 +251,7 @@ pub async fn run(common: &Common, args: &FanoutArgs, report: &mut Report) -> Res
 /// Sends `args.messages` SEND frames, each stamped with its send time, at `args.rate` per
 /// second (token bucket, at most `args.batch` per write) or as fast as possible in batches.
 async fn publish(conn: &mut Conn, args: &FanoutArgs, deadline: Instant) -> Published {
-    let size = args.size as usize;
-    let frame = Frame::new(Command::Send)
-        .header("destination", &args.destination)
-        .header("content-type", "text/plain")
-        .body(vec![b'.'; size]);
-    let mut template = BytesMut::new();
-    encode(&frame, Version::V1_2, &mut template);
-    // The body ends just before the trailing NUL.
-    let body_at = template.len() - 1 - size;
+    let (template, body_at) = send_template(&args.destination, args.size as usize);
     let mut out = Published::default();
     let started = Instant::now();
     while out.sent < args.messages {
@@ -269,17 +259,18 @@ async fn publish(conn: &mut Conn, args: &FanoutArgs, deadline: Instant) -> Publi
             out.error = Some("stopped by --duration".to_owned());
             break;
         }
-        let room = args.messages - out.sent;
-        let n = if args.rate == 0 {
-            args.batch.min(room)
-        } else {
-            let due = (started.elapsed().as_secs_f64() * args.rate as f64) as u64 + 1;
-            if due <= out.sent {
-                let next = Duration::from_secs_f64(out.sent as f64 / args.rate as f64);
-                tokio::time::sleep_until((started + next).min(deadline).into()).await;
+        let n = match next_step(
+            started,
+            args.rate as f64,
+            out.sent,
+            args.messages - out.sent,
+            args.batch,
+        ) {
+            Step::Send(n) => n,
+            Step::WaitUntil(at) => {
+                tokio::time::sleep_until(at.min(deadline).into()).await;
                 continue;
             }
-            (due - out.sent).min(args.batch).min(room)
         };
         for _ in 0..n {
             let mut message = template.clone();

@@ -17,6 +17,7 @@ mod fanout;
 mod hist;
 mod pool;
 mod procfs;
+mod produce;
 mod queue;
 mod report;
 mod stamp;

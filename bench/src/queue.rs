@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use herald_protocol::{Command, Frame, Version, encode, encode_to_bytes};
+use herald_protocol::{Command, Frame, Version, encode_to_bytes};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
@@ -16,6 +15,7 @@ use crate::cli::{AckMode, Common, QueueArgs};
 use crate::conn::Conn;
 use crate::hist::{self, Hist};
 use crate::procfs;
+use crate::produce::{Step, next_step, send_template};
 use crate::report::{self, Report, round3};
 use crate::stamp;
 use crate::target::Endpoint;
@@ -371,14 +371,7 @@ async fn produce(
     rate: f64,
     deadline: Instant,
 ) -> Produced {
-    let size = args.size as usize;
-    let frame = Frame::new(Command::Send)
-        .header("destination", &args.destination)
-        .header("content-type", "text/plain")
-        .body(vec![b'.'; size]);
-    let mut template = BytesMut::new();
-    encode(&frame, Version::V1_2, &mut template);
-    let body_at = template.len() - 1 - size;
+    let (template, body_at) = send_template(&args.destination, args.size as usize);
     let mut out = Produced::default();
     let started = Instant::now();
     while out.sent < count {
@@ -386,17 +379,12 @@ async fn produce(
             out.error = Some("stopped by --duration".to_owned());
             break;
         }
-        let room = count - out.sent;
-        let n = if rate <= 0.0 {
-            args.batch.min(room)
-        } else {
-            let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
-            if due <= out.sent {
-                let next = Duration::from_secs_f64(out.sent as f64 / rate);
-                tokio::time::sleep_until((started + next).min(deadline).into()).await;
+        let n = match next_step(started, rate, out.sent, count - out.sent, args.batch) {
+            Step::Send(n) => n,
+            Step::WaitUntil(at) => {
+                tokio::time::sleep_until(at.min(deadline).into()).await;
                 continue;
             }
-            (due - out.sent).min(args.batch).min(room)
         };
         for _ in 0..n {
             let mut message = template.clone();
