@@ -211,6 +211,11 @@ mod tests {
 
     const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+    /// `accept` with no users, no tokens and no WebSocket URL token.
+    fn accept_anonymous(frame: &Frame, peer: IpAddr, config: &Config) -> Result<Accepted, Refused> {
+        accept(frame, peer, "s", config, &Authenticator::default(), None)
+    }
+
     #[test]
     fn highest_common_version_and_connected_headers() {
         let config = Config::default();
@@ -245,15 +250,7 @@ mod tests {
     #[test]
     fn no_common_version_lists_supported_versions() {
         let frame = connect(&[("accept-version", "3.0"), ("receipt", "r1")]);
-        let error = accept(
-            &frame,
-            LOOPBACK,
-            "s",
-            &Config::default(),
-            &Authenticator::default(),
-            None,
-        )
-        .unwrap_err();
+        let error = accept_anonymous(&frame, LOOPBACK, &Config::default()).unwrap_err();
         assert_eq!(error.headers, [("version", "1.0,1.1,1.2".to_owned())]);
         assert_eq!(error.receipt.as_deref(), Some("r1"));
     }
@@ -265,15 +262,7 @@ mod tests {
         config.stomp.heartbeat_receive_ms = 100;
         config.stomp.heartbeat_floor_ms = 1000;
         let frame = connect(&[("accept-version", "1.2"), ("heart-beat", "10,10")]);
-        let accepted = accept(
-            &frame,
-            LOOPBACK,
-            "s",
-            &config,
-            &Authenticator::default(),
-            None,
-        )
-        .unwrap();
+        let accepted = accept_anonymous(&frame, LOOPBACK, &config).unwrap();
         assert_eq!(
             accepted.heartbeat.server_sends_every,
             Some(Duration::from_secs(1))
@@ -297,30 +286,14 @@ mod tests {
         assert!(anonymous_allowed(AnonymousAccess::Always, remote));
         assert!(!anonymous_allowed(AnonymousAccess::Never, LOOPBACK));
         let frame = connect(&[("accept-version", "1.2")]);
-        let error = accept(
-            &frame,
-            remote,
-            "s",
-            &Config::default(),
-            &Authenticator::default(),
-            None,
-        )
-        .unwrap_err();
+        let error = accept_anonymous(&frame, remote, &Config::default()).unwrap_err();
         assert_eq!(error.message, "access denied");
     }
 
     #[test]
     fn bad_heart_beat_header_is_an_error() {
         let frame = connect(&[("accept-version", "1.2"), ("heart-beat", "x")]);
-        let error = accept(
-            &frame,
-            LOOPBACK,
-            "s",
-            &Config::default(),
-            &Authenticator::default(),
-            None,
-        )
-        .unwrap_err();
+        let error = accept_anonymous(&frame, LOOPBACK, &Config::default()).unwrap_err();
         assert_eq!(error.message, "invalid heart-beat header");
     }
 }
