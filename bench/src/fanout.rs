@@ -9,9 +9,8 @@ use crate::conn::Conn;
 use crate::hist;
 use crate::pool::Pool;
 use crate::procfs;
-use crate::produce::{Step, next_step, send_template};
+use crate::produce::{Plan, Sent, send_paced};
 use crate::report::{self, Report, round3};
-use crate::stamp;
 use crate::target::Endpoint;
 use crate::wire::{Finished, Ready};
 
@@ -23,13 +22,9 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 struct Published {
-    sent: u64,
-    first_ns: u64,
-    last_ns: u64,
-    seconds: f64,
+    publisher: Sent,
     /// From the first send until the RECEIPT for the DISCONNECT that followed the last.
     receipt_seconds: Option<f64>,
-    error: Option<String>,
 }
 
 /// Runs the scenario; `Ok(true)` when every subscriber got every message.
@@ -110,10 +105,11 @@ pub async fn run(common: &Common, args: &FanoutArgs, report: &mut Report) -> Res
                     published.receipt_seconds = Some(publish_started.elapsed().as_secs_f64());
                 }
                 Ok(Err(e)) => {
-                    published.error.get_or_insert(e);
+                    published.publisher.error.get_or_insert(e);
                 }
                 Err(_) => {
                     published
+                        .publisher
                         .error
                         .get_or_insert("no RECEIPT for DISCONNECT in time".to_owned());
                 }
@@ -121,22 +117,16 @@ pub async fn run(common: &Common, args: &FanoutArgs, report: &mut Report) -> Res
             publisher.close().await;
             published
         }
-        Ok(Err(e)) => Published {
-            error: Some(format!("publisher: {e}")),
-            ..Published::default()
-        },
-        Err(_) => Published {
-            error: Some("publisher: CONNECT timed out".to_owned()),
-            ..Published::default()
-        },
+        Ok(Err(e)) => Published::failed(format!("publisher: {e}")),
+        Err(_) => Published::failed("publisher: CONNECT timed out".to_owned()),
     };
-    let publish_rate = published.sent as f64 / published.seconds.max(1e-9);
+    let publish_rate = published.publisher.sent as f64 / published.publisher.seconds.max(1e-9);
     report.say(format!(
         "published: {} message(s) in {:.3} s = {:.1} msgs/s{}",
-        published.sent,
-        published.seconds,
+        published.publisher.sent,
+        published.publisher.seconds,
         publish_rate,
-        match &published.error {
+        match &published.publisher.error {
             Some(e) => format!(" (publisher: {e})"),
             None => String::new(),
         }
@@ -147,8 +137,8 @@ pub async fn run(common: &Common, args: &FanoutArgs, report: &mut Report) -> Res
         ));
         report.set("publish_receipt_seconds", round3(receipt));
     }
-    report.set("published", published.sent);
-    report.set("publish_seconds", round3(published.seconds));
+    report.set("published", published.publisher.sent);
+    report.set("publish_seconds", round3(published.publisher.seconds));
     report.set("publish_rate_per_s", round3(publish_rate));
 
     // Drain: wait for the workers to report (each does once its subscribers have everything),
@@ -175,13 +165,16 @@ pub async fn run(common: &Common, args: &FanoutArgs, report: &mut Report) -> Res
     pool.reap(Duration::from_secs(3)).await;
     let finished = aggregate::finished(&lines);
 
-    let expected = ready.ok as u64 * published.sent;
+    let expected = ready.ok as u64 * published.publisher.sent;
     let lost = expected.saturating_sub(finished.received);
-    let window_s = finished.last_ns.saturating_sub(published.first_ns) as f64 / 1e9;
+    let window_s = finished
+        .last_ns
+        .saturating_sub(published.publisher.first_ns) as f64
+        / 1e9;
     let deliveries_rate = finished.received as f64 / window_s.max(1e-9);
     report.say(format!(
         "deliveries: {} of {} expected ({} subscribers x {} published) in {window_s:.3} s",
-        finished.received, expected, ready.ok, published.sent
+        finished.received, expected, ready.ok, published.publisher.sent
     ));
     report.say(format!(
         "deliveries/s: {deliveries_rate:.1} (MESSAGE frames received / first send to last receive)"
@@ -241,8 +234,8 @@ pub async fn run(common: &Common, args: &FanoutArgs, report: &mut Report) -> Res
     }
     report.set("timed_out", timed_out);
     Ok(lost == 0
-        && published.error.is_none()
-        && published.sent == args.messages
+        && published.publisher.error.is_none()
+        && published.publisher.sent == args.messages
         && ready.failed == 0
         && finished.closed_early == 0
         && !timed_out)
@@ -251,49 +244,28 @@ pub async fn run(common: &Common, args: &FanoutArgs, report: &mut Report) -> Res
 /// Sends `args.messages` SEND frames, each stamped with its send time, at `args.rate` per
 /// second (token bucket, at most `args.batch` per write) or as fast as possible in batches.
 async fn publish(conn: &mut Conn, args: &FanoutArgs, deadline: Instant) -> Published {
-    let (template, body_at) = send_template(&args.destination, args.size as usize);
-    let mut out = Published::default();
-    let started = Instant::now();
-    while out.sent < args.messages {
-        if Instant::now() >= deadline {
-            out.error = Some("stopped by --duration".to_owned());
-            break;
-        }
-        let n = match next_step(
-            started,
-            args.rate as f64,
-            out.sent,
-            args.messages - out.sent,
-            args.batch,
-        ) {
-            Step::Send(n) => n,
-            Step::WaitUntil(at) => {
-                tokio::time::sleep_until(at.min(deadline).into()).await;
-                continue;
-            }
-        };
-        for _ in 0..n {
-            let mut message = template.clone();
-            let now = stamp::now_ns();
-            if out.sent == 0 {
-                out.first_ns = now;
-            }
-            out.last_ns = now;
-            stamp::write(&mut message[body_at..], now);
-            if let Err(e) = conn.feed(message.freeze()).await {
-                out.error = Some(format!("send: {e}"));
-                break;
-            }
-            out.sent += 1;
-        }
-        if out.error.is_some() {
-            break;
-        }
-        if let Err(e) = conn.flush().await {
-            out.error = Some(format!("send: {e}"));
-            break;
+    let plan = Plan {
+        destination: &args.destination,
+        size: args.size as usize,
+        count: args.messages,
+        rate: args.rate as f64,
+        batch: args.batch,
+        first_seq: None,
+    };
+    Published {
+        publisher: send_paced(conn, &plan, deadline).await,
+        receipt_seconds: None,
+    }
+}
+
+impl Published {
+    fn failed(error: String) -> Published {
+        Published {
+            publisher: Sent {
+                error: Some(error),
+                ..Sent::default()
+            },
+            receipt_seconds: None,
         }
     }
-    out.seconds = started.elapsed().as_secs_f64();
-    out
 }

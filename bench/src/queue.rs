@@ -15,7 +15,7 @@ use crate::cli::{AckMode, Common, QueueArgs};
 use crate::conn::Conn;
 use crate::hist::{self, Hist};
 use crate::procfs;
-use crate::produce::{Step, next_step, send_template};
+use crate::produce::{Plan, Sent, send_paced};
 use crate::report::{self, Report, round3};
 use crate::stamp;
 use crate::target::Endpoint;
@@ -80,15 +80,6 @@ struct Consumed {
     acks: u64,
     error_frames: u64,
     closed_early: bool,
-    error: Option<String>,
-}
-
-/// One producer's tally.
-#[derive(Debug, Default)]
-struct Produced {
-    sent: u64,
-    first_ns: u64,
-    last_ns: u64,
     error: Option<String>,
 }
 
@@ -232,7 +223,7 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         tokio::select! {
             joined = producer_tasks.join_next() => match joined {
                 Some(Ok(p)) => produced.push(p),
-                Some(Err(e)) => produced.push(Produced { error: Some(format!("producer task: {e}")), ..Produced::default() }),
+                Some(Err(e)) => produced.push(Sent { error: Some(format!("producer task: {e}")), ..Sent::default() }),
                 None => break,
             },
             () = &mut all_received, if !received_all => received_all = true,
@@ -370,45 +361,16 @@ async fn produce(
     count: u64,
     rate: f64,
     deadline: Instant,
-) -> Produced {
-    let (template, body_at) = send_template(&args.destination, args.size as usize);
-    let mut out = Produced::default();
-    let started = Instant::now();
-    while out.sent < count {
-        if Instant::now() >= deadline {
-            out.error = Some("stopped by --duration".to_owned());
-            break;
-        }
-        let n = match next_step(started, rate, out.sent, count - out.sent, args.batch) {
-            Step::Send(n) => n,
-            Step::WaitUntil(at) => {
-                tokio::time::sleep_until(at.min(deadline).into()).await;
-                continue;
-            }
-        };
-        for _ in 0..n {
-            let mut message = template.clone();
-            let now = stamp::now_ns();
-            if out.sent == 0 {
-                out.first_ns = now;
-            }
-            out.last_ns = now;
-            stamp::write(&mut message[body_at..], now);
-            stamp::write(&mut message[body_at + stamp::LEN..], first_seq + out.sent);
-            if let Err(e) = conn.feed(message.freeze()).await {
-                out.error = Some(format!("send: {e}"));
-                break;
-            }
-            out.sent += 1;
-        }
-        if out.error.is_some() {
-            break;
-        }
-        if let Err(e) = conn.flush().await {
-            out.error = Some(format!("send: {e}"));
-            break;
-        }
-    }
+) -> Sent {
+    let plan = Plan {
+        destination: &args.destination,
+        size: args.size as usize,
+        count,
+        rate,
+        batch: args.batch,
+        first_seq: Some(first_seq),
+    };
+    let mut out = send_paced(&mut conn, &plan, deadline).await;
     if out.error.is_none() {
         let receipt = tokio::time::timeout_at(
             deadline.min(Instant::now() + SETUP_TIMEOUT).into(),
