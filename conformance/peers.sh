@@ -11,67 +11,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-export DEBIAN_FRONTEND=noninteractive
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "peers.sh: run as root (it installs and starts rabbitmq-server)" >&2
   exit 2
 fi
 
-if ! dpkg -s rabbitmq-server >/dev/null 2>&1; then
-  apt-get update
-  apt-get install -y rabbitmq-server
-fi
-
-# Loopback listeners; everything else stays at RabbitMQ's defaults.
-conf=/etc/rabbitmq/rabbitmq.conf
-if [[ ! -e $conf ]] || grep -q '^# written by herald conformance/peers.sh' "$conf"; then
-  cat >"$conf" <<'CONF'
-# written by herald conformance/peers.sh
-listeners.tcp.default = 127.0.0.1:5672
-stomp.listeners.tcp.1 = 127.0.0.1:61613
-web_stomp.tcp.ip = 127.0.0.1
-web_stomp.tcp.port = 15674
-CONF
-fi
-rabbitmq-plugins --offline enable rabbitmq_stomp rabbitmq_web_stomp >/dev/null
-
 cargo build -p herald-conformance --locked
 
-started=""
-stop_broker() {
-  if [[ -n "$started" ]]; then
-    rabbitmqctl stop >/dev/null 2>&1 || true
-  fi
-}
-trap stop_broker EXIT
-
-if ! rabbitmqctl status >/dev/null 2>&1; then
-  # Debian's wrapper drops to the rabbitmq user; no init system is needed.
-  (cd /var/lib/rabbitmq && su rabbitmq -s /bin/sh -c /usr/lib/rabbitmq/bin/rabbitmq-server \
-    >/var/log/rabbitmq/peers-sh.log 2>&1 &)
-  started=yes
-fi
-up=""
-for _ in $(seq 1 60); do
-  # Fails at once while the node is not reachable yet, so retry.
-  if timeout 30 rabbitmqctl await_startup >/dev/null 2>&1; then
-    up=yes
-    break
-  fi
-  sleep 2
-done
-if [[ -z "$up" ]]; then
-  echo "peers.sh: RabbitMQ did not start within 2 minutes; its log:" >&2
-  tail -n 50 /var/log/rabbitmq/peers-sh.log >&2 || true
-  exit 1
-fi
-for port in 61613 15674; do
-  for _ in $(seq 1 60); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 1
-  done
-done
+# Installing, configuring and starting RabbitMQ is bench/peers.sh's job; it stops only a
+# broker it started itself.
+trap 'bench/peers.sh stop >/dev/null' EXIT
+bench/peers.sh
 version="$(rabbitmqctl version 2>/dev/null || echo unknown)"
 
 mkdir -p conformance/expected
