@@ -17,6 +17,15 @@ for component in rustfmt clippy; do
   fi
 done
 
+step "system packages"
+# The load tool's plot draws text with DejaVu Sans (its tests render a PNG).
+if [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
+  sudo_if_needed=()
+  [[ $(id -u) -eq 0 ]] || sudo_if_needed=(sudo)
+  "${sudo_if_needed[@]}" apt-get update
+  "${sudo_if_needed[@]}" apt-get install -y fonts-dejavu-core
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -31,3 +40,6 @@ scripts/client-tests.sh
 
 step "conformance suite against herald over WebSocket and TCP"
 scripts/conformance.sh
+
+step "herald-load: every scenario against real brokers"
+scripts/load-smoke.sh

@@ -1,7 +1,7 @@
 //! Sums the workers' report lines into one set of figures.
 
 use crate::hist::{self, Hist};
-use crate::wire::{Finished, Ready};
+use crate::wire::{self, Finished, Ready};
 
 #[derive(Debug)]
 pub struct ReadyTotals {
@@ -25,6 +25,8 @@ pub struct FinishedTotals {
     pub error_frames: usize,
     pub missing: usize,
     pub latency: Hist,
+    /// Per message number, the latest arrival over all workers (µs after the send; 0 = none).
+    pub rounds: Vec<u64>,
     pub first_error: Option<String>,
 }
 
@@ -74,6 +76,7 @@ pub fn finished(lines: &[Option<String>]) -> FinishedTotals {
         error_frames: 0,
         missing: 0,
         latency: hist::new(),
+        rounds: Vec::new(),
         first_error: None,
     };
     for line in lines {
@@ -100,6 +103,19 @@ pub fn finished(lines: &[Option<String>]) -> FinishedTotals {
         t.error_frames += parsed.error_frames;
         if let Err(e) = hist::add_line(&mut t.latency, &parsed.latency) {
             t.first_error.get_or_insert(e);
+        }
+        match wire::rounds_from_field(&parsed.rounds) {
+            Ok(rounds) => {
+                if t.rounds.len() < rounds.len() {
+                    t.rounds.resize(rounds.len(), 0);
+                }
+                for (latest, arrival) in t.rounds.iter_mut().zip(rounds) {
+                    *latest = (*latest).max(arrival);
+                }
+            }
+            Err(e) => {
+                t.first_error.get_or_insert(e);
+            }
         }
         if let Some(e) = parsed.err {
             t.first_error.get_or_insert(e);
@@ -147,6 +163,7 @@ mod tests {
                     closed_early: 0,
                     error_frames: 0,
                     latency: format!("1000:{received}"),
+                    rounds: format!("{last_ns},{first_ns}"),
                     err: None,
                 }
                 .to_line(),
@@ -157,6 +174,7 @@ mod tests {
         assert_eq!((t.first_ns, t.last_ns), (40, 90));
         assert_eq!(t.complete, 3);
         assert_eq!(t.latency.len(), 30);
+        assert_eq!(t.rounds, vec![90, 50]);
         assert_eq!(t.missing, 0);
         let bad = finished(&[Some("finished received=x".to_owned())]);
         assert_eq!(bad.missing, 1);

@@ -49,6 +49,35 @@ pub struct Common {
     /// Also write the figures to this file as JSON.
     #[arg(long, global = true, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Name of this broker in reports and plots (default: the URL).
+    #[arg(long, global = true)]
+    pub label: Option<String>,
+    #[command(flatten)]
+    pub versus: Versus,
+}
+
+/// A second broker to run the same scenario against, in alternation (A B A B ...).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct Versus {
+    /// Second broker's endpoint: the scenario runs against --url and this one in turns, and
+    /// each pair's ratio is printed.
+    #[arg(long = "vs", global = true, value_name = "URL")]
+    pub vs_url: Option<String>,
+    /// CONNECT `login` for the second broker.
+    #[arg(long = "vs-login", global = true, requires = "vs_url")]
+    pub vs_login: Option<String>,
+    /// CONNECT `passcode` for the second broker.
+    #[arg(long = "vs-passcode", global = true, requires = "vs_url")]
+    pub vs_passcode: Option<String>,
+    /// CONNECT `host` for the second broker.
+    #[arg(long = "vs-host", global = true, requires = "vs_url")]
+    pub vs_host: Option<String>,
+    /// Name of the second broker in reports and plots (default: its URL).
+    #[arg(long = "vs-label", global = true, requires = "vs_url")]
+    pub vs_label: Option<String>,
+    /// Pairs of runs (A then B) with --vs.
+    #[arg(long = "vs-pairs", global = true, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub vs_pairs: u32,
 }
 
 impl Common {
@@ -76,7 +105,8 @@ impl Common {
                 args.push(value.clone());
             }
         }
-        // `--json` stays with the parent: only it writes figures.
+        // `--json`, `--label` and `--vs` stay with the parent: only it writes figures and runs
+        // the second broker.
         args
     }
 }
@@ -87,8 +117,14 @@ pub enum Scenario {
     Conns(ConnsArgs),
     /// S subscribers, one publisher: deliveries/s, end-to-end latency, lost messages.
     Fanout(FanoutArgs),
+    /// N subscribers, one message per round: time until the last subscriber has it.
+    Broadcast(BroadcastArgs),
+    /// P publisher/subscriber pairs, each on its own topic: messages/s, latency, lost.
+    Pubsub(PubsubArgs),
     /// P producers, C consumers on one queue: messages/s, latency, duplicates, lost.
     Queue(QueueArgs),
+    /// Draws deliveries/s and p99 latency against subscriber count from fan-out reports (PNG).
+    Plot(crate::plot::PlotArgs),
     /// Internal: one child process holding a share of the connections.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -138,6 +174,59 @@ pub struct FanoutArgs {
     pub broker_pid: Option<u32>,
     /// SEND frames written per flush when publishing.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub batch: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct BroadcastArgs {
+    /// Subscriber connections (spread over the workers).
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Rounds: one message each, to every subscriber.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub rounds: u64,
+    /// Milliseconds between rounds (each round should be over before the next starts).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub interval_ms: u64,
+    /// Body size in bytes; the first 16 carry the send timestamp.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(16..=4_000_000))]
+    pub size: u64,
+    /// Destination the subscribers subscribe to and the publisher sends to.
+    #[arg(long, default_value = "/topic/broadcast")]
+    pub destination: String,
+    /// Seconds to wait after the last round for deliveries still in flight.
+    #[arg(long, default_value_t = 10)]
+    pub drain: u64,
+    /// Broker process to read CPU time and VmRSS from (/proc/PID), before and after.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PubsubArgs {
+    /// Publisher/subscriber pairs; pair i uses the destination with `{i}` replaced by i.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub pairs: u64,
+    /// Messages each publisher sends.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub messages: u64,
+    /// Messages per second over all publishers; 0 = each as fast as possible, in batches.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Body size in bytes; the first 16 carry the send timestamp.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(16..=4_000_000))]
+    pub size: u64,
+    /// Destination of pair i: `{i}` is replaced by the pair's number.
+    #[arg(long, default_value = "/topic/pair-{i}")]
+    pub destination: String,
+    /// Seconds to wait after the last send for deliveries still in flight.
+    #[arg(long, default_value_t = 10)]
+    pub drain: u64,
+    /// Broker process to read CPU time and VmRSS from (/proc/PID), before and after.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
+    /// SEND frames written per flush by each publisher.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub batch: u64,
 }
 
@@ -206,12 +295,15 @@ pub struct WorkerArgs {
     /// Global index of this worker's first connection (for the source-IP round-robin).
     #[arg(long, default_value_t = 0)]
     pub first_index: usize,
-    /// Destination to subscribe to.
+    /// Destination to subscribe to; `{i}` is replaced by the connection's global index.
     #[arg(long)]
     pub destination: String,
     /// MESSAGE frames each connection expects; 0 = none, hold until told to stop.
     #[arg(long, default_value_t = 0)]
     pub messages: u64,
+    /// Also report, per message number, the latest arrival over the worker's connections.
+    #[arg(long)]
+    pub rounds: bool,
 }
 
 impl WorkerArgs {
@@ -229,6 +321,9 @@ impl WorkerArgs {
             "--messages".to_owned(),
             self.messages.to_string(),
         ]);
+        if self.rounds {
+            args.push("--rounds".to_owned());
+        }
         args
     }
 }
@@ -310,17 +405,34 @@ mod tests {
             concurrency: 50,
             duration: 30,
             json: None,
+            label: Some("ignored by workers".to_owned()),
+            versus: Versus {
+                vs_url: None,
+                vs_login: None,
+                vs_passcode: None,
+                vs_host: None,
+                vs_label: None,
+                vs_pairs: 3,
+            },
         };
         let share = WorkerArgs {
             connections: 700,
             first_index: 1400,
-            destination: "/topic/fan".to_owned(),
+            destination: "/topic/pair-{i}".to_owned(),
             messages: 20_000,
+            rounds: true,
         };
         let mut argv = vec!["herald-load".to_owned()];
         argv.extend(share.command_line(&common));
         let cli = Cli::try_parse_from(argv).unwrap();
-        assert_eq!(cli.common, common);
+        // Labels and the second broker stay with the parent.
+        assert_eq!(
+            cli.common,
+            Common {
+                label: None,
+                ..common
+            }
+        );
         let Scenario::Worker(parsed) = cli.scenario else {
             panic!("expected worker")
         };

@@ -29,6 +29,7 @@ pub async fn run(common: &Common, args: &ConnsArgs, report: &mut Report) -> Resu
             first_index,
             destination: args.destination.clone(),
             messages: 0,
+            rounds: false,
         })
         .collect();
     report.say(format!(
@@ -39,7 +40,7 @@ pub async fn run(common: &Common, args: &ConnsArgs, report: &mut Report) -> Resu
         args.destination
     ));
     report.set("scenario", "conns");
-    report.set("url", common.url.as_str());
+    report::target(report, common);
     report.set("connections_requested", args.connections);
     report.set("workers", shares.len());
 

@@ -3,6 +3,8 @@
 //! Scenarios (see `docs/load-tool.md`):
 //! - `conns`: N connections CONNECT and SUBSCRIBE; connect rate, broker memory per connection.
 //! - `fanout`: S subscribers, one publisher; deliveries/s, end-to-end latency, losses.
+//! - `broadcast`: N subscribers, one message per round; time until the last one has it.
+//! - `pubsub`: P publisher/subscriber pairs on topics of their own; messages/s, latency.
 //! - `queue`: P producers, C consumers on one queue with acks; messages/s, latency,
 //!   duplicates, losses (one process: no workers).
 //!
@@ -10,18 +12,23 @@
 //! subcommand), each under the per-process file limit; workers report one line each on stdout.
 
 mod aggregate;
+mod broadcast;
 mod cli;
 mod conn;
 mod conns;
 mod fanout;
 mod hist;
+mod plot;
 mod pool;
 mod procfs;
 mod produce;
+mod pubsub;
 mod queue;
 mod report;
 mod stamp;
 mod target;
+mod topic_run;
+mod versus;
 mod wire;
 mod worker;
 
@@ -38,6 +45,18 @@ fn main() -> ExitCode {
         let code = worker::run(cli.common, args);
         std::process::exit(code);
     }
+    if let Scenario::Plot(args) = &cli.scenario {
+        return match plot::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("herald-load: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if cli.common.versus.vs_url.is_some() {
+        return exit_code(versus::run(&cli.common));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,8 +72,11 @@ fn main() -> ExitCode {
         match &cli.scenario {
             Scenario::Conns(args) => conns::run(&cli.common, args, &mut report).await,
             Scenario::Fanout(args) => fanout::run(&cli.common, args, &mut report).await,
+            Scenario::Broadcast(args) => broadcast::run(&cli.common, args, &mut report).await,
+            Scenario::Pubsub(args) => pubsub::run(&cli.common, args, &mut report).await,
             Scenario::Queue(args) => queue::run(&cli.common, args, &mut report).await,
             Scenario::Worker(_) => unreachable!("handled above"),
+            Scenario::Plot(_) => unreachable!("handled above"),
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -66,6 +88,11 @@ fn main() -> ExitCode {
             }
         }
     }
+    exit_code(outcome)
+}
+
+/// 0 for a clean run, 1 for a run short of clean, 2 for an error (printed).
+fn exit_code(outcome: Result<bool, String>) -> ExitCode {
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

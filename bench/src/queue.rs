@@ -119,7 +119,7 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         args.destination
     ));
     report.set("scenario", "queue");
-    report.set("url", common.url.as_str());
+    report::target(report, common);
     report.set("producers", args.producers);
     report.set("consumers", args.consumers);
     report.set("messages", args.messages);

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::cli::Common;
 use crate::procfs;
 
 #[derive(Debug, Default)]
@@ -30,6 +31,12 @@ impl Report {
         let text = serde_json::to_string_pretty(&self.figures).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
     }
+}
+
+/// Records which broker a run measured: its URL and its label (the URL unless given).
+pub fn target(report: &mut Report, common: &Common) {
+    report.set("url", common.url.as_str());
+    report.set("label", common.label.as_deref().unwrap_or(&common.url));
 }
 
 /// Rounds for display and JSON: 3 decimals.

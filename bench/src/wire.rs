@@ -32,6 +32,9 @@ pub struct Finished {
     pub error_frames: usize,
     /// End-to-end latency, as a [`crate::hist`] line.
     pub latency: String,
+    /// With `--rounds`: per message number, the latest arrival over the worker's connections
+    /// (microseconds after the send; 0 = none arrived), comma-separated; `-` otherwise.
+    pub rounds: String,
     pub err: Option<String>,
 }
 
@@ -77,6 +80,7 @@ impl Finished {
                 ("closed_early", self.closed_early.to_string()),
                 ("error_frames", self.error_frames.to_string()),
                 ("latency", self.latency.clone()),
+                ("rounds", self.rounds.clone()),
             ],
             self.err.as_deref(),
         )
@@ -92,9 +96,30 @@ impl Finished {
             closed_early: f.number("closed_early")?,
             error_frames: f.number("error_frames")?,
             latency: f.text("latency")?,
+            rounds: f.text("rounds")?,
             err: f.err.take(),
         })
     }
+}
+
+/// Formats per-round latest arrivals for [`Finished::rounds`].
+pub fn rounds_to_field(rounds: &[u64]) -> String {
+    if rounds.is_empty() {
+        return "-".to_owned();
+    }
+    let texts: Vec<String> = rounds.iter().map(u64::to_string).collect();
+    texts.join(",")
+}
+
+/// Reads a [`Finished::rounds`] field back.
+pub fn rounds_from_field(field: &str) -> Result<Vec<u64>, String> {
+    if field == "-" {
+        return Ok(Vec::new());
+    }
+    field
+        .split(',')
+        .map(|n| n.parse().map_err(|_| format!("bad rounds entry {n:?}")))
+        .collect()
 }
 
 /// The kind word of a line, if it has one.
@@ -201,9 +226,21 @@ mod tests {
             closed_early: 0,
             error_frames: 0,
             latency: "-".to_owned(),
+            rounds: "1200,0,950".to_owned(),
             err: None,
         };
         assert_eq!(Finished::from_line(&finished.to_line()).unwrap(), finished);
+    }
+
+    #[test]
+    fn rounds_fields_round_trip() {
+        assert_eq!(rounds_to_field(&[]), "-");
+        assert_eq!(rounds_from_field("-").unwrap(), Vec::<u64>::new());
+        assert_eq!(
+            rounds_from_field(&rounds_to_field(&[5, 0, 7])).unwrap(),
+            vec![5, 0, 7]
+        );
+        assert!(rounds_from_field("5,x").is_err());
     }
 
     #[test]

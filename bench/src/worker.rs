@@ -1,5 +1,6 @@
 //! A worker process: opens its share of subscriber connections (a bounded number of
-//! handshakes in flight), reports `ready`, counts MESSAGE frames and their latency, and reports
+//! handshakes in flight), reports `ready`, counts MESSAGE frames and their latency (and, with
+//! `--rounds`, each message number's latest arrival), and reports
 //! `finished` once every connection has what it expected, on `stop` from the parent, when the
 //! parent goes away, or at its deadline.
 
@@ -17,8 +18,10 @@ use crate::conn::Conn;
 use crate::hist::{self, Hist};
 use crate::stamp;
 use crate::target::Endpoint;
-use crate::wire::{Finished, Ready};
+use crate::wire::{self, Finished, Ready};
 
+/// Stands for the connection's (or publisher's) number in a destination.
+pub const INDEX_PLACEHOLDER: &str = "{i}";
 /// Bound on one connection's setup: TCP, WebSocket, CONNECT, SUBSCRIBE and RECEIPT.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Latencies a connection collects before taking the shared histogram's lock.
@@ -44,6 +47,8 @@ struct Shared {
     closed_early: AtomicUsize,
     error_frames: AtomicUsize,
     first_error: Mutex<Option<String>>,
+    /// With `--rounds`: per message number, the latest arrival in µs after its send.
+    round_latest: Vec<AtomicU64>,
 }
 
 impl Shared {
@@ -59,7 +64,9 @@ impl Shared {
 }
 
 pub fn run(common: Common, args: WorkerArgs) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread per worker: the tool spreads load over worker processes (`--workers`), and
+    // fewer threads mean fewer context switches competing with the broker for the cores.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -97,17 +104,28 @@ async fn work(common: Common, args: WorkerArgs) -> i32 {
         closed_early: AtomicUsize::new(0),
         error_frames: AtomicUsize::new(0),
         first_error: Mutex::new(None),
+        round_latest: if args.rounds {
+            (0..args.messages).map(|_| AtomicU64::new(0)).collect()
+        } else {
+            Vec::new()
+        },
     });
     let semaphore = Arc::new(Semaphore::new(common.concurrency as usize));
     let destination: Arc<str> = Arc::from(args.destination.as_str());
+    let per_connection = args.destination.contains(INDEX_PLACEHOLDER);
     let (setup_tx, mut setup_rx) = mpsc::unbounded_channel();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for i in 0..args.connections {
+        let index = args.first_index + i;
         tasks.spawn(subscriber(Subscriber {
-            index: args.first_index + i,
+            index,
             endpoint: Arc::clone(&endpoint),
-            destination: Arc::clone(&destination),
+            destination: if per_connection {
+                Arc::from(destination_of(&args.destination, index as u64))
+            } else {
+                Arc::clone(&destination)
+            },
             expected: args.messages,
             shared: Arc::clone(&shared),
             semaphore: Arc::clone(&semaphore),
@@ -173,10 +191,22 @@ async fn work(common: Common, args: WorkerArgs) -> i32 {
         closed_early: shared.closed_early.load(Ordering::Relaxed),
         error_frames: shared.error_frames.load(Ordering::Relaxed),
         latency: hist::to_line(&shared.latency.lock().expect("poisoned")),
+        rounds: wire::rounds_to_field(
+            &shared
+                .round_latest
+                .iter()
+                .map(|latest| latest.load(Ordering::Relaxed))
+                .collect::<Vec<_>>(),
+        ),
         err: shared.first_error.lock().expect("poisoned").clone(),
     };
     println!("{}", finished.to_line());
     0
+}
+
+/// `destination` with [`INDEX_PLACEHOLDER`] replaced by `index`.
+pub fn destination_of(destination: &str, index: u64) -> String {
+    destination.replace(INDEX_PLACEHOLDER, &index.to_string())
 }
 
 /// Becomes `true` on `stop` from the parent or when its end of stdin closes.
@@ -292,7 +322,12 @@ async fn receive(conn: &mut Conn, expected: u64, shared: &Shared, mut stop: watc
                     if samples.capacity() == 0 {
                         samples.reserve_exact(LOCAL_SAMPLES);
                     }
-                    samples.push(now.saturating_sub(sent) / 1000);
+                    let us = now.saturating_sub(sent) / 1000;
+                    // Topic order holds per subscription: the n-th MESSAGE is message n.
+                    if let Some(latest) = shared.round_latest.get(count as usize - 1) {
+                        latest.fetch_max(us, Ordering::Relaxed);
+                    }
+                    samples.push(us);
                     if samples.len() >= LOCAL_SAMPLES {
                         record(shared, &mut samples);
                     }
@@ -341,4 +376,16 @@ fn record(shared: &Shared, samples: &mut Vec<u64>) {
 fn describe_error(frame: &Frame) -> String {
     let message = frame.headers.get("message").unwrap_or("");
     format!("ERROR frame from the broker: {message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_placeholder_is_replaced_everywhere() {
+        assert_eq!(destination_of("/topic/pair-{i}", 7), "/topic/pair-7");
+        assert_eq!(destination_of("/topic/{i}/x{i}", 12), "/topic/12/x12");
+        assert_eq!(destination_of("/topic/fan", 3), "/topic/fan");
+    }
 }
