@@ -31,6 +31,7 @@ mod topic_run;
 mod versus;
 mod wire;
 mod worker;
+mod wsframe;
 
 use std::process::ExitCode;
 

@@ -64,7 +64,7 @@ impl Url {
         })
     }
 
-    /// The URL tungstenite is given for the upgrade request.
+    /// The ws:// URL, for messages.
     pub fn ws_url(&self) -> String {
         format!("ws://{}:{}{}", self.host, self.port, self.path)
     }

@@ -8,13 +8,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use herald_protocol::{Command, Frame};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::cli::{Common, WorkerArgs};
-use crate::conn::Conn;
+use crate::conn::{Conn, Delivery};
 use crate::hist::{self, Hist};
 use crate::stamp;
 use crate::target::Endpoint;
@@ -308,17 +307,17 @@ async fn receive(conn: &mut Conn, expected: u64, shared: &Shared, mut stop: watc
         let next = tokio::select! {
             biased;
             () = &mut stopped => break None,
-            r = conn.next_frame() => r,
+            r = conn.next_delivery() => r,
         };
         match next {
-            Ok(Some(frame)) if frame.command == Command::Message => {
+            Ok(Some(Delivery::Message { stamp })) => {
                 let now = stamp::now_ns();
                 if count == 0 {
                     first = now;
                 }
                 last = now;
                 count += 1;
-                if let Some(sent) = stamp::read(&frame.body) {
+                if let Some(sent) = stamp {
                     if samples.capacity() == 0 {
                         samples.reserve_exact(LOCAL_SAMPLES);
                     }
@@ -338,9 +337,9 @@ async fn receive(conn: &mut Conn, expected: u64, shared: &Shared, mut stop: watc
                     settled = true;
                 }
             }
-            Ok(Some(frame)) if frame.command == Command::Error => {
+            Ok(Some(Delivery::Error { message })) => {
                 shared.error_frames.fetch_add(1, Ordering::Relaxed);
-                break Some(describe_error(&frame));
+                break Some(format!("ERROR frame from the broker: {message}"));
             }
             Ok(Some(_)) => {}
             Ok(None) => break Some("connection closed by the broker".to_owned()),
@@ -371,11 +370,6 @@ fn record(shared: &Shared, samples: &mut Vec<u64>) {
         hist.saturating_record(us);
     }
     samples.clear();
-}
-
-fn describe_error(frame: &Frame) -> String {
-    let message = frame.headers.get("message").unwrap_or("");
-    format!("ERROR frame from the broker: {message}")
 }
 
 #[cfg(test)]

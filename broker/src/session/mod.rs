@@ -11,6 +11,7 @@ mod transaction;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -295,12 +296,19 @@ impl Session {
         }
         let stall = ms(self.node.config.outbox.max_stall_ms);
         let outbox = Arc::clone(&self.outbox);
-        // A client that stops reading blocks this write while routing keeps filling the
-        // outbox: its overflow ends the write (transports resume cleanly after a cancelled
-        // write, so the ERROR that follows is still a whole frame).
-        let written = tokio::select! {
-            written = timeout(stall, write_all(io, drained.frames)) => written,
-            () = outbox.overflowed() => return Err(CloseReason::SlowConsumer),
+        let write = write_all(io, drained.frames);
+        tokio::pin!(write);
+        // Most writes complete at once (the socket has room): those register no stall timer
+        // and no overflow waiter, which would cost more than the write itself.
+        let written = match futures_util::poll!(write.as_mut()) {
+            Poll::Ready(written) => Ok(written),
+            // A client that stops reading blocks this write while routing keeps filling the
+            // outbox: its overflow ends the write (transports resume cleanly after a
+            // cancelled write, so the ERROR that follows is still a whole frame).
+            Poll::Pending => tokio::select! {
+                written = timeout(stall, write) => written,
+                () = outbox.overflowed() => return Err(CloseReason::SlowConsumer),
+            },
         };
         match written {
             Err(_) => Err(CloseReason::WriteStalled),
