@@ -104,6 +104,11 @@ pub fn parse_file(
     let mut runs = Vec::with_capacity(reports.len());
     for (i, report) in reports.iter().enumerate() {
         let source = format!("{source} (run {})", i + 1);
+        if report.get("scenario").is_none() {
+            // A run of the comparison that failed before measuring anything.
+            warnings.push(format!("{source}: measured nothing; left out"));
+            continue;
+        }
         runs.extend(parse_report(report.clone(), &source, warnings)?);
     }
     Ok(runs)
@@ -966,13 +971,14 @@ mod tests {
 
     #[test]
     fn a_vs_file_gives_each_of_its_runs() {
-        let runs: Vec<Value> = [
+        let mut runs: Vec<Value> = [
             report(Some("A"), 100, 5.0, 1.0),
             report(Some("B"), 100, 2.0, 3.0),
         ]
         .iter()
         .map(|r| serde_json::from_str(r).unwrap())
         .collect();
+        runs.push(serde_json::json!({"run": "B2", "clean": false}));
         let file = serde_json::json!({"scenario": "fanout", "runs": runs}).to_string();
         let mut warnings = Vec::new();
         let parsed = parse_file(&file, "vs.json", &mut warnings).unwrap();
@@ -982,6 +988,7 @@ mod tests {
             ("A", "B")
         );
         assert!(parsed[1].source.contains("run 2"), "{}", parsed[1].source);
+        assert!(warnings[0].contains("run 3"), "{warnings:?}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ struct Side {
     broker_args: Vec<String>,
 }
 
-/// Runs the pairs and prints the ratios; the exit status is 0 only if every run was clean.
+/// Runs the pairs and prints the ratios; `Ok(true)` only if every run was clean.
 pub fn run(common: &Common) -> Result<bool, String> {
     let versus = &common.versus;
     let b_url = versus.vs_url.clone().ok_or("--vs needs a URL")?;
@@ -85,9 +85,18 @@ pub fn run(common: &Common) -> Result<bool, String> {
             let tag = format!("{}{pair}", side.name);
             let json_path = scratch.join(format!("{tag}.json"));
             println!("== run {tag}: {} ==", side.label);
-            let clean = run_child(&exe, &scenario_args, side, &json_path, &tag)?;
+            // A run that measured nothing (its broker refused every connection, say) is
+            // recorded as failed; the comparison goes on with the other runs.
+            let (clean, mut figures) = match run_child(&exe, &scenario_args, side, &json_path, &tag)
+                .and_then(|clean| Ok((clean, read_figures(&json_path)?)))
+            {
+                Ok(result) => result,
+                Err(e) => {
+                    eprintln!("herald-load: {e}");
+                    (false, Map::new())
+                }
+            };
             all_clean &= clean;
-            let mut figures = read_figures(&json_path)?;
             figures.insert("run".to_owned(), json!(tag));
             figures.insert("clean".to_owned(), json!(clean));
             if let Some(Value::String(s)) = figures.get("scenario") {
