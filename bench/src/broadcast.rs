@@ -61,7 +61,7 @@ pub async fn run(
                 if outcome.clean {
                     ""
                 } else {
-                    " (not every subscriber had every round: see lost)"
+                    " (the run was not clean: see the lines above)"
                 }
             ));
             report.set("last_arrival_p50_ms", round3(median as f64 / 1000.0));
