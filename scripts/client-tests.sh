@@ -88,24 +88,15 @@ env -u RUST_LOG "$HERALD_BIN" --config "$WORK/herald.toml" --ws-bind 127.0.0.1:0
   --tcp-bind 127.0.0.1:0 --log-level info >"$LOG" 2>&1 </dev/null &
 HERALD_PID=$!
 
-# The address from `listening transport="$1" addr=HOST:PORT`. `read` yields complete lines
-# only, so a line still being written is not taken with half a port number.
-listen_addr() {
-  local line pattern="listening transport=\"$1\" addr=([^ ]+)"
-  while IFS= read -r line; do
-    if [[ $line =~ $pattern ]]; then
-      printf '%s\n' "${BASH_REMATCH[1]}"
-      return 0
-    fi
-  done <"$LOG"
-}
+# herald_listen_addr LOG TRANSPORT: the address from its `listening` line.
+source "$ROOT/scripts/lib/herald.sh"
 
 deadline=$((SECONDS + START_TIMEOUT_S))
 WS_ADDR=""
 TCP_ADDR=""
 while :; do
-  WS_ADDR=$(listen_addr websocket)
-  TCP_ADDR=$(listen_addr tcp)
+  WS_ADDR=$(herald_listen_addr "$LOG" websocket)
+  TCP_ADDR=$(herald_listen_addr "$LOG" tcp)
   [[ -n "$WS_ADDR" && -n "$TCP_ADDR" ]] && break
   kill -0 "$HERALD_PID" 2>/dev/null || die "herald exited before listening"
   ((SECONDS < deadline)) || die "herald did not report both listeners within ${START_TIMEOUT_S} s"

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::cli::{Common, FanoutArgs};
-use crate::report::Report;
+use crate::report::{self, Report};
 use crate::topic_run::{self, TopicRun};
 
 /// Runs the scenario; `Ok(true)` when every subscriber got every message.
@@ -16,10 +16,7 @@ pub async fn run(common: &Common, args: &FanoutArgs, report: &mut Report) -> Res
         common.workers,
         args.messages,
         args.size,
-        match args.rate {
-            0 => "full speed".to_owned(),
-            r => format!("{r} msgs/s"),
-        },
+        report::pace(args.rate),
         common.url,
         args.destination
     ));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::cli::{Common, PubsubArgs};
-use crate::report::{Report, round3};
+use crate::report::{self, Report, round3};
 use crate::topic_run::{self, TopicRun};
 use crate::worker::INDEX_PLACEHOLDER;
 
@@ -17,15 +17,12 @@ pub async fn run(common: &Common, args: &PubsubArgs, report: &mut Report) -> Res
         ));
     }
     report.say(format!(
-        "herald-load pubsub: {} pair(s), subscribers over {} worker(s), {} message(s) of {} B per publisher at {}, {} {}",
+        "herald-load pubsub: {} pair(s), subscribers over {} worker(s), {} message(s) of {} B per publisher at {} over all pairs, {} {}",
         args.pairs,
         common.workers,
         args.messages,
         args.size,
-        match args.rate {
-            0 => "full speed".to_owned(),
-            r => format!("{r} msgs/s in total"),
-        },
+        report::pace(args.rate),
         common.url,
         args.destination
     ));

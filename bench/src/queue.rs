@@ -111,10 +111,7 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         },
         args.messages,
         args.size,
-        match args.rate {
-            0 => "full speed".to_owned(),
-            r => format!("{r} msgs/s"),
-        },
+        report::pace(args.rate),
         common.url,
         args.destination
     ));

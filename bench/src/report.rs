@@ -39,6 +39,14 @@ pub fn target(report: &mut Report, common: &Common) {
     report.set("label", common.label.as_deref().unwrap_or(&common.url));
 }
 
+/// A producer's pace for the opening line: "full speed" or "R msgs/s".
+pub fn pace(rate: u64) -> String {
+    match rate {
+        0 => "full speed".to_owned(),
+        r => format!("{r} msgs/s"),
+    }
+}
+
 /// Rounds for display and JSON: 3 decimals.
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use serde_json::{Map, Value, json};
 
 use crate::cli::Common;
+use crate::plot::median;
 use crate::report::round3;
 
 /// Flags that name the broker or the output; each run gets its own instead.
@@ -236,7 +237,7 @@ fn print_ratios(scenario: &str, runs: &[Value], sides: &[Side; 2]) -> Map<String
                 }
             );
         }
-        if let Some(median) = median(&mut ratios) {
+        if let Some(median) = median(&ratios) {
             println!(
                 "{key}: median A/B over {} pair(s) = {median:.2}",
                 ratios.len()
@@ -249,17 +250,6 @@ fn print_ratios(scenario: &str, runs: &[Value], sides: &[Side; 2]) -> Map<String
         }
     }
     out
-}
-
-/// The median (mean of the middle two for an even count); sorts `values`.
-fn median(values: &mut [f64]) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(values[n / 2]),
-        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
-    }
 }
 
 #[cfg(test)]
@@ -287,13 +277,6 @@ mod tests {
             without_per_run_flags(args.into_iter()),
             ["fanout", "--subscribers", "10", "--workers", "2"]
         );
-    }
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&mut []), None);
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
     }
 
     #[test]
