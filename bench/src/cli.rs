@@ -75,6 +75,15 @@ pub struct Versus {
     /// Name of the second broker in reports and plots (default: its URL).
     #[arg(long = "vs-label", global = true, requires = "vs_url")]
     pub vs_label: Option<String>,
+    /// The second broker's process, for its CPU time and memory (the scenario's
+    /// `--broker-pid` names the first's).
+    #[arg(
+        long = "vs-broker-pid",
+        global = true,
+        requires = "vs_url",
+        value_name = "PID"
+    )]
+    pub vs_broker_pid: Option<u32>,
     /// Pairs of runs (A then B) with --vs.
     #[arg(long = "vs-pairs", global = true, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub vs_pairs: u32,
@@ -412,6 +421,7 @@ mod tests {
                 vs_passcode: None,
                 vs_host: None,
                 vs_label: None,
+                vs_broker_pid: None,
                 vs_pairs: 3,
             },
         };

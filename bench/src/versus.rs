@@ -26,6 +26,7 @@ const PER_RUN_FLAGS: &[&str] = &[
     "--vs-host",
     "--vs-label",
     "--vs-pairs",
+    "--vs-broker-pid",
 ];
 
 /// The figures a scenario is judged by, and whether more is better.
@@ -49,6 +50,8 @@ fn headline(scenario: &str) -> &'static [(&'static str, bool)] {
 struct Side {
     name: &'static str,
     label: String,
+    /// The scenario and its flags, with this side's `--broker-pid`.
+    scenario_args: Vec<String>,
     broker_args: Vec<String>,
 }
 
@@ -57,16 +60,18 @@ pub fn run(common: &Common) -> Result<bool, String> {
     let versus = &common.versus;
     let b_url = versus.vs_url.clone().ok_or("--vs needs a URL")?;
     let exe = std::env::current_exe().map_err(|e| format!("finding own executable: {e}"))?;
-    let scenario_args = without_per_run_flags(std::env::args().skip(1));
+    let (a_args, b_args) = scenario_args(std::env::args().skip(1), versus.vs_broker_pid);
     let sides = [
         Side {
             name: "A",
             label: common.label.clone().unwrap_or_else(|| common.url.clone()),
+            scenario_args: a_args,
             broker_args: broker_args(&common.url, &common.login, &common.passcode, &common.host),
         },
         Side {
             name: "B",
             label: versus.vs_label.clone().unwrap_or_else(|| b_url.clone()),
+            scenario_args: b_args,
             broker_args: broker_args(
                 &b_url,
                 &versus.vs_login,
@@ -88,7 +93,7 @@ pub fn run(common: &Common) -> Result<bool, String> {
             println!("== run {tag}: {} ==", side.label);
             // A run that measured nothing (its broker refused every connection, say) is
             // recorded as failed; the comparison goes on with the other runs.
-            let (clean, mut figures) = match run_child(&exe, &scenario_args, side, &json_path, &tag)
+            let (clean, mut figures) = match run_child(&exe, side, &json_path, &tag)
                 .and_then(|clean| Ok((clean, read_figures(&json_path)?)))
             {
                 Ok(result) => result,
@@ -123,14 +128,27 @@ pub fn run(common: &Common) -> Result<bool, String> {
     Ok(all_clean)
 }
 
-/// `args` without the flags in [`PER_RUN_FLAGS`] and their values (`--flag value` or
-/// `--flag=value`).
-fn without_per_run_flags(args: impl Iterator<Item = String>) -> Vec<String> {
+/// The scenario's arguments for A and for B: without the per-run flags, and for B with
+/// `--vs-broker-pid` as its `--broker-pid` (never A's).
+fn scenario_args(
+    args: impl Iterator<Item = String>,
+    vs_broker_pid: Option<u32>,
+) -> (Vec<String>, Vec<String>) {
+    let a = without_flags(args, PER_RUN_FLAGS);
+    let mut b = without_flags(a.iter().cloned(), &["--broker-pid"]);
+    if let Some(pid) = vs_broker_pid {
+        b.extend(["--broker-pid".to_owned(), pid.to_string()]);
+    }
+    (a, b)
+}
+
+/// `args` without `flags` and their values (`--flag value` or `--flag=value`).
+fn without_flags(args: impl Iterator<Item = String>, flags: &[&str]) -> Vec<String> {
     let mut kept = Vec::new();
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
-        if PER_RUN_FLAGS.contains(&name) {
+        if flags.contains(&name) {
             if !arg.contains('=') {
                 args.next();
             }
@@ -163,15 +181,9 @@ fn broker_args(
 
 /// Runs one scenario in a child process, its output prefixed with `tag`; `Ok(true)` when it
 /// exited 0, `Ok(false)` for 1 (ran, short of clean), `Err` otherwise.
-fn run_child(
-    exe: &Path,
-    scenario_args: &[String],
-    side: &Side,
-    json_path: &PathBuf,
-    tag: &str,
-) -> Result<bool, String> {
+fn run_child(exe: &Path, side: &Side, json_path: &PathBuf, tag: &str) -> Result<bool, String> {
     let mut child = Command::new(exe)
-        .args(scenario_args)
+        .args(&side.scenario_args)
         .args(&side.broker_args)
         .arg("--label")
         .arg(&side.label)
@@ -271,12 +283,38 @@ mod tests {
             "out.json",
             "--workers",
             "2",
+            "--broker-pid",
+            "5",
+            "--vs-broker-pid=7",
         ]
         .map(String::from);
+        let (a, b) = scenario_args(args.clone().into_iter(), Some(7));
         assert_eq!(
-            without_per_run_flags(args.into_iter()),
-            ["fanout", "--subscribers", "10", "--workers", "2"]
+            a,
+            [
+                "fanout",
+                "--subscribers",
+                "10",
+                "--workers",
+                "2",
+                "--broker-pid",
+                "5"
+            ]
         );
+        assert_eq!(
+            b,
+            [
+                "fanout",
+                "--subscribers",
+                "10",
+                "--workers",
+                "2",
+                "--broker-pid",
+                "7"
+            ]
+        );
+        let (_, b) = scenario_args(args.into_iter(), None);
+        assert_eq!(b, ["fanout", "--subscribers", "10", "--workers", "2"]);
     }
 
     #[test]
