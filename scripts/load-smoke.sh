@@ -61,9 +61,12 @@ run pubsub --url "$A_WS" --pairs 10 --messages 100 --workers 2
 expect "messages/s: .* over all pairs"
 run queue --url "$A_TCP" --producers 2 --consumers 2 --messages 2000 --destination "/queue/smoke-$$"
 expect "lost: 0; duplicates: 0"
+run queue --url "$A_WS" --consumers 2 --ack client --messages 1000 --destination "/queue/smoke-ws-$$"
+expect "lost: 0; duplicates: 0"
 run fanout --url "$A_WS" --label Herald-A --vs "$B_WS" --vs-label Herald-B --vs-pairs 2 \
-  --subscribers 20 --messages 100 --json "$work/vs.json"
+  --subscribers 20 --messages 100 --broker-pid "$A_PID" --vs-broker-pid "$B_PID" --json "$work/vs.json"
 expect "deliveries_per_s: median A/B over 2 pair(s)"
+expect "\[B2\] broker CPU"
 run plot --output "$work/plot.png" "$work/vs.json"
 if [[ "$(head -c 8 "$work/plot.png" | od -An -tx1 | tr -d ' \n')" != "89504e470d0a1a0a" ]]; then
   echo "load-smoke: FAILED: $work/plot.png is not a PNG" >&2
