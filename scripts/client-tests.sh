@@ -19,7 +19,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 VENV="${HERALD_VENV:-$HOME/.cache/herald-venv}"
 PYTHON="${PYTHON:-python3}"
-START_TIMEOUT_S="${HERALD_START_TIMEOUT_S:-30}"
 # herald's default drain is 10 s; allow a little more before calling the stop unclean.
 STOP_TIMEOUT_S="${HERALD_STOP_TIMEOUT_S:-15}"
 
@@ -72,9 +71,6 @@ HERALD_BIN="$CARGO_TARGET_DIR/debug/herald"
 [[ -x "$HERALD_BIN" ]] || die "no binary at $HERALD_BIN after the build"
 
 step "start herald"
-# Created here: the background job's redirection may open it only after the first poll below.
-: >"$LOG"
-# RUST_LOG would override --log-level and could hide the `listening` lines.
 # Tokens signed with this secret authenticate (the stompjs JWT test makes its own).
 export HERALD_JWT_SECRET="client-tests-secret-$RANDOM$RANDOM"
 cat >"$WORK/herald.toml" <<TOML
@@ -84,28 +80,13 @@ algorithm = "HS256"
 secret = "$HERALD_JWT_SECRET"
 audience = "herald-client-tests"
 TOML
-env -u RUST_LOG "$HERALD_BIN" --config "$WORK/herald.toml" --ws-bind 127.0.0.1:0 \
-  --tcp-bind 127.0.0.1:0 --log-level info >"$LOG" 2>&1 </dev/null &
-HERALD_PID=$!
-
-# herald_listen_addr LOG TRANSPORT: the address from its `listening` line.
+# start_herald sets HERALD_PID, HERALD_WS and HERALD_TCP once both listeners are up.
 source "$ROOT/scripts/lib/herald.sh"
+start_herald HERALD "$LOG" --config "$WORK/herald.toml" || die "herald did not start"
 
-deadline=$((SECONDS + START_TIMEOUT_S))
-WS_ADDR=""
-TCP_ADDR=""
-while :; do
-  WS_ADDR=$(herald_listen_addr "$LOG" websocket)
-  TCP_ADDR=$(herald_listen_addr "$LOG" tcp)
-  [[ -n "$WS_ADDR" && -n "$TCP_ADDR" ]] && break
-  kill -0 "$HERALD_PID" 2>/dev/null || die "herald exited before listening"
-  ((SECONDS < deadline)) || die "herald did not report both listeners within ${START_TIMEOUT_S} s"
-  sleep 0.1
-done
-
-export HERALD_WS_URL="ws://127.0.0.1:${WS_ADDR##*:}/ws"
+export HERALD_WS_URL="$HERALD_WS"
 export HERALD_TCP_HOST=127.0.0.1
-export HERALD_TCP_PORT="${TCP_ADDR##*:}"
+export HERALD_TCP_PORT="${HERALD_TCP##*:}"
 echo "herald pid $HERALD_PID: HERALD_WS_URL=$HERALD_WS_URL HERALD_TCP_HOST=$HERALD_TCP_HOST HERALD_TCP_PORT=$HERALD_TCP_PORT"
 
 step "@stomp/stompjs (conformance/clients/js)"

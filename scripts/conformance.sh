@@ -17,13 +17,11 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 cargo build -p herald -p herald-conformance --locked
 
+source scripts/lib/herald.sh
+
 work="$(mktemp -d)"
-broker_pid=""
 cleanup() {
-  if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
-    kill "$broker_pid" 2>/dev/null || true
-    wait "$broker_pid" 2>/dev/null || true
-  fi
+  stop_heralds
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -58,39 +56,14 @@ for user in "${users[@]}"; do
 done
 
 log="$work/herald.log"
-# No colours, so the log lines can be matched.
-NO_COLOR=1 env -u RUST_LOG "$CARGO_TARGET_DIR/debug/herald" --config "$work/herald.toml" \
-  --ws-bind 127.0.0.1:0 --tcp-bind 127.0.0.1:0 "${user_flags[@]}" >"$log" 2>&1 &
-broker_pid=$!
-
-addr_of() {
-  # The address from `listening transport="<t>" addr=<ip:port>`.
-  sed -n "s/.*listening.*transport=\"\{0,1\}$1\"\{0,1\} .*addr=\([0-9.:]*\).*/\1/p" "$log" | head -n 1
-}
-
-ws_addr=""
-tcp_addr=""
-for _ in $(seq 1 100); do
-  ws_addr="$(addr_of websocket)"
-  tcp_addr="$(addr_of tcp)"
-  [[ -n "$ws_addr" && -n "$tcp_addr" ]] && break
-  if ! kill -0 "$broker_pid" 2>/dev/null; then
-    break
-  fi
-  sleep 0.1
-done
-if [[ -z "$ws_addr" || -z "$tcp_addr" ]]; then
-  echo "conformance: herald did not report both listeners within 10 s; its log:" >&2
-  cat "$log" >&2
-  exit 1
-fi
-echo "conformance: herald listening on ws://$ws_addr/ws and tcp://$tcp_addr"
+start_herald HERALD "$log" --config "$work/herald.toml" "${user_flags[@]}"
+echo "conformance: herald listening on $HERALD_WS and $HERALD_TCP"
 
 status=0
 "$CARGO_TARGET_DIR/debug/herald-conformance" \
   --profile herald \
-  --url "ws://$ws_addr/ws" \
-  --url "tcp://$tcp_addr" \
+  --url "$HERALD_WS" \
+  --url "$HERALD_TCP" \
   --max-frame-bytes "$max_frame_bytes" \
   --max-subscriptions "$max_subscriptions" \
   --max-connections-per-address "$max_connections_per_address" \

@@ -39,20 +39,7 @@ pub fn ready(lines: &[Option<String>]) -> ReadyTotals {
         setup: hist::new(),
         first_error: None,
     };
-    for line in lines {
-        let parsed = match line.as_deref().map(Ready::from_line) {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => {
-                t.missing += 1;
-                t.first_error
-                    .get_or_insert(format!("unreadable worker report: {e}"));
-                continue;
-            }
-            None => {
-                t.missing += 1;
-                continue;
-            }
-        };
+    for parsed in readable(lines, Ready::from_line, &mut t.missing, &mut t.first_error) {
         t.ok += parsed.ok;
         t.failed += parsed.failed;
         t.max_elapsed_us = t.max_elapsed_us.max(parsed.elapsed_us);
@@ -79,20 +66,12 @@ pub fn finished(lines: &[Option<String>]) -> FinishedTotals {
         rounds: Vec::new(),
         first_error: None,
     };
-    for line in lines {
-        let parsed = match line.as_deref().map(Finished::from_line) {
-            Some(Ok(f)) => f,
-            Some(Err(e)) => {
-                t.missing += 1;
-                t.first_error
-                    .get_or_insert(format!("unreadable worker report: {e}"));
-                continue;
-            }
-            None => {
-                t.missing += 1;
-                continue;
-            }
-        };
+    for parsed in readable(
+        lines,
+        Finished::from_line,
+        &mut t.missing,
+        &mut t.first_error,
+    ) {
         t.received += parsed.received;
         if parsed.first_ns > 0 && (t.first_ns == 0 || parsed.first_ns < t.first_ns) {
             t.first_ns = parsed.first_ns;
@@ -122,6 +101,28 @@ pub fn finished(lines: &[Option<String>]) -> FinishedTotals {
         }
     }
     t
+}
+
+/// The lines that parse; a worker without a line, or with one that does not parse, counts as
+/// missing (the latter also as an error).
+fn readable<T>(
+    lines: &[Option<String>],
+    parse: fn(&str) -> Result<T, String>,
+    missing: &mut usize,
+    first_error: &mut Option<String>,
+) -> Vec<T> {
+    let mut parsed = Vec::with_capacity(lines.len());
+    for line in lines {
+        match line.as_deref().map(parse) {
+            Some(Ok(report)) => parsed.push(report),
+            Some(Err(e)) => {
+                *missing += 1;
+                first_error.get_or_insert(format!("unreadable worker report: {e}"));
+            }
+            None => *missing += 1,
+        }
+    }
+    parsed
 }
 
 #[cfg(test)]

@@ -267,6 +267,16 @@ mod tests {
         }
     }
 
+    /// The byte lengths of the frames a drain takes, in order.
+    fn drained_lengths(outbox: &Outbox) -> Vec<usize> {
+        outbox
+            .drain()
+            .frames
+            .iter()
+            .map(|f| f.bytes.len())
+            .collect()
+    }
+
     #[test]
     fn overflow_under_close_policy_discards_and_flags() {
         let outbox = Outbox::new(100, OverflowPolicy::Close);
@@ -288,12 +298,7 @@ mod tests {
             outbox.push_message(frame(40)),
             Pushed::QueuedAfterDropping(1)
         );
-        let lens: Vec<usize> = outbox
-            .drain()
-            .frames
-            .iter()
-            .map(|f| f.bytes.len())
-            .collect();
+        let lens = drained_lengths(&outbox);
         assert_eq!(lens, [10, 40, 40]);
         assert_eq!(outbox.dropped(), 1);
     }
@@ -326,12 +331,7 @@ mod tests {
             outbox.push_message(frame(60)),
             Pushed::QueuedAfterDropping(1)
         );
-        let lens: Vec<usize> = outbox
-            .drain()
-            .frames
-            .iter()
-            .map(|f| f.bytes.len())
-            .collect();
+        let lens = drained_lengths(&outbox);
         assert_eq!(lens, [80, 60]);
     }
 
