@@ -354,6 +354,28 @@ pub fn split(total: usize, workers: usize) -> Vec<(usize, usize)> {
     shares
 }
 
+/// The workers' shares of `total` subscriber connections, each subscribing to `destination`
+/// and expecting `messages`; refused when a share would exceed what a worker may open.
+pub fn shares(
+    total: usize,
+    workers: u32,
+    destination: &str,
+    messages: u64,
+    rounds: bool,
+) -> Result<Vec<WorkerArgs>, String> {
+    check_share(total, workers)?;
+    Ok(split(total, workers as usize)
+        .into_iter()
+        .map(|(first_index, connections)| WorkerArgs {
+            connections,
+            first_index,
+            destination: destination.to_owned(),
+            messages,
+            rounds,
+        })
+        .collect())
+}
+
 /// Refuses a plan that would put more sockets in one worker than it may open.
 pub fn check_share(total: usize, workers: u32) -> Result<(), String> {
     let biggest = total.div_ceil(workers.max(1) as usize);
@@ -485,6 +507,22 @@ mod tests {
         assert_eq!(split(10, 3), vec![(0, 4), (4, 3), (7, 3)]);
         assert_eq!(split(2, 4), vec![(0, 1), (1, 1)]);
         assert_eq!(split(0, 2), Vec::<(usize, usize)>::new());
+    }
+
+    #[test]
+    fn shares_carry_the_destination_and_expectations() {
+        let shares = shares(10, 3, "/topic/pair-{i}", 5, true).unwrap();
+        let firsts: Vec<(usize, usize)> = shares
+            .iter()
+            .map(|s| (s.first_index, s.connections))
+            .collect();
+        assert_eq!(firsts, [(0, 4), (4, 3), (7, 3)]);
+        assert!(
+            shares
+                .iter()
+                .all(|s| s.destination == "/topic/pair-{i}" && s.messages == 5 && s.rounds)
+        );
+        assert!(super::shares(30_000, 1, "/topic/x", 0, false).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::aggregate;
-use crate::cli::{Common, ConnsArgs, WorkerArgs, check_share, split};
+use crate::cli::{self, Common, ConnsArgs};
 use crate::hist;
 use crate::pool::Pool;
 use crate::procfs;
@@ -21,17 +21,13 @@ pub async fn run(common: &Common, args: &ConnsArgs, report: &mut Report) -> Resu
     let started_run = Instant::now();
     let deadline = started_run + Duration::from_secs(common.duration);
     Url::parse(&common.url)?;
-    check_share(args.connections, common.workers)?;
-    let shares: Vec<WorkerArgs> = split(args.connections, common.workers as usize)
-        .into_iter()
-        .map(|(first_index, connections)| WorkerArgs {
-            connections,
-            first_index,
-            destination: args.destination.clone(),
-            messages: 0,
-            rounds: false,
-        })
-        .collect();
+    let shares = cli::shares(
+        args.connections,
+        common.workers,
+        &args.destination,
+        0,
+        false,
+    )?;
     report.say(format!(
         "herald-load conns: {} connection(s) to {}, {} worker(s), destination {}",
         args.connections,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::aggregate::{self, FinishedTotals};
-use crate::cli::{Common, WorkerArgs, check_share, split};
+use crate::cli::{self, Common};
 use crate::conn::Conn;
 use crate::hist;
 use crate::pool::Pool;
@@ -66,18 +66,14 @@ pub async fn execute(
     report: &mut Report,
 ) -> Result<Outcome, String> {
     let deadline = Instant::now() + Duration::from_secs(common.duration);
-    check_share(run.subscribers, common.workers)?;
+    let shares = cli::shares(
+        run.subscribers,
+        common.workers,
+        &run.subscriber_destination,
+        run.messages,
+        run.rounds,
+    )?;
     let endpoint = Arc::new(Endpoint::resolve(common).await?);
-    let shares: Vec<WorkerArgs> = split(run.subscribers, common.workers as usize)
-        .into_iter()
-        .map(|(first_index, connections)| WorkerArgs {
-            connections,
-            first_index,
-            destination: run.subscriber_destination.clone(),
-            messages: run.messages,
-            rounds: run.rounds,
-        })
-        .collect();
     report::target(report, common);
     report.set("subscribers_requested", run.subscribers);
     report.set("workers", shares.len());

@@ -111,10 +111,7 @@ async fn silent_client_is_closed_after_the_read_window(transport: Transport) {
     let start = Instant::now();
     client.expect_error_then_close("heart-beat timeout").await;
     assert_between("heart-beat timeout", start.elapsed(), ms(580), ms(2_000));
-    common::eventually("the close to be counted", common::TIMEOUT, || {
-        server.node.stats.closes("heartbeat_timeout") == 1
-    })
-    .await;
+    server.close_counted("heartbeat_timeout").await;
 }
 
 async fn client_heart_beats_keep_the_session_open(transport: Transport) {
@@ -161,10 +158,7 @@ async fn connect_timeout_closes_a_silent_connection(transport: Transport) {
     let mut client = server.open(transport).await;
     client.expect_error_then_close("connect timeout").await;
     assert_between("connect timeout", start.elapsed(), ms(280), ms(2_000));
-    common::eventually("the close to be counted", common::TIMEOUT, || {
-        server.node.stats.closes("connect_timeout") == 1
-    })
-    .await;
+    server.close_counted("connect_timeout").await;
 }
 
 async fn invalid_heart_beat_header_is_error(transport: Transport) {

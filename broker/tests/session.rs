@@ -106,10 +106,7 @@ async fn no_common_version_is_error_then_close(transport: Transport) {
     assert_eq!(error.headers.get("version"), Some("1.0,1.1,1.2"));
     assert_eq!(error.headers.get("content-type"), Some("text/plain"));
     assert_eq!(error.headers.get("receipt-id"), None);
-    common::eventually("the close to be counted", common::TIMEOUT, || {
-        server.node.stats.closes("protocol_error") == 1
-    })
-    .await;
+    server.close_counted("protocol_error").await;
 }
 
 async fn frame_before_connect_is_error_then_close(transport: Transport) {
@@ -289,8 +286,5 @@ async fn peer_close_before_connect_is_counted() {
     let server = TestServer::with_defaults().await;
     let client = server.open(Transport::Tcp).await;
     drop::<Client>(client);
-    common::eventually("the close to be counted", common::TIMEOUT, || {
-        server.node.stats.closes("peer_closed") == 1
-    })
-    .await;
+    server.close_counted("peer_closed").await;
 }

@@ -65,6 +65,20 @@ async fn publish_batch(publisher: &mut Client, reader: &mut Client, next_seq: &m
 }
 
 /// Reads whatever is left until the connection ends; returns the frames.
+/// Subscribers `slow` (a small receive buffer; it reads nothing unless told to) and `fast` on
+/// `/topic/flood`, and a publisher.
+async fn flood(server: &TestServer, transport: Transport) -> (Client, Client, Client) {
+    let mut slow = server
+        .open_with_recv_buffer(transport, SLOW_RECV_BUFFER)
+        .await;
+    slow.connect().await;
+    slow.subscribe("slow", "/topic/flood").await;
+    let mut fast = server.client(transport).await;
+    fast.subscribe("fast", "/topic/flood").await;
+    let publisher = server.client(transport).await;
+    (slow, fast, publisher)
+}
+
 async fn drain(client: &mut Client) -> Vec<Frame> {
     let mut frames = Vec::new();
     while let Some(event) = client.event().await {
@@ -78,15 +92,8 @@ async fn drain(client: &mut Client) -> Vec<Frame> {
 async fn stalled_subscriber_is_closed_and_others_get_everything(transport: Transport) {
     let server = TestServer::start(slow_config(OverflowPolicy::Close, 500)).await;
     let stats = &server.node.stats;
-    let mut slow = server
-        .open_with_recv_buffer(transport, SLOW_RECV_BUFFER)
-        .await;
-    slow.connect().await;
-    slow.subscribe("slow", "/topic/flood").await;
     // From here on `slow` reads nothing until the end of the test.
-    let mut fast = server.client(transport).await;
-    fast.subscribe("fast", "/topic/flood").await;
-    let mut publisher = server.client(transport).await;
+    let (mut slow, mut fast, mut publisher) = flood(&server, transport).await;
 
     let mut seq = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -137,14 +144,7 @@ async fn drop_oldest_keeps_the_stalled_session_open(transport: Transport) {
     // The stall time is long: only the byte bound acts while the subscriber does not read.
     let server = TestServer::start(slow_config(OverflowPolicy::DropOldest, 30_000)).await;
     let stats = &server.node.stats;
-    let mut slow = server
-        .open_with_recv_buffer(transport, SLOW_RECV_BUFFER)
-        .await;
-    slow.connect().await;
-    slow.subscribe("slow", "/topic/flood").await;
-    let mut fast = server.client(transport).await;
-    fast.subscribe("fast", "/topic/flood").await;
-    let mut publisher = server.client(transport).await;
+    let (mut slow, mut fast, mut publisher) = flood(&server, transport).await;
 
     let mut seq = 0;
     let deadline = Instant::now() + Duration::from_secs(20);

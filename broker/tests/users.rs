@@ -20,6 +20,13 @@ transport_tests!(
     unsubscribing_stops_user_delivery,
 );
 
+/// An anonymous connected client and its session id.
+async fn anonymous(server: &TestServer, transport: Transport) -> (Client, String) {
+    let mut client = server.open(transport).await;
+    let session = session_of(&client.connect().await);
+    (client, session)
+}
+
 fn session_of(connected: &Frame) -> String {
     connected
         .headers
@@ -30,8 +37,7 @@ fn session_of(connected: &Frame) -> String {
 
 async fn an_anonymous_session_is_reached_by_its_session_id(transport: Transport) {
     let server = TestServer::with_defaults().await;
-    let mut a = server.open(transport).await;
-    let session = session_of(&a.connect().await);
+    let (mut a, session) = anonymous(&server, transport).await;
     a.subscribe("u1", "/user/queue/inbox").await;
     let mut other = server.client(transport).await;
     other.subscribe("u1", "/user/queue/inbox").await;
@@ -45,8 +51,7 @@ async fn an_anonymous_session_is_reached_by_its_session_id(transport: Transport)
 
 async fn a_topic_kind_user_destination_works_like_a_queue_one(transport: Transport) {
     let server = TestServer::with_defaults().await;
-    let mut a = server.open(transport).await;
-    let session = session_of(&a.connect().await);
+    let (mut a, session) = anonymous(&server, transport).await;
     a.subscribe("u1", "/user/topic/feed").await;
     let mut sender = server.client(transport).await;
     sender
@@ -62,8 +67,7 @@ async fn a_send_to_an_unknown_user_is_dropped_counted_and_receipted(transport: T
         .publish_confirmed("/user/nobody/queue/x", "into the void")
         .await;
     // A session that exists but does not subscribe to the destination: dropped too.
-    let mut idle = server.open(transport).await;
-    let session = session_of(&idle.connect().await);
+    let (mut idle, session) = anonymous(&server, transport).await;
     sender
         .publish_confirmed(&format!("/user/{session}/queue/x"), "unheard")
         .await;
@@ -80,8 +84,7 @@ async fn a_send_to_an_unknown_user_is_dropped_counted_and_receipted(transport: T
 
 async fn the_resolved_destination_reaches_the_session(transport: Transport) {
     let server = TestServer::with_defaults().await;
-    let mut a = server.open(transport).await;
-    let session = session_of(&a.connect().await);
+    let (mut a, session) = anonymous(&server, transport).await;
     a.subscribe("u1", "/user/queue/resolved").await;
     let mut sender = server.client(transport).await;
     sender
@@ -101,8 +104,7 @@ async fn the_resolved_destination_reaches_the_session(transport: Transport) {
 
 async fn another_sessions_resolved_destination_is_denied(transport: Transport) {
     let server = TestServer::with_defaults().await;
-    let mut a = server.open(transport).await;
-    let session = session_of(&a.connect().await);
+    let (mut a, session) = anonymous(&server, transport).await;
     a.subscribe("u1", "/user/queue/private").await;
     let mut spy = server.client(transport).await;
     spy.send(&subscribe_frame(
@@ -143,8 +145,7 @@ async fn a_user_send_needs_a_name_and_a_known_kind(transport: Transport) {
 
 async fn unsubscribing_stops_user_delivery(transport: Transport) {
     let server = TestServer::with_defaults().await;
-    let mut a = server.open(transport).await;
-    let session = session_of(&a.connect().await);
+    let (mut a, session) = anonymous(&server, transport).await;
     a.subscribe("u1", "/user/queue/n").await;
     a.unsubscribe("u1").await;
     let mut sender = server.client(transport).await;

@@ -125,6 +125,14 @@ impl TestServer {
     }
 
     /// A transport connection on which nothing has been sent yet (no CONNECT).
+    /// Waits until one session has been counted as closed for `reason`.
+    pub async fn close_counted(&self, reason: &str) {
+        eventually("the close to be counted", TIMEOUT, || {
+            self.node.stats.closes(reason) == 1
+        })
+        .await;
+    }
+
     pub async fn open(&self, transport: Transport) -> Client {
         match transport {
             Transport::Tcp => Client::tcp(self.tcp_addr, None).await,
