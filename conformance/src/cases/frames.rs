@@ -2,7 +2,7 @@
 //! (spec "STOMP Frames", "Augmented BNF", "Header content-length"; peers §6.1 #5–#8,
 //! #13–#16, #18).
 
-use super::{PASS, connected_error};
+use super::{PASS, connected_error, subscribe_r1};
 use crate::ctx::Ctx;
 use crate::runner::{Case, CaseResult};
 use crate::wire::{Out, WsKind};
@@ -182,13 +182,7 @@ async fn eols_between_frames(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("eols");
     let mut conn = ctx.connect().await?;
     let mut bytes = b"\n\r\n".to_vec();
-    bytes.extend(
-        Out::new("SUBSCRIBE")
-            .h("id", "s1")
-            .h("destination", &topic)
-            .h("receipt", "r1")
-            .bytes(),
-    );
+    bytes.extend(subscribe_r1(&topic));
     bytes.extend_from_slice(b"\n\n\r\n");
     bytes.extend(
         Out::new("SEND")
@@ -216,11 +210,7 @@ async fn eols_between_frames(ctx: Ctx) -> CaseResult {
 async fn split_at_every_byte(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("bytes");
     let mut conn = ctx.connect().await?;
-    let mut bytes = Out::new("SUBSCRIBE")
-        .h("id", "s1")
-        .h("destination", &topic)
-        .h("receipt", "r1")
-        .bytes();
+    let mut bytes = subscribe_r1(&topic);
     bytes.extend(
         Out::new("SEND")
             .h("destination", &topic)

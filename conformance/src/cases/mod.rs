@@ -21,7 +21,7 @@ use herald_protocol::Command;
 
 use crate::ctx::Ctx;
 use crate::runner::{Case, CaseResult, Verdict};
-use crate::wire::{Conn, Received};
+use crate::wire::{Conn, Out, Received};
 
 /// The whole suite, in run order.
 pub fn all() -> Vec<Case> {
@@ -94,6 +94,16 @@ pub async fn drain(conn: &mut Conn, ctx: &Ctx) -> Result<Vec<Received>, String> 
             Err(e) => return Err(e),
         }
     }
+}
+
+/// SUBSCRIBE `s1` to `topic` with receipt `r1`, as raw bytes, for cases that write it together
+/// with other frames or cut it up.
+pub fn subscribe_r1(topic: &str) -> Vec<u8> {
+    Out::new("SUBSCRIBE")
+        .h("id", "s1")
+        .h("destination", topic)
+        .h("receipt", "r1")
+        .bytes()
 }
 
 /// The bodies of MESSAGE frames, as text; any other frame is an error.

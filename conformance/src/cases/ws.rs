@@ -3,7 +3,7 @@
 
 use herald_protocol::Command;
 
-use super::{PASS, bodies, drain};
+use super::{PASS, bodies, drain, subscribe_r1};
 use crate::ctx::Ctx;
 use crate::runner::{Case, CaseResult};
 use crate::wire::{Conn, Out, WsKind};
@@ -156,11 +156,7 @@ async fn frame_split_across_messages(ctx: Ctx) -> CaseResult {
     conn.send_ws(&[(WsKind::Text, a), (WsKind::Text, b), (WsKind::Text, c)])
         .await?;
     conn.expect(Command::Connected, ctx.wait()).await?;
-    let mut bytes = Out::new("SUBSCRIBE")
-        .h("id", "s1")
-        .h("destination", &topic)
-        .h("receipt", "r1")
-        .bytes();
+    let mut bytes = subscribe_r1(&topic);
     bytes.extend(
         Out::new("SEND")
             .h("destination", &topic)
@@ -185,11 +181,7 @@ async fn frame_split_across_messages(ctx: Ctx) -> CaseResult {
 async fn several_frames_in_one_message(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("batch");
     let mut conn = ctx.connect().await?;
-    let mut bytes = Out::new("SUBSCRIBE")
-        .h("id", "s1")
-        .h("destination", &topic)
-        .h("receipt", "r1")
-        .bytes();
+    let mut bytes = subscribe_r1(&topic);
     bytes.extend_from_slice(b"\n");
     for n in 0..5 {
         bytes.extend(
@@ -230,11 +222,7 @@ async fn binary_messages_accepted(ctx: Ctx) -> CaseResult {
     let connect = ctx.connect_frame(Some("1.2")).bytes();
     conn.send_ws(&[(WsKind::Binary, &connect)]).await?;
     conn.expect(Command::Connected, ctx.wait()).await?;
-    let mut bytes = Out::new("SUBSCRIBE")
-        .h("id", "s1")
-        .h("destination", &topic)
-        .h("receipt", "r1")
-        .bytes();
+    let mut bytes = subscribe_r1(&topic);
     bytes.extend(
         Out::new("SEND")
             .h("destination", &topic)
