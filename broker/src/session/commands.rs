@@ -42,7 +42,8 @@ impl Session {
         let receipt = frame.headers.get("receipt").map(str::to_owned);
         let answers_receipt = !matches!(frame.command, Command::Connect | Command::Stomp);
         let result = match (self.version, frame.command) {
-            (None, Command::Connect | Command::Stomp) => self.on_connect(&frame),
+            // A CONNECT before the session is connected never gets here: `serve` awaits
+            // `on_connect` for it.
             (None, _) => Err(refuse(
                 "expected CONNECT",
                 format!("{} received before CONNECT", frame.command),
@@ -87,20 +88,21 @@ impl Session {
         }
     }
 
-    fn on_connect(&mut self, frame: &Frame) -> Handled {
+    /// CONNECT (or STOMP): waits for the credential check (login throttle, hashing off the
+    /// runtime), then sets the session up and queues CONNECTED.
+    pub(super) async fn on_connect(&mut self, frame: &Frame) -> Handled {
         let accepted = connect::accept(
             frame,
             self.peer.ip(),
             &self.id,
-            &self.node.config,
-            &self.node.auth,
+            &self.node,
             self.url_token.as_deref(),
         )
+        .await
         .map_err(|refused| {
             if let Some(denied) = refused.credentials {
                 warn!(session = %self.id, peer = %self.peer, ?denied, "authentication failed");
                 self.node.stats.record_auth_failure();
-                self.credentials_refused = true;
             }
             CloseReason::Protocol(refused.reply)
         })?;

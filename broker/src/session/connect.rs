@@ -9,6 +9,7 @@ use herald_protocol::{Command, Frame, Version};
 use super::close::ErrorReply;
 use crate::auth::{Authenticator, Denied, Identity, looks_like_jwt};
 use crate::config::{AnonymousAccess, Config};
+use crate::node::Node;
 
 /// The `server` header: product and version.
 pub const SERVER: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
@@ -51,8 +52,27 @@ impl std::ops::Deref for Refused {
     }
 }
 
-/// Checks a CONNECT frame from `peer` and builds the CONNECTED reply.
-pub fn accept(
+/// Checks a CONNECT frame from `peer` and builds the CONNECTED reply; waits as the login
+/// throttle requires.
+pub async fn accept(
+    frame: &Frame,
+    peer: IpAddr,
+    session_id: &str,
+    node: &Node,
+    url_token: Option<&str>,
+) -> Result<Accepted, Refused> {
+    let refused = check(frame, peer, session_id, &node.config, &node.auth, url_token);
+    if let Err(Refused {
+        credentials: Some(_),
+        ..
+    }) = &refused
+    {
+        tokio::time::sleep_until(node.login_throttle.failure(peer)).await;
+    }
+    refused
+}
+
+fn check(
     frame: &Frame,
     peer: IpAddr,
     session_id: &str,
@@ -213,14 +233,14 @@ mod tests {
 
     /// `accept` with no users, no tokens and no WebSocket URL token.
     fn accept_anonymous(frame: &Frame, peer: IpAddr, config: &Config) -> Result<Accepted, Refused> {
-        accept(frame, peer, "s", config, &Authenticator::default(), None)
+        check(frame, peer, "s", config, &Authenticator::default(), None)
     }
 
     #[test]
     fn highest_common_version_and_connected_headers() {
         let config = Config::default();
         let frame = connect(&[("accept-version", "1.0,1.1,2.0"), ("heart-beat", "0,0")]);
-        let accepted = accept(
+        let accepted = check(
             &frame,
             LOOPBACK,
             "s-1",

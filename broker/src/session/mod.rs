@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use herald_protocol::heartbeat::Negotiated;
-use herald_protocol::{Decoded, Decoder, Limits, ParseError, ParseOptions, Version};
+use herald_protocol::{
+    Command, Decoded, Decoder, Frame, Limits, ParseError, ParseOptions, Version,
+};
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, warn};
 
@@ -57,8 +59,6 @@ pub struct Session {
     url_token: Option<String>,
     /// When the session's token expires: ERROR `token expired`, then close.
     token_expires: Option<Instant>,
-    /// CONNECT was refused for wrong credentials: the ERROR waits `auth.failure_delay_ms`.
-    credentials_refused: bool,
     /// Registered in the node's user directory (on its first user-destination subscription).
     in_user_directory: bool,
     heartbeat: Negotiated,
@@ -115,7 +115,6 @@ impl Session {
             version: None,
             user: None,
             roles: Vec::new(),
-            credentials_refused: false,
             in_user_directory: false,
             verdicts: HashMap::new(),
             url_token: None,
@@ -167,8 +166,22 @@ impl Session {
                     }
                     // Any inbound byte, or a WebSocket ping, counts as life.
                     self.last_read = Instant::now();
-                    if let Err(reason) = self.process_input(&mut input) {
-                        return reason;
+                    // A CONNECT stops decoding: checking credentials waits (login throttle,
+                    // password hashing off the runtime), and what follows it is read with the
+                    // limits and version it sets.
+                    loop {
+                        match self.process_input(&mut input) {
+                            Err(reason) => return reason,
+                            Ok(None) => break,
+                            Ok(Some(connect)) => tokio::select! {
+                                () = shutdown.cancelled() => return CloseReason::Shutdown,
+                                connected = self.on_connect(&connect) => {
+                                    if let Err(reason) = connected {
+                                        return reason;
+                                    }
+                                }
+                            },
+                        }
                     }
                     if input.is_empty() {
                         // Idle connections keep no read buffer; the next read reserves one.
@@ -243,13 +256,20 @@ impl Session {
         }
     }
 
-    /// Decodes and acts on every complete frame in `input`.
-    fn process_input(&mut self, input: &mut BytesMut) -> Result<(), CloseReason> {
+    /// Decodes and acts on every complete frame in `input`, up to a CONNECT (or STOMP) of a
+    /// session not yet connected, which is returned for `serve` to await.
+    fn process_input(&mut self, input: &mut BytesMut) -> Result<Option<Frame>, CloseReason> {
         loop {
             match self.decoder.decode(input) {
+                Ok(Some(Decoded::Frame(frame)))
+                    if self.version.is_none()
+                        && matches!(frame.command, Command::Connect | Command::Stomp) =>
+                {
+                    return Ok(Some(frame));
+                }
                 Ok(Some(Decoded::Frame(frame))) => self.handle(frame)?,
                 Ok(Some(Decoded::HeartBeat)) => {}
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(None),
                 Err(e) => return Err(self.parse_error(e)),
             }
         }
@@ -353,15 +373,6 @@ impl Session {
             CloseReason::PeerClosed | CloseReason::Io(_) | CloseReason::WriteStalled
         );
         if can_write {
-            if self.credentials_refused {
-                // Slows password guessing: failures from one address are answered one at a
-                // time; only the failing connections wait.
-                let answer_at = self.node.login_throttle.failure(self.peer.ip());
-                tokio::select! {
-                    () = sleep_until(answer_at) => {}
-                    () = self.node.shutdown.cancelled() => {}
-                }
-            }
             if let Some(reply) = reason.error_reply() {
                 self.outbox
                     .push_control(frames::error(&reply, self.version.unwrap_or(Version::V1_2)));
