@@ -27,6 +27,8 @@ pub enum ParseError {
     MalformedHeader,
     #[error("header is not valid UTF-8")]
     InvalidUtf8,
+    #[error("NUL byte in a header")]
+    NulInHeader,
     #[error("carriage return not followed by line feed")]
     BareCarriageReturn,
 }

@@ -2,6 +2,10 @@
 //!
 //! 1.2 escapes `\r`, `\n`, `:` and `\` as `\r`, `\n`, `\c`, `\\`; 1.1 has no `\r`; 1.0 and the
 //! CONNECT/CONNECTED frames of every version have no escaping at all.
+//!
+//! No version can carry a NUL in a header (the parser refuses it: a peer would read it as the
+//! end of the frame), so the encoder never writes one, nor a raw CR or LF: what a frame's
+//! escaping cannot represent is written as a space.
 
 use bytes::{BufMut, BytesMut};
 
@@ -11,6 +15,8 @@ use crate::{ParseError, Version};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Escaping {
     V1_2,
+    /// 1.2 without `\r`: when encoding, a CR is written as a space, since a raw one could end
+    /// the line for a lenient reader (or, at the end of a value, be read as part of CRLF).
     V1_1,
     /// No escaping. When encoding, characters that cannot be represented raw (CR and LF
     /// anywhere, `:` in a name) are written as a space: passing them would let a header value
@@ -68,7 +74,8 @@ pub(crate) enum Part {
     Value,
 }
 
-/// Writes one name or value with the escaping of `escaping`.
+/// Writes one name or value with the escaping of `escaping`; a NUL, and a CR or LF that the
+/// escaping cannot represent, become spaces (see the module documentation).
 pub(crate) fn escape_into(out: &mut BytesMut, text: &str, escaping: Escaping, part: Part) {
     let bytes = text.as_bytes();
     if !needs_escaping(bytes) {
@@ -81,7 +88,9 @@ pub(crate) fn escape_into(out: &mut BytesMut, text: &str, escaping: Escaping, pa
             (Escaping::V1_2 | Escaping::V1_1, b'\n') => out.put_slice(b"\\n"),
             (Escaping::V1_2 | Escaping::V1_1, b':') => out.put_slice(b"\\c"),
             (Escaping::V1_2 | Escaping::V1_1, b'\\') => out.put_slice(b"\\\\"),
-            (Escaping::None, b'\r' | b'\n') => out.put_u8(b' '),
+            (_, 0) | (Escaping::V1_1 | Escaping::None, b'\r') | (Escaping::None, b'\n') => {
+                out.put_u8(b' ');
+            }
             (Escaping::None, b':') if part == Part::Name => out.put_u8(b' '),
             _ => out.put_u8(b),
         }
@@ -89,7 +98,8 @@ pub(crate) fn escape_into(out: &mut BytesMut, text: &str, escaping: Escaping, pa
 }
 
 fn needs_escaping(bytes: &[u8]) -> bool {
-    memchr::memchr3(b'\r', b'\n', b':', bytes).is_some() || memchr::memchr(b'\\', bytes).is_some()
+    memchr::memchr3(b'\r', b'\n', b':', bytes).is_some()
+        || memchr::memchr2(b'\\', 0, bytes).is_some()
 }
 
 #[cfg(test)]
@@ -127,7 +137,7 @@ mod tests {
             unescape(r"\r", Escaping::V1_1),
             Err(ParseError::InvalidEscape { escape: 'r' })
         );
-        assert_eq!(escape("a\rb", Escaping::V1_1, Part::Value), "a\rb");
+        assert_eq!(escape("a\rb", Escaping::V1_1, Part::Value), "a b");
     }
 
     #[test]
@@ -150,5 +160,14 @@ mod tests {
     fn unrepresentable_characters_become_spaces_without_escaping() {
         assert_eq!(escape("a\nb:c", Escaping::None, Part::Value), "a b:c");
         assert_eq!(escape("a:b\r", Escaping::None, Part::Name), "a b ");
+    }
+
+    #[test]
+    fn nul_becomes_a_space_in_every_version() {
+        for escaping in [Escaping::V1_2, Escaping::V1_1, Escaping::None] {
+            for part in [Part::Name, Part::Value] {
+                assert_eq!(escape("y\0ERROR", escaping, part), "y ERROR");
+            }
+        }
     }
 }

@@ -94,7 +94,9 @@ impl Headers {
 
 /// Builds [`Headers`] from raw bytes for the parser: names and values are decoded into one
 /// byte buffer whose UTF-8 is checked once at the end instead of per name and value (escapes
-/// are ASCII, so decoding cannot turn valid UTF-8 into invalid or back).
+/// are ASCII, so decoding cannot turn valid UTF-8 into invalid or back). Valid text is not
+/// enough: a name may end inside a character that its value completes (`x\xc6` + `\x88y`),
+/// so every boundary between names and values must also fall between characters.
 pub(crate) struct HeadersBuilder {
     text: Vec<u8>,
     entries: Vec<Entry>,
@@ -123,9 +125,17 @@ impl HeadersBuilder {
         });
     }
 
-    pub(crate) fn finish(self) -> Result<Headers, std::string::FromUtf8Error> {
-        Ok(Headers {
-            text: String::from_utf8(self.text)?,
+    /// The headers, or `None` when a name or a value on its own is not valid UTF-8.
+    pub(crate) fn finish(self) -> Option<Headers> {
+        let text = String::from_utf8(self.text).ok()?;
+        // Whole text valid and every cut on a character boundary: each part is valid.
+        let cuts_between_chars = self.entries.iter().all(|e| {
+            text.is_char_boundary(e.start)
+                && text.is_char_boundary(e.colon)
+                && text.is_char_boundary(e.end)
+        });
+        cuts_between_chars.then_some(Headers {
+            text,
             entries: self.entries,
         })
     }

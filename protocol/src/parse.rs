@@ -130,16 +130,24 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
                 limit: limits.max_headers,
             });
         }
-        // One scan for both: a raw CR is invalid in a 1.2 header line, and only lines with a
-        // backslash need decoding.
-        let (escaping, has_cr) = match memchr::memchr2(b'\\', b'\r', line) {
-            None => (Escaping::None, false),
-            Some(_) => (escaping, memchr::memchr(b'\r', line).is_some()),
+        // One scan for all three: a NUL is never allowed in a header (a peer reading it as
+        // the end of the frame would take what follows for another frame), a raw CR is
+        // invalid in a 1.2 header line, and only lines with a backslash need decoding.
+        let (escaping, has_cr, has_nul) = match memchr::memchr3(b'\\', b'\r', 0, line) {
+            None => (Escaping::None, false, false),
+            Some(_) => (
+                escaping,
+                memchr::memchr(b'\r', line).is_some(),
+                memchr::memchr(0, line).is_some(),
+            ),
         };
         if strict_cr && has_cr {
             return Err(ParseError::BareCarriageReturn);
         }
         let (raw_name, raw_value) = split_header(line)?;
+        if has_nul {
+            return Err(ParseError::NulInHeader);
+        }
         let text = headers.text_mut();
         let start = text.len();
         unescape_into(text, raw_name, escaping)?;
@@ -156,7 +164,7 @@ pub fn parse(input: &[u8], options: &ParseOptions) -> Result<Parsed, ParseError>
         headers.commit_entry(start, colon);
     }
 
-    let headers = headers.finish().map_err(|_| ParseError::InvalidUtf8)?;
+    let headers = headers.finish().ok_or(ParseError::InvalidUtf8)?;
     let body_start = input.len() - rest.len();
     let (body, consumed) = match content_length {
         Some(length) => {

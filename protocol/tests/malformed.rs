@@ -463,6 +463,66 @@ fn corpus() -> Vec<Case> {
             b"SEND\na:\xed\xa0\x80\n\n\0",
             InvalidUtf8,
         ),
+        // The name and the value are each UTF-8 on their own: a name ending inside a character
+        // that its value completes is invalid, although the two together are valid (found by
+        // fuzzing; slicing there panicked).
+        case(
+            "CONNECT name ends inside a UTF-8 character",
+            V12,
+            b"CONNECT\naccept-version:1.2\nx\xc6:\x88y\n\n\0",
+            InvalidUtf8,
+        ),
+        case(
+            "escaped name ends inside a UTF-8 character",
+            V12,
+            b"SEND\nx\xc6:\x88y\n\n\0",
+            InvalidUtf8,
+        ),
+        case(
+            "1.0 name ends inside a UTF-8 character",
+            V10,
+            b"SEND\nx\xe2\x82:\xacy\n\n\0",
+            InvalidUtf8,
+        ),
+        case(
+            "value ends inside a UTF-8 character the next name completes",
+            V11,
+            b"SEND\na:x\xc6\n\x88:y\n\n\0",
+            InvalidUtf8,
+        ),
+        case(
+            "character split around a content-length header",
+            V12,
+            b"SEND\na:x\xc6\ncontent-length:0\n\x88:y\n\n\0",
+            InvalidUtf8,
+        ),
+        // A NUL ends a frame for every reader: inside a header it would cut a relayed frame
+        // and let the rest pass for a frame of its own.
+        case(
+            "NUL in a value forging an ERROR",
+            V12,
+            b"SEND\ndestination:/topic/a\nx:y\0ERROR\nmessage:forged\n\n\0",
+            NulInHeader,
+        ),
+        case("NUL in a name", V11, b"SEND\nx\0y:z\n\n\0", NulInHeader),
+        case(
+            "NUL at the end of a value",
+            V10,
+            b"SEND\na:b\0\n\n\0",
+            NulInHeader,
+        ),
+        case(
+            "NUL next to an escape",
+            V12,
+            b"SEND\na:\\n\0\n\n\0",
+            NulInHeader,
+        ),
+        case(
+            "NUL in a 1.2 CONNECT value",
+            V12,
+            b"CONNECT\nlogin:a\0b\n\n\0",
+            NulInHeader,
+        ),
         // Spec EOL = [CR] LF: a CR not followed by LF (checklist 5).
         case("bare CR at start", V12, b"\rSEND\n\n\0", BareCarriageReturn),
         case("two CRs", V12, b"\r\r\n", BareCarriageReturn),
@@ -543,6 +603,20 @@ fn corpus() -> Vec<Case> {
         }
     }
 
+    // No command in any version may carry a NUL in a header name or value.
+    for command in Command::ALL {
+        for version in Version::ALL {
+            for (what, line) in [("name", "a\0b:c"), ("value", "a:b\0c")] {
+                cases.push(case(
+                    &format!("{command} NUL in a {what} {version}"),
+                    version,
+                    format!("{command}\nh:1\n{line}\n\n\0"),
+                    ParseError::NulInHeader,
+                ));
+            }
+        }
+    }
+
     // Spec "Body": only SEND, MESSAGE and ERROR may have one (checklist 16). Refused once the
     // first body byte (or a non-zero content-length) is seen.
     let no_body = Command::ALL.into_iter().filter(|c| !c.may_have_body());
@@ -614,6 +688,7 @@ fn corpus_covers_every_error() {
         "InvalidEscape",
         "MalformedHeader",
         "InvalidUtf8",
+        "NulInHeader",
         "BareCarriageReturn",
     ];
     for kind in kinds {

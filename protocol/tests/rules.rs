@@ -482,10 +482,14 @@ fn encoder_escapes_per_version() {
     assert_eq!(&v12[..], b"MESSAGE\na\\cb:c\\\\d\\ne\\cf\ncr:x\\ry\n\n\0");
     assert_eq!(round_trip(&frame, V12), frame);
 
-    // 1.1 has no `\r` escape: a CR inside a value is written raw, and a 1.1 reader keeps it.
+    // 1.1 has no `\r` escape: a CR is written as a space, never raw (a lenient reader could
+    // take it for a line end).
     let v11 = encode_to_bytes(&frame, V11);
-    assert_eq!(&v11[..], b"MESSAGE\na\\cb:c\\\\d\\ne\\cf\ncr:x\ry\n\n\0");
-    assert_eq!(round_trip(&frame, V11), frame);
+    assert_eq!(&v11[..], b"MESSAGE\na\\cb:c\\\\d\\ne\\cf\ncr:x y\n\n\0");
+    assert_eq!(
+        header_list(&decode_one(&v11, &options(V11))),
+        pairs(&[("a:b", "c\\d\ne:f"), ("cr", "x y")])
+    );
 
     // 1.0 cannot represent CR, LF, or `:` in a name: they become spaces.
     let v10 = encode_to_bytes(&frame, V10);
@@ -497,7 +501,8 @@ fn encoder_escapes_per_version() {
 }
 
 /// STOMP 1.0 has no escaping, so a CR or LF in a value could end the header line and inject
-/// headers or whole frames; the encoder writes them as spaces instead.
+/// headers or whole frames; the encoder writes them as spaces instead, and a NUL too (no
+/// version can carry one).
 #[test]
 fn v1_0_encoding_cannot_inject_headers() {
     let evil = "x\ninjected:1\n\nBODY\0MESSAGE\r\nfake:2";
@@ -505,7 +510,7 @@ fn v1_0_encoding_cannot_inject_headers() {
     let wire = encode_to_bytes(&frame, V10);
     assert_eq!(
         &wire[..],
-        b"MESSAGE\ndestination:x injected:1  BODY\0MESSAGE  fake:2\n\n\0"
+        b"MESSAGE\ndestination:x injected:1  BODY MESSAGE  fake:2\n\n\0"
     );
     let outcome = parse_stream(&wire, &options(V10));
     assert_eq!(outcome.end, Ok(0));
@@ -513,7 +518,7 @@ fn v1_0_encoding_cannot_inject_headers() {
     assert_eq!(frames.len(), 1);
     assert_eq!(
         header_list(&frames[0]),
-        pairs(&[("destination", "x injected:1  BODY\0MESSAGE  fake:2")])
+        pairs(&[("destination", "x injected:1  BODY MESSAGE  fake:2")])
     );
     assert!(frames[0].body.is_empty());
     // The same holds for names, and for CONNECT/CONNECTED in any version.

@@ -260,3 +260,45 @@ pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
         .collect()
 }
+
+/// Whether `version` can write every header of `frame` as it is: without escaping (1.0, and
+/// CONNECT/CONNECTED/STOMP in every version) no CR or LF, nor `:` in a name; in 1.1 no CR
+/// (it has no `\r` escape); never a NUL. The encoder writes what it cannot represent as
+/// spaces.
+pub fn representable(frame: &Frame, version: Version) -> bool {
+    let escapes = frame.command.escapes_headers(version);
+    frame.headers.iter().all(|(name, value)| {
+        let bad = |c: char, in_name: bool| match c {
+            '\0' => true,
+            '\n' => !escapes,
+            '\r' => !escapes || version == Version::V1_1,
+            ':' => in_name && !escapes,
+            _ => false,
+        };
+        !name.chars().any(|c| bad(c, true)) && !value.chars().any(|c| bad(c, false))
+    })
+}
+
+/// Re-encodes a decoded `frame` in every version and decodes it back: always exactly one
+/// frame with the same command, body and number of headers (nothing a header holds can end
+/// a line or the frame early), and the very same frame wherever it is [`representable`].
+pub fn assert_re_encodes(frame: &Frame) {
+    for version in Version::ALL {
+        let wire = encode_to_bytes(frame, version);
+        let again = decode_one(&wire, &options(version));
+        assert_eq!(
+            (again.command, &again.body, again.headers.len()),
+            (frame.command, &frame.body, frame.headers.len()),
+            "{version}: {frame:?} re-encoded as {:?}",
+            String::from_utf8_lossy(&wire)
+        );
+        if representable(frame, version) {
+            assert_eq!(
+                &again,
+                frame,
+                "{version}: {:?}",
+                String::from_utf8_lossy(&wire)
+            );
+        }
+    }
+}
