@@ -111,8 +111,14 @@ pub struct QueueStats {
     /// Messages dropped to respect a queue bound (policy `drop_oldest`, and always for the
     /// private queues of client-ack topic subscriptions).
     pub overflow_dropped: AtomicU64,
-    /// SENDs refused because the queue was full (policy `reject`).
+    /// SENDs refused because the queue was full (policy `reject`), or because a queue
+    /// count bound kept their queue from being created.
     pub rejected_sends: AtomicU64,
+    /// SENDs told to wait for room (policy `block`); a SEND tried again counts again.
+    pub blocked_sends: AtomicU64,
+    /// Queue creations refused by `queues.max_queues` or `queues.max_queues_per_session`
+    /// (by a SEND or a SUBSCRIBE).
+    pub refused_creations: AtomicU64,
     /// Empty queues deleted after their grace period.
     pub deleted: AtomicU64,
 }

@@ -21,6 +21,7 @@ transport_tests!(
     topic_client_ack_nack_redelivers_to_the_same_subscription,
     topic_prefetch_holds_messages_until_acked,
     invalid_ack_mode_or_prefetch_is_an_error,
+    stomp_1_1_competing_consumers_ack_by_the_ack_header_value,
 );
 
 const INDIVIDUAL: [(&str, &str); 1] = [("ack", "client-individual")];
@@ -295,4 +296,47 @@ async fn stomp_1_1_acks_by_message_id() {
     assert_eq!(server.node.queues.depth("/queue/v11").unwrap().unacked, 0);
     a.send(&ack(&m1)).await;
     a.expect_error_then_close("unknown ack id").await;
+}
+
+/// Issue 12, item 16: a 1.1 client (stomp.py) that puts the MESSAGE's `ack` value in
+/// `message-id` was refused with `unknown ack id` and closed, and two competing consumers got
+/// message 0 twice and nothing else. Either identifier is accepted on 1.0/1.1: each consumer
+/// holds one message at a time, and every ACK lets its next one through.
+async fn stomp_1_1_competing_consumers_ack_by_the_ack_header_value(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let prefetch = [("ack", "client-individual"), ("prefetch-count", "1")];
+    let mut consumers = Vec::new();
+    for _ in 0..2 {
+        let mut consumer = server.open(transport).await;
+        consumer.connect_with(connect_frame("1.1")).await;
+        consumer.subscribe_with("s", "/queue/v11c", &prefetch).await;
+        consumers.push(consumer);
+    }
+    publish_n(&server, transport, "/queue/v11c", 10).await;
+    let mut received: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
+    for _ in 0..5 {
+        for (consumer, bodies) in consumers.iter_mut().zip(&mut received) {
+            let message = consumer.expect(Command::Message).await;
+            let ack = message.headers.get("ack").expect("ack header");
+            assert_ne!(message.headers.get("message-id"), Some(ack));
+            consumer
+                .send_with_receipt(
+                    Frame::new(Command::Ack)
+                        .header("subscription", "s")
+                        .header("message-id", ack),
+                )
+                .await;
+            bodies.push(String::from_utf8_lossy(&message.body).into_owned());
+        }
+    }
+    for consumer in &mut consumers {
+        consumer.expect_silence(QUIET).await;
+    }
+    // Alternating, each message once.
+    let expected: [Vec<String>; 2] =
+        [0, 1].map(|first| (first..10).step_by(2).map(|n| format!("m{n}")).collect());
+    assert_eq!(received, expected);
+    let depth = server.node.queues.depth("/queue/v11c").unwrap();
+    assert_eq!((depth.ready, depth.unacked), (0, 0));
+    assert_eq!(server.node.stats.queues.acked.load(Ordering::Relaxed), 10);
 }

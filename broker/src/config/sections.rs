@@ -221,8 +221,15 @@ pub struct QueuesConfig {
     pub max_total_bytes: usize,
     /// What a SEND to a full queue does.
     pub overflow: QueueOverflow,
+    /// Under `overflow = "block"`: how long a producer waits for room before its SEND is
+    /// refused with an ERROR.
+    pub block_timeout_ms: u64,
     /// How long an empty queue without subscribers is kept before it is deleted.
     pub empty_queue_grace_ms: u64,
+    /// Most named queues on the node.
+    pub max_queues: usize,
+    /// Most queues one session may have created (by SEND or SUBSCRIBE) that still exist.
+    pub max_queues_per_session: usize,
 }
 
 impl Default for QueuesConfig {
@@ -231,8 +238,11 @@ impl Default for QueuesConfig {
             max_messages_per_queue: 10_000,
             max_bytes_per_queue: 16 * MIB,
             max_total_bytes: 256 * MIB,
-            overflow: QueueOverflow::DropOldest,
+            overflow: QueueOverflow::Block,
+            block_timeout_ms: 30_000,
             empty_queue_grace_ms: 60_000,
+            max_queues: 100_000,
+            max_queues_per_session: 1024,
         }
     }
 }
@@ -241,8 +251,11 @@ impl Default for QueuesConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueOverflow {
-    /// Drop the oldest waiting messages to make room (RabbitMQ's `drop-head`).
+    /// Stop reading the producer's connection until there is room; refuse its SEND with an
+    /// ERROR after `block_timeout_ms` (RabbitMQ's flow control).
     #[default]
+    Block,
+    /// Drop the oldest waiting messages to make room (RabbitMQ's `drop-head`).
     DropOldest,
     /// Refuse the SEND: ERROR to the sender, then close.
     Reject,

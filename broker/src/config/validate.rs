@@ -282,6 +282,12 @@ fn queues(check: &mut Checker, config: &Config) {
     );
     check.positive("queues.max_bytes_per_queue", queues.max_bytes_per_queue);
     check.positive("queues.max_total_bytes", queues.max_total_bytes);
+    check.positive("queues.max_queues", queues.max_queues);
+    check.positive(
+        "queues.max_queues_per_session",
+        queues.max_queues_per_session,
+    );
+    check.positive("queues.block_timeout_ms", queues.block_timeout_ms);
     if queues.max_total_bytes < queues.max_bytes_per_queue {
         check.fail(
             "queues.max_total_bytes",

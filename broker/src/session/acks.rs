@@ -96,7 +96,9 @@ impl Session {
     }
 
     /// The subscription and delivery an ACK or NACK names. STOMP 1.2 names it by `id` (the
-    /// MESSAGE's `ack` header); 1.0 and 1.1 by `message-id`, with `subscription` in 1.1.
+    /// MESSAGE's `ack` header); 1.0 and 1.1 by `message-id`, with `subscription` in 1.1. Some
+    /// 1.0/1.1 clients (stomp.py) put the MESSAGE's `ack` value in `message-id`: either
+    /// identifier is accepted there.
     fn resolve_ack(&self, frame: &Frame) -> Result<AckTarget, CloseReason> {
         let headers = &frame.headers;
         let version = self.version.unwrap_or(Version::V1_2);
@@ -121,16 +123,24 @@ impl Session {
             )));
         };
         let wanted = headers.get("subscription");
-        self.subscriptions
-            .iter()
-            .filter(|(id, s)| s.ack.is_client() && wanted.is_none_or(|w| w == id.as_str()))
-            .find_map(|(id, s)| {
-                let seq = s.queue.as_ref()?.find_unacked(&s.subscriber, message_id)?;
-                Some(AckTarget {
-                    subscription: id.clone(),
-                    seq,
+        let by_message_id = || {
+            self.subscriptions
+                .iter()
+                .filter(|(id, s)| s.ack.is_client() && wanted.is_none_or(|w| w == id.as_str()))
+                .find_map(|(id, s)| {
+                    let seq = s.queue.as_ref()?.find_unacked(&s.subscriber, message_id)?;
+                    Some(AckTarget {
+                        subscription: id.clone(),
+                        seq,
+                    })
                 })
-            })
+        };
+        let by_ack_value = || {
+            self.resolve_ack_id(message_id)
+                .filter(|target| wanted.is_none_or(|w| w == target.subscription))
+        };
+        by_message_id()
+            .or_else(by_ack_value)
             .ok_or_else(|| unknown(&format!("message-id {message_id:?}")))
     }
 

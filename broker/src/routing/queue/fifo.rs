@@ -15,6 +15,8 @@ use parking_lot::Mutex;
 use super::Shared;
 use super::consumer::{AckId, Consumer, ConsumerSpec, Pending};
 use super::message::QueuedMessage;
+use super::quota::{self, Creator};
+use super::room::Room;
 use crate::config::QueueOverflow;
 use crate::metrics::QueueStats;
 use crate::outbox::Offered;
@@ -22,7 +24,7 @@ use crate::routing::publish::{is_expired, now_ms};
 use crate::routing::topic::Subscriber;
 
 /// What became of a message given to a queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
     /// Delivered, or waiting for a consumer.
     Accepted,
@@ -30,8 +32,11 @@ pub enum Enqueued {
     Expired,
     /// Dropped to respect a bound: nothing older was left to drop (policy `drop_oldest`).
     Dropped,
-    /// Refused: the queue is at this bound (policy `reject`).
+    /// Refused: the queue is at this bound (policy `reject`), or the queue did not exist and
+    /// a queue count bound kept it from being created (any policy).
     Rejected(Bound),
+    /// Not taken: the queue is full (policy `block`). Wait on the room, then publish again.
+    Blocked(Room),
 }
 
 /// The queue bound a message did not fit in.
@@ -40,7 +45,35 @@ pub enum Bound {
     Messages,
     QueueBytes,
     TotalBytes,
+    /// The node has `queues.max_queues` queues.
+    Queues,
+    /// The session has created `queues.max_queues_per_session` queues that still exist.
+    SessionQueues,
 }
+
+impl Bound {
+    /// The configuration key that sets it, for ERROR frames and logs.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            Bound::Messages => "queues.max_messages_per_queue",
+            Bound::QueueBytes => "queues.max_bytes_per_queue",
+            Bound::TotalBytes => "queues.max_total_bytes",
+            Bound::Queues => "queues.max_queues",
+            Bound::SessionQueues => "queues.max_queues_per_session",
+        }
+    }
+}
+
+/// What a named queue costs the node's total (`max_total_bytes`) while it exists, besides
+/// its name (held twice: map key and `Queue::name`) and its messages: the `Arc<Queue>`
+/// allocation, its map entry (key, value and control byte, at the map's load factor of at
+/// most 7/8 over a doubling capacity: ~2x), the first `VecDeque` buffer (4 slots) and
+/// allocator rounding. Measured as a whole in docs/destinations.md ("Memory").
+const QUEUE_OVERHEAD: usize = 2 * size_of::<usize>()
+    + size_of::<Queue>()
+    + 2 * (size_of::<(Arc<str>, Arc<Queue>)>() + 1)
+    + 4 * size_of::<Pending>()
+    + 4 * 16;
 
 /// The queue was deleted (idle past its grace period, or a private queue whose subscription
 /// ended) between lookup and use.
@@ -77,6 +110,11 @@ pub struct Queue {
     /// on overflow, discarded with its subscription.
     private: bool,
     shared: Arc<Shared>,
+    /// Where publishers blocked by this queue's own bounds wait.
+    room: Room,
+    /// The session that made it, whose `max_queues_per_session` count it holds (named
+    /// queues only).
+    creator: Option<Creator>,
     state: Mutex<State>,
 }
 
@@ -112,7 +150,20 @@ struct State {
 }
 
 impl Queue {
-    pub(super) fn new(name: &str, private: bool, shared: Arc<Shared>) -> Queue {
+    /// A named queue made for `creator`; its overhead is charged to the node's total until
+    /// [`Queue::release_quota`].
+    pub(super) fn named(name: &str, creator: Creator, shared: Arc<Shared>) -> Queue {
+        shared.charge(Queue::overhead(name));
+        Queue::new(name, false, Some(creator), shared)
+    }
+
+    /// The private queue of a client-ack topic subscription: bounded with the subscription
+    /// count, so neither counted nor charged as a queue.
+    pub(super) fn private(name: &str, shared: Arc<Shared>) -> Queue {
+        Queue::new(name, true, None, shared)
+    }
+
+    fn new(name: &str, private: bool, creator: Option<Creator>, shared: Arc<Shared>) -> Queue {
         let state = State {
             idle_since: Some(Instant::now()),
             ..State::default()
@@ -121,8 +172,24 @@ impl Queue {
             name: Arc::from(name),
             private,
             shared,
+            room: Room::default(),
+            creator,
             state: Mutex::new(state),
         }
+    }
+
+    pub(super) fn overhead(name: &str) -> usize {
+        QUEUE_OVERHEAD + 2 * name.len()
+    }
+
+    /// The queue has left the router's map: gives back its place in the queue counts and its
+    /// overhead, and wakes anyone waiting on it (they publish again, to a new queue).
+    pub(super) fn release_quota(&self) {
+        if let Some(creator) = &self.creator {
+            quota::release(&self.stats().queues, creator);
+            self.shared.release(Queue::overhead(&self.name));
+        }
+        self.room.free();
     }
 
     /// The destination it serves.
@@ -147,16 +214,23 @@ impl Queue {
             self.warn_full(&mut st, refused.is_some());
         }
         if let Some(bound) = refused {
-            let reject = !self.private && self.shared.limits.overflow == QueueOverflow::Reject;
-            return Ok(if reject {
-                QueueStats::count(&self.stats().rejected_sends, 1);
-                Enqueued::Rejected(bound)
-            } else {
-                QueueStats::count(&self.stats().overflow_dropped, 1);
-                Enqueued::Dropped
+            let policy = self.policy();
+            return Ok(match policy {
+                QueueOverflow::Block => {
+                    QueueStats::count(&self.stats().blocked_sends, 1);
+                    Enqueued::Blocked(self.room_for(bound).clone())
+                }
+                QueueOverflow::Reject => {
+                    QueueStats::count(&self.stats().rejected_sends, 1);
+                    Enqueued::Rejected(bound)
+                }
+                QueueOverflow::DropOldest => {
+                    QueueStats::count(&self.stats().overflow_dropped, 1);
+                    Enqueued::Dropped
+                }
             });
         }
-        QueueStats::add(&self.stats().bytes, msg.size() as i64);
+        self.shared.charge(msg.size());
         self.push_ready(&mut st, Pending::new(msg), false);
         self.dispatch(&mut st);
         self.note_idle(&mut st);
@@ -177,7 +251,9 @@ impl Queue {
             return;
         }
         st.last_full_warning = Some(now);
-        let policy = if refusing {
+        let policy = if refusing && self.policy() == QueueOverflow::Block {
+            "holding back its producers"
+        } else if refusing {
             "refusing SENDs"
         } else {
             "dropping its oldest messages"
@@ -185,8 +261,27 @@ impl Queue {
         tracing::warn!(queue = %self.name, "queue full: {policy} (consumers are slower than producers)");
     }
 
+    /// The overflow policy in force: private queues always drop the oldest.
+    fn policy(&self) -> QueueOverflow {
+        if self.private {
+            QueueOverflow::DropOldest
+        } else {
+            self.shared.limits.overflow
+        }
+    }
+
+    /// Where a publisher refused at `bound` waits: room in this queue, or (for the node's
+    /// total) in any queue.
+    fn room_for(&self, bound: Bound) -> &Room {
+        match bound {
+            Bound::TotalBytes => &self.shared.node_room,
+            _ => &self.room,
+        }
+    }
+
     /// Makes room for `size` more bytes: under `drop_oldest` (and always for private
-    /// queues) drops waiting messages from the head. Returns the bound still broken, if any.
+    /// queues) drops waiting messages from the head. Returns the bound still broken, if any;
+    /// under `block`, its room is marked waited on.
     fn make_room(&self, st: &mut State, size: usize) -> Option<Bound> {
         let limits = &self.shared.limits;
         let broken = |st: &State| {
@@ -194,24 +289,43 @@ impl Queue {
                 Some(Bound::Messages)
             } else if st.ready_bytes + st.unacked_bytes + size > limits.max_bytes {
                 Some(Bound::QueueBytes)
-            } else if self.stats().bytes() + size > limits.max_total_bytes {
+            } else if self.shared.total_bytes() + size > limits.max_total_bytes {
                 Some(Bound::TotalBytes)
             } else {
                 None
             }
         };
         let mut bound = broken(st)?;
-        if self.private || limits.overflow == QueueOverflow::DropOldest {
-            while let Some(dropped) = self.pop_ready(st) {
-                QueueStats::add(&self.stats().bytes, -(dropped.msg.size() as i64));
-                QueueStats::count(&self.stats().overflow_dropped, 1);
-                match broken(st) {
-                    Some(still) => bound = still,
-                    None => return None,
+        match self.policy() {
+            QueueOverflow::DropOldest => {
+                while let Some(dropped) = self.pop_ready(st) {
+                    self.freed(dropped.msg.size());
+                    QueueStats::count(&self.stats().overflow_dropped, 1);
+                    match broken(st) {
+                        Some(still) => bound = still,
+                        None => return None,
+                    }
                 }
             }
+            QueueOverflow::Block => {
+                self.room_for(bound).mark_waiting();
+                // Other queues free node bytes without this queue's lock: look again after
+                // marking, so room freed in between is either seen here or wakes the
+                // publisher (see `Room::mark_waiting`). This queue's own bounds cannot
+                // change under its lock.
+                if bound == Bound::TotalBytes {
+                    return broken(st);
+                }
+            }
+            QueueOverflow::Reject => {}
         }
         Some(bound)
+    }
+
+    /// `bytes` of messages left this queue for good: room for publishers, here and node-wide.
+    fn freed(&self, bytes: usize) {
+        self.shared.release(bytes);
+        self.room.free();
     }
 
     /// Adds a consumer. It gets nothing until its session calls [`Queue::resume`], so that
@@ -247,9 +361,7 @@ impl Queue {
         let pending: Vec<Pending> = consumer.unacked.into_values().collect();
         self.forget_unacked(&mut st, &pending);
         if self.private {
-            for p in &pending {
-                QueueStats::add(&self.stats().bytes, -(p.msg.size() as i64));
-            }
+            self.freed(pending.iter().map(|p| p.msg.size()).sum());
             self.discard_ready(&mut st);
             st.deleted = true;
             return held;
@@ -293,8 +405,7 @@ impl Queue {
         let n = settled.len();
         match settle {
             Settle::Ack => {
-                let bytes: usize = settled.iter().map(|p| p.msg.size()).sum();
-                QueueStats::add(&self.stats().bytes, -(bytes as i64));
+                self.freed(settled.iter().map(|p| p.msg.size()).sum());
                 QueueStats::count(&self.stats().acked, n as u64);
             }
             Settle::Nack => self.requeue(&mut st, settled, Some(key)),
@@ -368,7 +479,7 @@ impl Queue {
         st.expiring = expiring;
         let stats = self.stats();
         QueueStats::add(&stats.depth, -(expired as i64));
-        QueueStats::add(&stats.bytes, -(freed as i64));
+        self.freed(freed);
         QueueStats::count(&self.shared.stats.messages_expired, expired as u64);
         self.note_idle(&mut st);
         expired
@@ -396,7 +507,7 @@ impl Queue {
                 let now = *now.get_or_insert_with(now_ms);
                 if is_expired(head.msg.expires(), now) {
                     if let Some(p) = self.pop_ready(st) {
-                        QueueStats::add(&self.stats().bytes, -(p.msg.size() as i64));
+                        self.freed(p.msg.size());
                         QueueStats::count(&self.shared.stats.messages_expired, 1);
                     }
                     continue;
@@ -455,14 +566,15 @@ impl Queue {
             .to_string()
         });
         let frame = match &consumer.shown_destination {
-            None => head.msg.render(
+            // Shared by the private queues of every subscription it reached: cached.
+            None if self.private => head.msg.render(
                 consumer.subscriber.version,
                 &consumer.subscriber.id,
                 ack.as_deref(),
                 head.redelivered,
             ),
-            Some(shown) => head.msg.render_as(
-                shown,
+            shown => head.msg.render_once(
+                shown.as_deref(),
                 consumer.subscriber.version,
                 &consumer.subscriber.id,
                 ack.as_deref(),
@@ -498,7 +610,7 @@ impl Queue {
             consumer.next_seq += 1;
             consumer.unacked.insert(seq, pending);
         } else {
-            QueueStats::add(&stats.bytes, -(pending.msg.size() as i64));
+            self.freed(pending.msg.size());
         }
         true
     }
@@ -547,7 +659,7 @@ impl Queue {
     /// Drops every waiting message (bytes included in the node total).
     fn discard_ready(&self, st: &mut State) {
         while let Some(p) = self.pop_ready(st) {
-            QueueStats::add(&self.stats().bytes, -(p.msg.size() as i64));
+            self.freed(p.msg.size());
         }
     }
 
@@ -570,6 +682,6 @@ impl Drop for Queue {
         let stats = &self.shared.stats.queues;
         QueueStats::add(&stats.depth, -(st.ready.len() as i64));
         QueueStats::add(&stats.unacked, -(st.unacked as i64));
-        QueueStats::add(&stats.bytes, -((st.ready_bytes + st.unacked_bytes) as i64));
+        self.shared.release(st.ready_bytes + st.unacked_bytes);
     }
 }

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use herald_protocol::{Headers, MessageTemplate, Version};
 
+use super::consumer::Pending;
 use crate::outbox::OutFrame;
 
 /// One published message in a queue. Shared (`Arc`) between the queue, the consumers holding
@@ -24,9 +25,26 @@ pub struct QueuedMessage {
     text: bool,
     /// What it counts against queue bounds.
     size: usize,
-    /// MESSAGE templates by protocol version, first delivery and redelivery.
-    templates: [OnceLock<MessageTemplate>; 6],
+    /// MESSAGE templates by protocol version, first delivery and redelivery; only for a
+    /// message shared by the private queues of several topic subscriptions. Boxed and made
+    /// on first use: six empty templates inline would cost ~900 bytes a message.
+    templates: OnceLock<Box<[OnceLock<MessageTemplate>; 6]>>,
 }
+
+/// What one held message costs besides its text, approximated from the structures it lives
+/// in (see `QueuedMessage::size`): the `Arc` allocation (two counts and the struct), its slot
+/// as `Pending` in the queue's `VecDeque` (or, unacknowledged, a `BTreeMap` entry with its
+/// `u64` key), and allocator rounding of ~16 bytes for each of its five allocations (the
+/// `Arc`, id, destination, header text and body). Measured as a whole in
+/// docs/destinations.md ("Memory").
+const MESSAGE_OVERHEAD: usize = 2 * size_of::<usize>()
+    + size_of::<QueuedMessage>()
+    + size_of::<Pending>()
+    + size_of::<u64>()
+    + 5 * 16;
+
+/// Each header's index entry in `Headers` (three offsets).
+const HEADER_ENTRY: usize = 3 * size_of::<usize>();
 
 impl QueuedMessage {
     /// `headers` are the ones to forward (see `routing::publish::forwarded_headers`). The
@@ -38,9 +56,12 @@ impl QueuedMessage {
         body: &[u8],
         expires: Option<u64>,
     ) -> QueuedMessage {
-        let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+        let header_bytes: usize = headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 2 + HEADER_ENTRY)
+            .sum();
         QueuedMessage {
-            size: body.len() + header_bytes + destination.len() + id.len(),
+            size: MESSAGE_OVERHEAD + body.len() + header_bytes + destination.len() + id.len(),
             id,
             destination: destination.to_owned(),
             headers: headers.clone(),
@@ -59,7 +80,8 @@ impl QueuedMessage {
         self.expires
     }
 
-    /// Bytes counted against queue bounds: body, header names and values, destination, id.
+    /// Bytes counted against queue bounds: body, header names and values with their index,
+    /// destination, id, and the fixed overhead of holding a message (`MESSAGE_OVERHEAD`).
     pub fn size(&self) -> usize {
         self.size
     }
@@ -74,7 +96,8 @@ impl QueuedMessage {
         redelivered: bool,
     ) -> OutFrame {
         let slot = version as usize * 2 + usize::from(redelivered);
-        let template = self.templates[slot].get_or_init(|| {
+        let templates = self.templates.get_or_init(Default::default);
+        let template = templates[slot].get_or_init(|| {
             let redelivered_headers;
             let headers = if redelivered {
                 let mut h = self.headers.clone();
@@ -92,21 +115,29 @@ impl QueuedMessage {
         }
     }
 
-    /// Like [`QueuedMessage::render`], but showing `destination` instead of the queue's name
-    /// (a user destination's subscription). Not cached: such a message has one recipient.
-    pub fn render_as(
+    /// Like [`QueuedMessage::render`], but not cached: for a message of a named queue, which
+    /// one consumer gets at a time (a cached template would hold a second copy of the body
+    /// for as long as the message awaits its ACK). Shows `destination` instead of the
+    /// queue's name if given (a user destination's subscription).
+    pub fn render_once(
         &self,
-        destination: &str,
+        destination: Option<&str>,
         version: Version,
         subscription: &str,
         ack: Option<&str>,
         redelivered: bool,
     ) -> OutFrame {
-        let mut headers = self.headers.clone();
-        if redelivered {
-            headers.push("redelivered", "true");
-        }
-        let template = MessageTemplate::new(version, destination, &self.id, &headers, &self.body);
+        let redelivered_headers;
+        let headers = if redelivered {
+            let mut h = self.headers.clone();
+            h.push("redelivered", "true");
+            redelivered_headers = h;
+            &redelivered_headers
+        } else {
+            &self.headers
+        };
+        let destination = destination.unwrap_or(&self.destination);
+        let template = MessageTemplate::new(version, destination, &self.id, headers, &self.body);
         OutFrame {
             bytes: template.render(subscription, ack),
             text: self.text,

@@ -13,6 +13,8 @@
 mod consumer;
 mod fifo;
 mod message;
+mod quota;
+mod room;
 
 #[cfg(test)]
 mod tests;
@@ -20,7 +22,7 @@ mod tests;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use herald_protocol::Headers;
@@ -29,6 +31,8 @@ use parking_lot::RwLock;
 pub use consumer::{AckId, AckMode, ConsumerSpec};
 pub use fifo::{Bound, Deleted, Enqueued, Queue, QueueDepth, Settle, UnknownAck};
 pub use message::QueuedMessage;
+pub use quota::Creator;
+pub use room::Room;
 
 use super::publish::{MessageIds, expires, forwarded_headers, is_expired, now_ms};
 use crate::config::{QueueOverflow, QueuesConfig};
@@ -45,6 +49,8 @@ pub(crate) struct Limits {
     pub max_total_bytes: usize,
     pub overflow: QueueOverflow,
     pub grace: Duration,
+    pub max_queues: usize,
+    pub max_queues_per_session: usize,
 }
 
 /// What every queue of the node shares.
@@ -53,6 +59,29 @@ pub(crate) struct Shared {
     pub limits: Limits,
     pub stats: Arc<Stats>,
     pub next_consumer: AtomicU64,
+    /// Where publishers blocked by `max_total_bytes` wait: room in any queue will do.
+    pub node_room: Room,
+}
+
+impl Shared {
+    /// Charges `bytes` to the node's total (`queues.max_total_bytes`).
+    pub fn charge(&self, bytes: usize) {
+        QueueStats::add(&self.stats.queues.bytes, bytes as i64);
+    }
+
+    /// Gives `bytes` back to the node's total and wakes publishers waiting for it. `SeqCst`
+    /// pairs with the second look at the total in `Queue::make_room` (see `Room`).
+    pub fn release(&self, bytes: usize) {
+        if bytes != 0 {
+            (self.stats.queues.bytes).fetch_sub(bytes as i64, Ordering::SeqCst);
+            self.node_room.free();
+        }
+    }
+
+    /// Bytes all queues hold now.
+    pub fn total_bytes(&self) -> usize {
+        self.stats.queues.bytes.load(Ordering::SeqCst).max(0) as usize
+    }
 }
 
 type Shard = RwLock<HashMap<Arc<str>, Arc<Queue>>>;
@@ -74,6 +103,8 @@ impl QueueRouter {
             max_total_bytes: config.max_total_bytes,
             overflow: config.overflow,
             grace: Duration::from_millis(config.empty_queue_grace_ms),
+            max_queues: config.max_queues,
+            max_queues_per_session: config.max_queues_per_session,
         };
         QueueRouter {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
@@ -82,6 +113,7 @@ impl QueueRouter {
                 limits,
                 stats,
                 next_consumer: AtomicU64::new(1),
+                node_room: Room::default(),
             }),
             ids,
         }
@@ -91,22 +123,45 @@ impl QueueRouter {
         &self.shards[self.hasher.hash_one(name) as usize % SHARDS]
     }
 
-    /// The queue named `name`, created if it does not exist.
-    fn get_or_create(&self, name: &str) -> Arc<Queue> {
+    /// The queue named `name`, created for `creator` if it does not exist and the queue
+    /// count bounds allow.
+    fn get_or_create(&self, name: &str, creator: &Creator) -> Result<Arc<Queue>, Bound> {
         let shard = self.shard(name);
         if let Some(queue) = shard.read().get(name) {
-            return Arc::clone(queue);
+            return Ok(Arc::clone(queue));
         }
         let mut map = shard.write();
-        let queue = map.entry(Arc::from(name)).or_insert_with(|| {
-            QueueStats::add(&self.shared.stats.queues.queues, 1);
-            Arc::new(Queue::new(name, false, Arc::clone(&self.shared)))
-        });
-        Arc::clone(queue)
+        if let Some(queue) = map.get(name) {
+            return Ok(Arc::clone(queue));
+        }
+        let limits = &self.shared.limits;
+        let stats = &self.shared.stats.queues;
+        quota::reserve(
+            &stats.queues,
+            limits.max_queues,
+            creator,
+            limits.max_queues_per_session,
+        )
+        .inspect_err(|_| QueueStats::count(&stats.refused_creations, 1))?;
+        let queue = Arc::new(Queue::named(
+            name,
+            creator.clone(),
+            Arc::clone(&self.shared),
+        ));
+        map.insert(Arc::from(name), Arc::clone(&queue));
+        Ok(queue)
     }
 
-    /// Routes one SEND to the queue `destination` (created on first use).
-    pub fn publish(&self, destination: &str, headers: &Headers, body: &[u8]) -> Enqueued {
+    /// Routes one SEND to the queue `destination`, created on first use on behalf of
+    /// `creator` (the sending session). Under policy `block`, a message that does not fit
+    /// is not taken: [`Enqueued::Blocked`] says where to wait before sending it again.
+    pub fn publish(
+        &self,
+        destination: &str,
+        headers: &Headers,
+        body: &[u8],
+        creator: &Creator,
+    ) -> Enqueued {
         let expires = expires(headers);
         if is_expired(expires, now_ms()) {
             self.shared.stats.record_expired();
@@ -120,11 +175,15 @@ impl QueueRouter {
             expires,
         ));
         loop {
+            let queue = match self.get_or_create(destination, creator) {
+                Ok(queue) => queue,
+                Err(bound) => {
+                    QueueStats::count(&self.shared.stats.queues.rejected_sends, 1);
+                    return Enqueued::Rejected(bound);
+                }
+            };
             // A queue deleted by the sweep between lookup and lock: look again.
-            if let Ok(enqueued) = self
-                .get_or_create(destination)
-                .enqueue(Arc::clone(&message))
-            {
+            if let Ok(enqueued) = queue.enqueue(Arc::clone(&message)) {
                 if enqueued == Enqueued::Accepted {
                     let stats = &self.shared.stats;
                     QueueStats::count(&stats.queues.sends, 1);
@@ -135,14 +194,20 @@ impl QueueRouter {
         }
     }
 
-    /// Adds a consumer to the queue `destination` (created if needed) and returns the queue,
-    /// which the session keeps for its acknowledgements. The consumer gets messages once the
+    /// Adds a consumer to the queue `destination` (created for `creator` if needed) and
+    /// returns the queue, which the session keeps for its acknowledgements; or the queue
+    /// count bound that kept it from being created. The consumer gets messages once the
     /// session calls [`Queue::resume`].
-    pub fn subscribe(&self, destination: &str, spec: ConsumerSpec) -> Arc<Queue> {
+    pub fn subscribe(
+        &self,
+        destination: &str,
+        spec: ConsumerSpec,
+        creator: &Creator,
+    ) -> Result<Arc<Queue>, Bound> {
         loop {
-            let queue = self.get_or_create(destination);
+            let queue = self.get_or_create(destination, creator)?;
             if queue.add_consumer(spec.clone()).is_ok() {
-                return queue;
+                return Ok(queue);
             }
         }
     }
@@ -153,7 +218,7 @@ impl QueueRouter {
     ///
     /// [`Subscriber`]: crate::routing::topic::Subscriber
     pub fn private_queue(&self, destination: &str, spec: ConsumerSpec) -> Arc<Queue> {
-        let queue = Arc::new(Queue::new(destination, true, Arc::clone(&self.shared)));
+        let queue = Arc::new(Queue::private(destination, Arc::clone(&self.shared)));
         queue
             .add_consumer(spec)
             .expect("a new queue is not deleted");
@@ -183,14 +248,14 @@ impl QueueRouter {
             let mut map = shard.write();
             for name in idle {
                 if map.get(&name).is_some_and(|q| q.delete_if_idle(now, grace)) {
-                    map.remove(&name);
+                    if let Some(queue) = map.remove(&name) {
+                        queue.release_quota();
+                    }
                     deleted += 1;
                 }
             }
         }
-        let stats = &self.shared.stats.queues;
-        QueueStats::add(&stats.queues, -(deleted as i64));
-        QueueStats::count(&stats.deleted, deleted as u64);
+        QueueStats::count(&self.shared.stats.queues.deleted, deleted as u64);
         deleted
     }
 

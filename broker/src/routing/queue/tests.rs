@@ -1,11 +1,14 @@
 //! The queue structure without sockets: real outboxes, frames decoded back.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use herald_protocol::{Decoded, Decoder, Frame, Headers, ParseOptions, Version};
+use tokio::sync::futures::Notified;
 
 use super::*;
 use crate::config::{OverflowPolicy, QueueOverflow, QueuesConfig};
@@ -50,7 +53,9 @@ impl Consumer {
 
     /// Subscribes and lets the queue deliver (as the session does after its RECEIPT).
     fn join(&self, router: &QueueRouter, name: &str, ack: AckMode, prefetch: usize) -> Arc<Queue> {
-        let queue = router.subscribe(name, self.spec(ack, prefetch));
+        let queue = router
+            .subscribe(name, self.spec(ack, prefetch), &Creator::default())
+            .unwrap();
         queue.resume(&self.subscriber);
         queue
     }
@@ -86,7 +91,7 @@ fn seq(frame: &Frame) -> u64 {
 }
 
 fn send(router: &QueueRouter, name: &str, body: &str) -> Enqueued {
-    router.publish(name, &Headers::new(), body.as_bytes())
+    router.publish(name, &Headers::new(), body.as_bytes(), &Creator::default())
 }
 
 fn send_n(router: &QueueRouter, name: &str, n: usize) {
@@ -95,13 +100,22 @@ fn send_n(router: &QueueRouter, name: &str, n: usize) {
     }
 }
 
-fn gauge(stats: &Stats) -> (i64, i64, i64) {
+/// Waiting and unacknowledged messages, and their bytes (the node's total less what the
+/// router's queues themselves are charged).
+fn gauge(router: &QueueRouter, stats: &Stats) -> (i64, i64, i64) {
     let q = &stats.queues;
     (
         q.depth.load(Ordering::Relaxed),
         q.unacked.load(Ordering::Relaxed),
-        q.bytes.load(Ordering::Relaxed),
+        q.bytes.load(Ordering::Relaxed) - queue_overheads(router) as i64,
     )
+}
+
+fn queue_overheads(router: &QueueRouter) -> usize {
+    let shards = router.shards.iter();
+    shards
+        .map(|s| s.read().keys().map(|n| Queue::overhead(n)).sum::<usize>())
+        .sum()
 }
 
 #[test]
@@ -118,9 +132,11 @@ fn buffers_until_a_consumer_comes_then_delivers_in_order() {
     let (router, stats) = router();
     send_n(&router, "/queue/a", 3);
     assert_eq!(router.depth("/queue/a").unwrap().ready, 3);
-    assert_eq!(gauge(&stats).0, 3);
+    assert_eq!(gauge(&router, &stats).0, 3);
     let c = Consumer::new(1, 1 << 20);
-    let queue = router.subscribe("/queue/a", c.spec(AckMode::Auto, 0));
+    let queue = router
+        .subscribe("/queue/a", c.spec(AckMode::Auto, 0), &Creator::default())
+        .unwrap();
     assert!(c.bodies().is_empty(), "nothing before resume");
     queue.resume(&c.subscriber);
     let (frames, _) = c.take();
@@ -137,7 +153,7 @@ fn buffers_until_a_consumer_comes_then_delivers_in_order() {
         None,
         "auto mode has no ack header"
     );
-    assert_eq!(gauge(&stats), (0, 0, 0));
+    assert_eq!(gauge(&router, &stats), (0, 0, 0));
 }
 
 #[test]
@@ -160,8 +176,8 @@ fn prefetch_bounds_unacknowledged_messages() {
     send_n(&router, "/queue/p", 5);
     let (frames, _) = c.take();
     assert_eq!(frames.iter().map(body).collect::<Vec<_>>(), ["m0", "m1"]);
-    assert_eq!(gauge(&stats).0, 3);
-    assert_eq!(gauge(&stats).1, 2);
+    assert_eq!(gauge(&router, &stats).0, 3);
+    assert_eq!(gauge(&router, &stats).1, 2);
     let n = queue
         .settle(&c.subscriber, seq(&frames[1]), false, Settle::Ack)
         .unwrap();
@@ -268,7 +284,7 @@ fn a_departing_consumer_returns_its_messages_in_order() {
             ("m3".to_owned(), Some("true")),
         ]
     );
-    assert_eq!(gauge(&stats), (0, 0, 0));
+    assert_eq!(gauge(&router, &stats), (0, 0, 0));
 }
 
 #[test]
@@ -298,6 +314,7 @@ fn a_full_outbox_keeps_the_message_in_the_queue_until_resumed() {
 fn drop_oldest_keeps_the_newest_messages() {
     let (router, stats) = router_with(QueuesConfig {
         max_messages_per_queue: 3,
+        overflow: QueueOverflow::DropOldest,
         ..QueuesConfig::default()
     });
     send_n(&router, "/queue/o", 5);
@@ -311,6 +328,7 @@ fn drop_oldest_keeps_the_newest_messages() {
 fn drop_oldest_drops_the_new_message_when_only_unacked_ones_are_left() {
     let (router, _) = router_with(QueuesConfig {
         max_messages_per_queue: 2,
+        overflow: QueueOverflow::DropOldest,
         ..QueuesConfig::default()
     });
     let c = Consumer::new(1, 1 << 20);
@@ -324,8 +342,9 @@ fn drop_oldest_drops_the_new_message_when_only_unacked_ones_are_left() {
 fn reject_refuses_sends_at_each_bound() {
     let (router, stats) = router_with(QueuesConfig {
         max_messages_per_queue: 2,
-        max_bytes_per_queue: 1000,
-        max_total_bytes: 1500,
+        // A 900-byte body costs ~1,230 bytes, a queue ~470 (see `queues_and_messages_are_charged…`).
+        max_bytes_per_queue: 2000,
+        max_total_bytes: 4000,
         overflow: QueueOverflow::Reject,
         ..QueuesConfig::default()
     });
@@ -355,14 +374,16 @@ fn expired_messages_are_never_delivered() {
         |at: u64| -> Headers { [("expires", at.to_string().as_str())].into_iter().collect() };
     let past = now_ms() - 1;
     assert_eq!(
-        router.publish("/queue/e", &expiring(past), b"stale"),
+        router.publish("/queue/e", &expiring(past), b"stale", &Creator::default()),
         Enqueued::Expired
     );
     // Expires while waiting: dropped at the head, or by the sweep.
     let soon = now_ms() + 30;
-    router.publish("/queue/e", &expiring(soon), b"soon");
-    router.publish("/queue/e", &expiring(now_ms() + 600_000), b"fresh");
-    router.publish("/queue/e2", &expiring(soon), b"soon");
+    let creator = Creator::default();
+    router.publish("/queue/e", &expiring(soon), b"soon", &creator);
+    let later = expiring(now_ms() + 600_000);
+    router.publish("/queue/e", &later, b"fresh", &creator);
+    router.publish("/queue/e2", &expiring(soon), b"soon", &creator);
     std::thread::sleep(Duration::from_millis(40));
     assert_eq!(router.sweep(Instant::now()), 0);
     assert_eq!(router.depth("/queue/e2").unwrap().ready, 0, "purged");
@@ -370,7 +391,7 @@ fn expired_messages_are_never_delivered() {
     c.join(&router, "/queue/e", AckMode::Auto, 0);
     assert_eq!(c.bodies(), ["fresh"]);
     assert_eq!(stats.messages_expired.load(Ordering::Relaxed), 3);
-    assert_eq!(gauge(&stats), (0, 0, 0));
+    assert_eq!(gauge(&router, &stats), (0, 0, 0));
 }
 
 #[test]
@@ -434,6 +455,221 @@ fn a_private_queue_is_discarded_with_its_subscription() {
     assert_eq!(frames.iter().map(body).collect::<Vec<_>>(), ["a"]);
     assert_eq!(router.len(), 0, "private queues are not named queues");
     assert_eq!(queue.remove_consumer(&c.subscriber), 1);
-    assert_eq!(gauge(&stats), (0, 0, 0));
+    assert_eq!(gauge(&router, &stats), (0, 0, 0));
     assert_eq!(queue.enqueue(message("d")), Err(Deleted));
+}
+
+/// Whether a notification enabled earlier has arrived.
+fn woken(n: Pin<&mut Notified<'_>>) -> bool {
+    n.now_or_never().is_some()
+}
+
+fn blocking(max_messages: usize) -> (QueueRouter, Arc<Stats>) {
+    router_with(QueuesConfig {
+        max_messages_per_queue: max_messages,
+        ..QueuesConfig::default()
+    })
+}
+
+fn room(enqueued: Enqueued) -> Room {
+    match enqueued {
+        Enqueued::Blocked(room) => room,
+        other => panic!("not blocked: {other:?}"),
+    }
+}
+
+#[test]
+fn block_is_the_default_and_takes_nothing_until_a_delivery_makes_room() {
+    assert_eq!(QueuesConfig::default().overflow, QueueOverflow::Block);
+    let (router, stats) = blocking(2);
+    send_n(&router, "/queue/b", 2);
+    let room = room(send(&router, "/queue/b", "m2"));
+    assert_eq!(router.depth("/queue/b").unwrap().ready, 2, "not enqueued");
+    assert_eq!(stats.queues.blocked_sends.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.queues.overflow_dropped.load(Ordering::Relaxed), 0);
+
+    // The session's order: enable, publish again (still full), then wait.
+    let n = room.notified();
+    tokio::pin!(n);
+    n.as_mut().enable();
+    assert_eq!(
+        send(&router, "/queue/b", "m2"),
+        Enqueued::Blocked(room.clone())
+    );
+    assert!(!woken(n.as_mut()), "nothing freed yet");
+    let c = Consumer::new(1, 1 << 20);
+    c.join(&router, "/queue/b", AckMode::Auto, 0);
+    assert!(woken(n.as_mut()), "deliveries made room");
+    assert_eq!(send(&router, "/queue/b", "m2"), Enqueued::Accepted);
+    assert_eq!(c.bodies(), ["m0", "m1", "m2"]);
+}
+
+#[test]
+fn an_ack_makes_room_when_unacknowledged_messages_fill_the_queue() {
+    let (router, _) = blocking(2);
+    let c = Consumer::new(1, 1 << 20);
+    let queue = c.join(&router, "/queue/u", AckMode::ClientIndividual, 0);
+    send_n(&router, "/queue/u", 2);
+    let room = room(send(&router, "/queue/u", "m2"));
+    let n = room.notified();
+    tokio::pin!(n);
+    n.as_mut().enable();
+    let (frames, _) = c.take();
+    queue.resume(&c.subscriber);
+    assert!(
+        !woken(n.as_mut()),
+        "delivered but unacknowledged: still full"
+    );
+    queue
+        .settle(&c.subscriber, seq(&frames[0]), false, Settle::Ack)
+        .unwrap();
+    assert!(woken(n.as_mut()));
+    assert_eq!(send(&router, "/queue/u", "m2"), Enqueued::Accepted);
+}
+
+#[test]
+fn the_node_total_blocks_on_one_room_that_any_queue_frees() {
+    let (router, _) = router_with(QueuesConfig {
+        // A 1,000-byte body costs ~1,330 bytes, a queue ~470.
+        max_bytes_per_queue: 4500,
+        max_total_bytes: 4500,
+        ..QueuesConfig::default()
+    });
+    let big = "x".repeat(1000);
+    assert_eq!(send(&router, "/queue/t1", &big), Enqueued::Accepted);
+    assert_eq!(send(&router, "/queue/t2", &big), Enqueued::Accepted);
+    let first = room(send(&router, "/queue/t3", &big));
+    let second = room(send(&router, "/queue/t1", &big));
+    assert_eq!(first, second, "one node-wide room");
+    let n = first.notified();
+    tokio::pin!(n);
+    n.as_mut().enable();
+    // Room freed in another queue than the blocked one wakes it.
+    Consumer::new(1, 1 << 20).join(&router, "/queue/t2", AckMode::Auto, 0);
+    assert!(woken(n.as_mut()));
+    assert_eq!(send(&router, "/queue/t3", &big), Enqueued::Accepted);
+}
+
+#[test]
+fn freeing_room_notifies_only_after_someone_blocked() {
+    let (router, _) = blocking(2);
+    send_n(&router, "/queue/q", 2);
+    let room = room(send(&router, "/queue/q", "m2"));
+    let c = Consumer::new(1, 1 << 20);
+    c.join(&router, "/queue/q", AckMode::Auto, 0);
+    // The wake-up above went to nobody; nobody has blocked since, so the next delivery
+    // notifies no one (an unblocked queue pays one load).
+    let n = room.notified();
+    tokio::pin!(n);
+    n.as_mut().enable();
+    send_n(&router, "/queue/q", 1);
+    assert_eq!(c.bodies().len(), 3);
+    assert!(!woken(n.as_mut()));
+}
+
+#[test]
+fn expiry_and_queue_deletion_wake_blocked_publishers() {
+    let (router, _) = router_with(QueuesConfig {
+        max_messages_per_queue: 1,
+        empty_queue_grace_ms: 1000,
+        ..QueuesConfig::default()
+    });
+    let soon: Headers = [("expires", (now_ms() + 30).to_string().as_str())]
+        .into_iter()
+        .collect();
+    let creator = Creator::default();
+    router.publish("/queue/x", &soon, b"soon", &creator);
+    let room = room(send(&router, "/queue/x", "next"));
+    let n = room.notified();
+    tokio::pin!(n);
+    n.as_mut().enable();
+    std::thread::sleep(Duration::from_millis(40));
+    router.sweep(Instant::now());
+    assert!(woken(n.as_mut()), "the purge made room");
+
+    // A publisher blocked on a queue that is then deleted tries again (on a new queue).
+    let n = room.notified();
+    tokio::pin!(n);
+    n.as_mut().enable();
+    room.mark_waiting();
+    assert_eq!(router.sweep(Instant::now() + Duration::from_secs(5)), 1);
+    assert!(woken(n.as_mut()));
+}
+
+#[test]
+fn a_send_that_would_create_one_queue_too_many_is_refused() {
+    let (router, stats) = router_with(QueuesConfig {
+        max_queues: 3,
+        max_queues_per_session: 2,
+        empty_queue_grace_ms: 1000,
+        ..QueuesConfig::default()
+    });
+    let (alice, bob) = (Creator::default(), Creator::default());
+    let send_as =
+        |creator: &Creator, name: &str| router.publish(name, &Headers::new(), b"m", creator);
+    assert_eq!(send_as(&alice, "/queue/a1"), Enqueued::Accepted);
+    assert_eq!(send_as(&alice, "/queue/a2"), Enqueued::Accepted);
+    assert_eq!(
+        send_as(&alice, "/queue/a3"),
+        Enqueued::Rejected(Bound::SessionQueues)
+    );
+    assert_eq!(alice.queues(), 2);
+    // Queues made by others are no creation of alice's.
+    assert_eq!(send_as(&bob, "/queue/b1"), Enqueued::Accepted);
+    assert_eq!(send_as(&alice, "/queue/b1"), Enqueued::Accepted);
+    assert_eq!(
+        send_as(&bob, "/queue/b2"),
+        Enqueued::Rejected(Bound::Queues)
+    );
+    let c = Consumer::new(1, 1 << 20);
+    let spec = c.spec(AckMode::Auto, 0);
+    assert_eq!(
+        router
+            .subscribe("/queue/b2", spec.clone(), &bob)
+            .unwrap_err(),
+        Bound::Queues
+    );
+    assert_eq!(router.len(), 3);
+    assert_eq!(stats.queues.refused_creations.load(Ordering::Relaxed), 3);
+    assert_eq!(Bound::Queues.config_key(), "queues.max_queues");
+
+    // Deleting an idle queue gives its place back, to the node and to its creator.
+    let queue = c.join(&router, "/queue/a1", AckMode::Auto, 0);
+    queue.remove_consumer(&c.subscriber);
+    assert_eq!(router.sweep(Instant::now() + Duration::from_secs(5)), 1);
+    assert_eq!(alice.queues(), 1);
+    assert_eq!(send_as(&alice, "/queue/a3"), Enqueued::Accepted);
+    assert_eq!(stats.queues.queues.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn queues_and_messages_are_charged_their_overhead_and_give_it_back() {
+    let (router, stats) = router_with(QueuesConfig {
+        empty_queue_grace_ms: 1000,
+        ..QueuesConfig::default()
+    });
+    let bytes = || stats.queues.bytes.load(Ordering::Relaxed) as usize;
+    let c = Consumer::new(1, 1 << 20);
+    let queue = c.join(&router, "/queue/m", AckMode::ClientIndividual, 0);
+    let empty = bytes();
+    assert!(
+        empty >= size_of::<Queue>() + 2 * "/queue/m".len(),
+        "{empty}"
+    );
+    assert_eq!(empty, queue_overheads(&router));
+    send(&router, "/queue/m", "hello");
+    let message = bytes() - empty;
+    assert_eq!(message, router.depth("/queue/m").unwrap().bytes);
+    assert!(
+        message >= size_of::<QueuedMessage>() + "hello".len() + "/queue/m".len(),
+        "{message}"
+    );
+    let (frames, _) = c.take();
+    queue
+        .settle(&c.subscriber, seq(&frames[0]), false, Settle::Ack)
+        .unwrap();
+    assert_eq!(bytes(), empty);
+    queue.remove_consumer(&c.subscriber);
+    router.sweep(Instant::now() + Duration::from_secs(5));
+    assert_eq!(bytes(), 0);
 }
