@@ -36,8 +36,17 @@ pub struct Stats {
     pub user_messages_unrouted: AtomicU64,
     /// CONNECTs refused for wrong credentials (unknown login or wrong passcode).
     pub auth_failures: AtomicU64,
+    /// Times a publishing session stopped reading because a subscriber's outbox was above
+    /// its high-water mark.
+    pub backpressure_pauses: AtomicU64,
+    /// Subscribers closed as slow consumers because a publisher waited `outbox.max_pause_ms`
+    /// for them.
+    pub backpressure_timeouts: AtomicU64,
     /// Point-to-point queues and the messages they hold.
     pub queues: QueueStats,
+    /// Bytes held by open transactions, all sessions together; the
+    /// `limits.max_transaction_bytes_total` bound is checked against it.
+    pub transaction_bytes: AtomicI64,
     closes: [AtomicU64; CLOSE_LABELS.len()],
 }
 

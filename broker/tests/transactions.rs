@@ -3,7 +3,11 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
 use common::*;
+use herald::node::Node;
 use herald_protocol::{Command, Frame};
 
 transport_tests!(
@@ -20,6 +24,8 @@ transport_tests!(
     disconnect_aborts_open_transactions,
     connection_loss_aborts_open_transactions,
     commit_stops_at_a_send_refused_by_a_full_queue,
+    a_transaction_past_its_byte_bound_is_aborted,
+    open_transactions_share_the_nodes_byte_budget,
 );
 
 fn begin(id: &str) -> Frame {
@@ -316,4 +322,90 @@ async fn commit_stops_at_a_send_refused_by_a_full_queue(transport: Transport) {
     let detail = String::from_utf8_lossy(&error.body).into_owned();
     assert!(detail.contains("frame 2 of 2"), "{detail}");
     assert_eq!(server.node.queues.depth("/queue/one").unwrap().ready, 1);
+}
+
+/// Bytes held by the node's open transactions.
+fn held(node: &Node) -> i64 {
+    node.stats.transaction_bytes.load(Ordering::Relaxed)
+}
+
+fn detail(error: &Frame) -> String {
+    String::from_utf8_lossy(&error.body).into_owned()
+}
+
+/// Issue 12 item 9: 200 SENDs of 4 MB in one transaction grew the broker by 1.1 GB. On the
+/// defaults, a transaction now holds at most 8 MiB: the third 3 MiB SEND aborts it.
+async fn a_transaction_past_its_byte_bound_is_aborted(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let mut sub = server.client(transport).await;
+    sub.subscribe("q", "/queue/big").await;
+    let mut producer = server.client(transport).await;
+    producer.send_with_receipt(begin("t1")).await;
+    let body = "x".repeat(3 << 20);
+    for _ in 0..2 {
+        producer
+            .send_with_receipt(tx_send("/queue/big", &body, "t1"))
+            .await;
+    }
+    assert!(held(&server.node) > 6 << 20, "{}", held(&server.node));
+    producer.send(&tx_send("/queue/big", &body, "t1")).await;
+    let error = producer
+        .expect_error_then_close("transaction too large")
+        .await;
+    let detail = detail(&error);
+    assert!(
+        detail.contains("limits.max_bytes_per_transaction"),
+        "{detail}"
+    );
+    assert_eq!(held(&server.node), 0, "given back when refused");
+    // Aborted: nothing of it reaches the queue.
+    sub.expect_silence(QUIET).await;
+    assert_eq!(server.node.queues.depth("/queue/big").unwrap().ready, 0);
+}
+
+/// All open transactions of the node draw from `limits.max_transaction_bytes_total`; COMMIT,
+/// ABORT and the end of a session give their bytes back.
+async fn open_transactions_share_the_nodes_byte_budget(transport: Transport) {
+    let mut config = config();
+    config.limits.max_bytes_per_transaction = 64 << 10;
+    config.limits.max_transaction_bytes_total = 100 << 10;
+    let server = TestServer::start(config).await;
+    let body = "x".repeat(40 << 10);
+    let mut a = server.client(transport).await;
+    a.send_with_receipt(begin("a")).await;
+    a.send_with_receipt(tx_send("/queue/shared", &body, "a"))
+        .await;
+    let mut b = server.client(transport).await;
+    b.send_with_receipt(begin("b")).await;
+    b.send_with_receipt(tx_send("/queue/shared", &body, "b"))
+        .await;
+    // A third 40 KiB frame fits each transaction's own bound, not the node's.
+    let mut c = server.client(transport).await;
+    c.send_with_receipt(begin("c")).await;
+    c.send(&tx_send("/queue/shared", &body, "c")).await;
+    let error = c.expect_error_then_close("transactions full").await;
+    assert!(
+        detail(&error).contains("limits.max_transaction_bytes_total"),
+        "{}",
+        detail(&error)
+    );
+
+    let two = held(&server.node);
+    a.send_with_receipt(commit("a")).await;
+    assert_eq!(held(&server.node), two / 2, "COMMIT gives back");
+    assert_eq!(server.node.queues.depth("/queue/shared").unwrap().ready, 1);
+    b.send_with_receipt(abort("b")).await;
+    assert_eq!(held(&server.node), 0, "ABORT gives back");
+
+    b.send_with_receipt(begin("b2")).await;
+    b.send_with_receipt(tx_send("/queue/shared", &body, "b2"))
+        .await;
+    assert!(held(&server.node) > 0);
+    drop(b);
+    eventually(
+        "the lost session's bytes given back",
+        Duration::from_secs(5),
+        || held(&server.node) == 0,
+    )
+    .await;
 }

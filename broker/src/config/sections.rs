@@ -111,6 +111,10 @@ pub struct LimitsConfig {
     pub max_subscriptions_per_session: usize,
     pub max_transactions_per_session: usize,
     pub max_frames_per_transaction: usize,
+    /// Most bytes (bodies, headers and per-frame overhead) one transaction holds.
+    pub max_bytes_per_transaction: usize,
+    /// Most bytes all open transactions of the node hold together.
+    pub max_transaction_bytes_total: usize,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
 }
@@ -125,6 +129,8 @@ impl Default for LimitsConfig {
             max_subscriptions_per_session: 1024,
             max_transactions_per_session: 16,
             max_frames_per_transaction: 1000,
+            max_bytes_per_transaction: 8 * MIB,
+            max_transaction_bytes_total: 64 * MIB,
             max_connections: 100_000,
             max_connections_per_address: 20_000,
         }

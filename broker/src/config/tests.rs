@@ -211,8 +211,20 @@ fn queue_bounds() {
         problem_keys(&config),
         ["queues.max_messages_per_queue", "queues.max_total_bytes"]
     );
-    let err = parse_err("[queues]\noverflow = \"block\"\n");
-    assert!(err.contains("unknown variant `block`"), "{err}");
+    let err = parse_err("[queues]\noverflow = \"pause\"\n");
+    assert!(err.contains("unknown variant `pause`"), "{err}");
+    let mut config = Config::default();
+    config.queues.max_queues = 0;
+    config.queues.block_timeout_ms = 0;
+    config.limits.max_transaction_bytes_total = config.limits.max_bytes_per_transaction - 1;
+    assert_eq!(
+        problem_keys(&config),
+        [
+            "limits.max_transaction_bytes_total",
+            "queues.max_queues",
+            "queues.block_timeout_ms"
+        ]
+    );
     let config = Config::from_toml_str(
         "[queues]\noverflow = \"reject\"\nempty_queue_grace_ms = 0\n",
         "q",

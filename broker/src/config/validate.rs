@@ -222,6 +222,14 @@ fn limits(check: &mut Checker, config: &Config) {
             "max_frames_per_transaction",
             limits.max_frames_per_transaction,
         ),
+        (
+            "max_bytes_per_transaction",
+            limits.max_bytes_per_transaction,
+        ),
+        (
+            "max_transaction_bytes_total",
+            limits.max_transaction_bytes_total,
+        ),
         ("max_connections", limits.max_connections),
         (
             "max_connections_per_address",
@@ -271,6 +279,15 @@ fn destinations(check: &mut Checker, config: &Config) {
             check.fail(&key, format!("{prefix:?} is already used by {first}"));
         }
         seen.push((key, prefix));
+    }
+    if limits.max_transaction_bytes_total < limits.max_bytes_per_transaction {
+        check.fail(
+            "limits.max_transaction_bytes_total",
+            format!(
+                "{} is below limits.max_bytes_per_transaction ({})",
+                limits.max_transaction_bytes_total, limits.max_bytes_per_transaction
+            ),
+        );
     }
 }
 
