@@ -7,7 +7,7 @@ use crate::routing::topic::Fanout;
 use crate::session::close::CloseReason;
 
 /// Close reasons in [`CloseReason::label`] order of [`CLOSE_LABELS`].
-pub const CLOSE_LABELS: [&str; 9] = [
+pub const CLOSE_LABELS: [&str; 10] = [
     "disconnect",
     "peer_closed",
     "io_error",
@@ -17,6 +17,7 @@ pub const CLOSE_LABELS: [&str; 9] = [
     "slow_consumer",
     "write_stalled",
     "shutdown",
+    "internal_error",
 ];
 
 #[derive(Debug, Default)]
@@ -66,6 +67,11 @@ impl Stats {
     /// A user-destination SEND that no session of the user (or session id) was subscribed to.
     pub fn record_user_unrouted(&self) {
         self.user_messages_unrouted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A publishing session paused for a congested subscriber.
+    pub fn record_backpressure_pause(&self) {
+        self.backpressure_pauses.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A CONNECT refused for wrong credentials.

@@ -2,8 +2,13 @@
 //! session task drains everything queued in one go and writes it with one flush.
 //!
 //! Two kinds of message share it, each bounded by `max_bytes` on its own:
-//! - pushed messages (topics): past the bound the overflow policy applies (close the session,
-//!   or drop the oldest pushed messages);
+//! - pushed messages (topics): `max_bytes` is a high-water mark. Under policy `close` a push
+//!   that leaves the outbox above it is still queued but reported as congested, so the
+//!   publishing session pauses until this outbox is drained (back-pressure instead of loss).
+//!   Only past the hard bound (`max_bytes` plus one largest frame, so any message the broker
+//!   accepts fits into an outbox just under the mark) or when a publisher's pause runs out is
+//!   the session closed as a slow consumer. Under `drop_oldest` the oldest pushed messages
+//!   make room instead and nobody pauses;
 //! - offered messages (queues, client-ack subscriptions): past the bound the offer is refused
 //!   and the message stays with its queue, which hands it to another subscriber or waits.
 //!   A refusal is remembered until the next drain, so the session knows to ask its queues
@@ -30,6 +35,9 @@ pub struct OutFrame {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
     Queued,
+    /// Queued, and the outbox is now above its high-water mark: the publisher should wait
+    /// for [`Outbox::uncongested`] before it routes more.
+    Congested,
     /// Queued after dropping this many older messages (policy `drop_oldest`).
     QueuedAfterDropping(usize),
     /// The queue was full under policy `close`: the session is being closed as a slow
@@ -57,7 +65,11 @@ pub struct Outbox {
     /// Fired once when the queue overflows under policy `close`, so a session blocked in a
     /// write to a client that stopped reading learns it must close.
     overflow: Notify,
+    /// Wakes publishers paused on this outbox when it is drained or closed.
+    drained: Notify,
     max_bytes: usize,
+    /// How far pushed messages may pass `max_bytes` before the session is closed.
+    burst_bytes: usize,
     policy: OverflowPolicy,
     dropped: AtomicU64,
 }
@@ -71,6 +83,8 @@ struct State {
     offered_bytes: usize,
     /// An offer was refused since the last drain.
     refused: bool,
+    /// A publisher was told this outbox is congested since the last drain.
+    congested: bool,
     overflowed: bool,
     closed: bool,
 }
@@ -103,18 +117,28 @@ pub struct Drained {
 }
 
 impl Outbox {
+    /// An outbox whose pushed messages may pass `max_bytes` by as much again.
     pub fn new(max_bytes: usize, policy: OverflowPolicy) -> Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
             overflow: Notify::new(),
+            drained: Notify::new(),
             max_bytes,
+            burst_bytes: max_bytes,
             policy,
             dropped: AtomicU64::new(0),
         }
     }
 
-    /// Queues a routed message, applying the byte bound and the overflow policy.
+    /// Lets pushed messages pass `max_bytes` by `burst_bytes` (at least one largest frame)
+    /// before the session is closed.
+    pub fn with_burst_bytes(mut self, burst_bytes: usize) -> Outbox {
+        self.burst_bytes = burst_bytes;
+        self
+    }
+
+    /// Queues a routed message, applying the byte bounds and the overflow policy.
     pub fn push_message(&self, frame: OutFrame) -> Pushed {
         let pushed = {
             let mut state = self.state.lock();
@@ -122,35 +146,86 @@ impl Outbox {
                 return Pushed::Closed;
             }
             let len = frame.bytes.len();
-            let mut dropped = 0;
-            if state.pushed_bytes() + len > self.max_bytes {
-                match self.policy {
-                    OverflowPolicy::Close => {
-                        // Free the memory now; the session sees `overflowed` and closes.
-                        state.frames = VecDeque::new();
-                        state.bytes = 0;
-                        state.offered_bytes = 0;
-                        state.overflowed = true;
+            match self.policy {
+                OverflowPolicy::Close => {
+                    if state.pushed_bytes() + len > self.max_bytes + self.burst_bytes {
                         drop(state);
-                        self.ready.notify_one();
-                        self.overflow.notify_one();
+                        self.overflow_now();
                         return Pushed::Overflowed;
                     }
-                    OverflowPolicy::DropOldest => {
-                        dropped = state.drop_oldest_until(self.max_bytes.saturating_sub(len));
+                    state.push(frame, Kind::Pushed);
+                    if state.pushed_bytes() > self.max_bytes {
+                        state.congested = true;
+                        Pushed::Congested
+                    } else {
+                        Pushed::Queued
                     }
                 }
-            }
-            state.push(frame, Kind::Pushed);
-            if dropped == 0 {
-                Pushed::Queued
-            } else {
-                self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
-                Pushed::QueuedAfterDropping(dropped)
+                OverflowPolicy::DropOldest => {
+                    let mut dropped = 0;
+                    if state.pushed_bytes() + len > self.max_bytes {
+                        dropped = state.drop_oldest_until(self.max_bytes.saturating_sub(len));
+                    }
+                    state.push(frame, Kind::Pushed);
+                    if dropped == 0 {
+                        Pushed::Queued
+                    } else {
+                        self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+                        Pushed::QueuedAfterDropping(dropped)
+                    }
+                }
             }
         };
         self.ready.notify_one();
         pushed
+    }
+
+    /// Marks the outbox overflowed and frees its memory now; the session sees `overflowed`
+    /// and closes as a slow consumer.
+    fn overflow_now(&self) {
+        {
+            let mut state = self.state.lock();
+            state.frames = VecDeque::new();
+            state.bytes = 0;
+            state.offered_bytes = 0;
+            state.overflowed = true;
+        }
+        self.ready.notify_one();
+        self.overflow.notify_one();
+        self.drained.notify_waiters();
+    }
+
+    /// Whether pushed messages are above the high-water mark (publishers should wait).
+    pub fn is_congested(&self) -> bool {
+        if self.policy == OverflowPolicy::DropOldest {
+            return false;
+        }
+        let state = self.state.lock();
+        !state.closed && !state.overflowed && state.pushed_bytes() > self.max_bytes
+    }
+
+    /// Waits until the outbox is no longer congested: drained, closed or overflowed.
+    pub async fn uncongested(&self) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a drain in between is not missed.
+            drained.as_mut().enable();
+            if !self.is_congested() {
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    /// Closes the session as a slow consumer if its outbox is still congested: a publisher
+    /// waited for it as long as it may. Returns whether it did.
+    pub fn close_if_congested(&self) -> bool {
+        if !self.is_congested() {
+            return false;
+        }
+        self.overflow_now();
+        true
     }
 
     /// Queues a message only if there is room for it among the offered messages (or none
@@ -194,11 +269,17 @@ impl Outbox {
         let entries = std::mem::take(&mut state.frames);
         state.bytes = 0;
         state.offered_bytes = 0;
-        Drained {
+        let drained = Drained {
             frames: entries.into_iter().map(|e| e.frame).collect(),
             overflowed: state.overflowed,
             refused: std::mem::take(&mut state.refused),
+        };
+        let wake_publishers = std::mem::take(&mut state.congested);
+        drop(state);
+        if wake_publishers {
+            self.drained.notify_waiters();
         }
+        drained
     }
 
     /// Waits until something was pushed since the last wake-up.
@@ -213,11 +294,14 @@ impl Outbox {
 
     /// Refuses further pushes; called when the session ends.
     pub fn close(&self) {
-        let mut state = self.state.lock();
-        state.closed = true;
-        state.frames = VecDeque::new();
-        state.bytes = 0;
-        state.offered_bytes = 0;
+        {
+            let mut state = self.state.lock();
+            state.closed = true;
+            state.frames = VecDeque::new();
+            state.bytes = 0;
+            state.offered_bytes = 0;
+        }
+        self.drained.notify_waiters();
     }
 
     /// Messages dropped under `drop_oldest` so far.
@@ -258,6 +342,8 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn frame(len: usize) -> OutFrame {
@@ -281,7 +367,8 @@ mod tests {
     fn overflow_under_close_policy_discards_and_flags() {
         let outbox = Outbox::new(100, OverflowPolicy::Close);
         assert_eq!(outbox.push_message(frame(60)), Pushed::Queued);
-        assert_eq!(outbox.push_message(frame(60)), Pushed::Overflowed);
+        assert_eq!(outbox.push_message(frame(60)), Pushed::Congested);
+        assert_eq!(outbox.push_message(frame(90)), Pushed::Overflowed);
         assert_eq!(outbox.push_message(frame(1)), Pushed::Closed);
         let drained = outbox.drain();
         assert!(drained.overflowed);
@@ -333,6 +420,58 @@ mod tests {
         );
         let lens = drained_lengths(&outbox);
         assert_eq!(lens, [80, 60]);
+    }
+
+    #[test]
+    fn a_message_larger_than_the_mark_is_queued_not_fatal() {
+        // The default outbox mark is 512 KiB and the frame limit 4 MiB: a 1 MiB message
+        // must reach a reading subscriber.
+        let outbox = Outbox::new(512, OverflowPolicy::Close).with_burst_bytes(4096);
+        assert_eq!(outbox.push_message(frame(1024)), Pushed::Congested);
+        assert_eq!(outbox.push_message(frame(3000)), Pushed::Congested);
+        assert_eq!(outbox.push_message(frame(1000)), Pushed::Overflowed);
+        let outbox = Outbox::new(512, OverflowPolicy::Close).with_burst_bytes(4096);
+        assert_eq!(outbox.push_message(frame(4096)), Pushed::Congested);
+        assert_eq!(drained_lengths(&outbox), [4096]);
+        assert!(!outbox.is_congested());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_wakes_publishers_waiting_for_room() {
+        let outbox = Arc::new(Outbox::new(100, OverflowPolicy::Close));
+        outbox.push_message(frame(150));
+        assert!(outbox.is_congested());
+        let waiter = tokio::spawn({
+            let outbox = Arc::clone(&outbox);
+            async move { outbox.uncongested().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        outbox.drain();
+        waiter.await.unwrap();
+        // Uncongested already: returns at once.
+        outbox.uncongested().await;
+    }
+
+    #[test]
+    fn a_publisher_out_of_patience_closes_a_congested_subscriber_only() {
+        let outbox = Outbox::new(100, OverflowPolicy::Close);
+        outbox.push_message(frame(50));
+        assert!(!outbox.close_if_congested());
+        outbox.push_message(frame(60));
+        assert!(outbox.close_if_congested());
+        let drained = outbox.drain();
+        assert!(drained.overflowed && drained.frames.is_empty());
+        assert_eq!(outbox.push_message(frame(1)), Pushed::Closed);
+    }
+
+    #[test]
+    fn drop_oldest_never_reports_congestion() {
+        let outbox = Outbox::new(100, OverflowPolicy::DropOldest);
+        for _ in 0..10 {
+            assert_ne!(outbox.push_message(frame(60)), Pushed::Congested);
+        }
+        assert!(!outbox.is_congested());
     }
 
     #[test]

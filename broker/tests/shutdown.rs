@@ -1,6 +1,6 @@
-//! Graceful drain over both transports: on stop, sessions flush what is queued for them and
-//! close (WebSocket 1001 "going away", TCP end of stream), and `serve` returns within the
-//! drain time.
+//! Graceful drain over both transports: on stop, sessions flush what is queued for them, get
+//! ERROR `server shutting down` and close (WebSocket 1001 "going away", TCP end of stream),
+//! and `serve` returns within the drain time.
 
 mod common;
 
@@ -43,6 +43,17 @@ fn going_away(transport: Transport) -> Closed {
     }
 }
 
+/// The end a stopping server gives a connected session: ERROR, then the close.
+async fn expect_shutdown(client: &mut Client) {
+    let error = client.expect_error("server shutting down").await;
+    assert!(
+        String::from_utf8_lossy(&error.body).contains("shutting down"),
+        "{error:?}"
+    );
+    assert_eq!(client.expect_closed().await, going_away(client.transport));
+    assert_eq!(client.leftover(), 0);
+}
+
 /// Publishes `count` numbered 1 KiB messages to `/topic/drain`; all routed on return.
 async fn flood(publisher: &mut Client, count: usize) {
     let mut batch = Vec::new();
@@ -74,9 +85,8 @@ async fn stop_flushes_queued_messages_then_closes_going_away(transport: Transpor
             .expect_message("s", "/topic/drain", &body(seq))
             .await;
     }
-    assert_eq!(subscriber.expect_closed().await, going_away(transport));
-    assert_eq!(subscriber.leftover(), 0);
-    assert_eq!(publisher.expect_closed().await, going_away(transport));
+    expect_shutdown(&mut subscriber).await;
+    expect_shutdown(&mut publisher).await;
 
     within(
         Duration::from_millis(DRAIN_MS),
@@ -103,8 +113,9 @@ async fn idle_sessions_close_at_once_and_listeners_stop(transport: Transport) {
     let start = Instant::now();
     let serving = server.stop();
     for client in &mut clients {
-        assert_eq!(client.expect_closed().await, going_away(transport));
+        expect_shutdown(client).await;
     }
+    // Before CONNECT there is no STOMP session to tell: just the close.
     assert_eq!(unconnected.expect_closed().await, going_away(transport));
     within(Duration::from_secs(2), "serve to return", serving)
         .await
@@ -137,7 +148,7 @@ async fn drain_time_bounds_a_client_that_never_reads(transport: Transport) {
     let start = Instant::now();
     let serving = server.stop();
     // The subscriber reads nothing; the publisher answers its close.
-    assert_eq!(publisher.expect_closed().await, going_away(transport));
+    expect_shutdown(&mut publisher).await;
     within(Duration::from_secs(3), "serve to return", serving)
         .await
         .expect("serve task");

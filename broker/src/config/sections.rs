@@ -4,7 +4,9 @@
 //! a misspelt key is an error rather than a silently ignored setting.
 //! Durations are integer milliseconds (`_ms`), sizes integer bytes (`_bytes`).
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,10 @@ pub struct WebSocketConfig {
     pub max_write_buffer_bytes: usize,
     pub max_message_bytes: usize,
     pub outbound_message_type: OutboundMessageType,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR blocks).
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// `[websocket.tls]`: `wss://` instead of `ws://`.
+    pub tls: TlsConfig,
 }
 
 impl Default for WebSocketConfig {
@@ -37,10 +43,15 @@ impl Default for WebSocketConfig {
             // tungstenite's default is 128 KiB allocated per connection for its whole life;
             // 2 KiB keeps an idle subscribed connection under 8 KB (docs/performance.md).
             read_buffer_bytes: 2 * KIB,
-            max_write_buffer_bytes: MIB,
+            // One largest MESSAGE (frame limit plus headers) and the write buffer in front:
+            // the WebSocket layer refuses a message that does not fit whole. A bound, not an
+            // allocation.
+            max_write_buffer_bytes: 4 * MIB + 128 * KIB,
             // One maximal STOMP frame plus room for its command and headers.
             max_message_bytes: 4 * MIB + 64 * KIB,
             outbound_message_type: OutboundMessageType::Auto,
+            trusted_proxies: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -62,6 +73,11 @@ pub enum OutboundMessageType {
 pub struct TcpConfig {
     pub enabled: bool,
     pub bind: SocketAddr,
+    /// Load balancers that open every connection with a PROXY protocol header (v1 or v2)
+    /// naming the client (addresses or CIDR blocks).
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// `[tcp.tls]`: `stomp+ssl` instead of plain STOMP.
+    pub tls: TlsConfig,
 }
 
 impl Default for TcpConfig {
@@ -69,7 +85,116 @@ impl Default for TcpConfig {
         Self {
             enabled: true,
             bind: any_v4(61613),
+            trusted_proxies: Vec::new(),
+            tls: TlsConfig::default(),
         }
+    }
+}
+
+/// `[websocket.tls]` and `[tcp.tls]`: TLS on one listener. The files are read at start and
+/// again on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    /// PEM file: the server certificate first, then its intermediates.
+    pub cert_file: String,
+    /// PEM file: the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// Whether clients must present a certificate signed by `client_ca_file`.
+    pub client_auth: ClientAuth,
+    /// PEM file with the CA certificates client certificates must chain to.
+    pub client_ca_file: String,
+}
+
+/// `tls.client_auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// No client certificate is asked for.
+    #[default]
+    None,
+    /// A client certificate is asked for and verified if sent; clients without one connect.
+    Optional,
+    /// A client without a valid certificate fails the handshake.
+    Required,
+}
+
+/// An address or a CIDR block (`10.0.0.0/8`, `::1`), written as a string in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IpNetwork {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// Whether `ip` lies in this block; IPv4-mapped IPv6 addresses count as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the first `bits` bits of `a` and `b` are equal.
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let bits = usize::from(bits);
+    let (whole, rest) = (bits / 8, bits % 8);
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0
+}
+
+impl FromStr for IpNetwork {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR block"))?;
+        let address = address.to_canonical();
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(IpNetwork { address, prefix })
+    }
+}
+
+impl TryFrom<String> for IpNetwork {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<IpNetwork> for String {
+    fn from(network: IpNetwork) -> String {
+        network.to_string()
+    }
+}
+
+impl fmt::Display for IpNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
     }
 }
 
@@ -189,8 +314,12 @@ pub enum QueueSemantics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboxConfig {
+    /// High-water mark of a session's queued messages: publishers pause above it.
     pub max_bytes: usize,
     pub max_stall_ms: u64,
+    /// Longest a publisher pauses for one subscriber's outbox to fall below `max_bytes`;
+    /// a subscriber still above it then is closed as a slow consumer.
+    pub max_pause_ms: u64,
     pub overflow: OverflowPolicy,
 }
 
@@ -199,6 +328,7 @@ impl Default for OutboxConfig {
         Self {
             max_bytes: 512 * KIB,
             max_stall_ms: 10_000,
+            max_pause_ms: 5_000,
             overflow: OverflowPolicy::Close,
         }
     }
@@ -272,9 +402,11 @@ pub enum QueueOverflow {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     pub anonymous: AnonymousAccess,
-    /// How long a CONNECT with wrong credentials waits before its ERROR, so that guessing
-    /// passwords is slow. Only the failing session waits.
+    /// How long a failed CONNECT keeps its address's login turn (see `throttle.rs`), so
+    /// that guessing passwords is slow.
     pub failure_delay_ms: u64,
+    /// Most password hashes verified at once (on the blocking pool); 0: one per CPU.
+    pub max_parallel_password_checks: usize,
     /// `[[auth.users]]`: users who log in with `login`/`passcode`.
     pub users: Vec<UserConfig>,
 }
@@ -284,6 +416,7 @@ impl Default for AuthConfig {
         AuthConfig {
             anonymous: AnonymousAccess::default(),
             failure_delay_ms: 1000,
+            max_parallel_password_checks: 0,
             users: Vec::new(),
         }
     }

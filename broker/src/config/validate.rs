@@ -9,6 +9,9 @@ use super::error::Problem;
 /// matched literally.
 const PATTERN_CHARS: &[char] = &['*', '?', '{', '}', '#'];
 
+/// Room for a MESSAGE's command and headers beyond its body.
+const FRAME_HEADROOM: usize = 64 * 1024;
+
 pub(super) fn problems(config: &Config) -> Vec<Problem> {
     let mut check = Checker::default();
     listeners(&mut check, config);
@@ -17,6 +20,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     destinations(&mut check, config);
     check.positive("outbox.max_bytes", config.outbox.max_bytes);
     check.positive("outbox.max_stall_ms", config.outbox.max_stall_ms);
+    check.positive("outbox.max_pause_ms", config.outbox.max_pause_ms);
     queues(&mut check, config);
     auth(&mut check, config);
     jwt(&mut check, config);
@@ -121,8 +125,36 @@ impl Checker {
     }
 }
 
+/// A listener's TLS files are read now, so that `config check` finds what would stop a start.
+fn tls(check: &mut Checker, key: &str, listener_enabled: bool, tls: &super::TlsConfig) {
+    if !listener_enabled || !tls.enabled {
+        return;
+    }
+    let mut complete = true;
+    for (name, value) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+        if value.is_empty() {
+            check.fail(format!("{key}.{name}"), "TLS needs a PEM file");
+            complete = false;
+        }
+    }
+    if tls.client_auth != super::ClientAuth::None && tls.client_ca_file.is_empty() {
+        check.fail(
+            format!("{key}.client_ca_file"),
+            "client_auth needs the CA file client certificates are checked against",
+        );
+        complete = false;
+    }
+    if complete {
+        if let Err(e) = crate::transport::tls::server_config(tls) {
+            check.fail(key, e);
+        }
+    }
+}
+
 fn listeners(check: &mut Checker, config: &Config) {
     let (ws, tcp) = (&config.websocket, &config.tcp);
+    tls(check, "websocket.tls", ws.enabled, &ws.tls);
+    tls(check, "tcp.tls", tcp.enabled, &tcp.tls);
     if !ws.enabled && !tcp.enabled {
         check.fail(
             "websocket.enabled",
@@ -163,10 +195,17 @@ fn listeners(check: &mut Checker, config: &Config) {
         }
     }
     check.positive("websocket.read_buffer_bytes", ws.read_buffer_bytes);
-    check.positive(
-        "websocket.max_write_buffer_bytes",
-        ws.max_write_buffer_bytes,
-    );
+    // The WebSocket layer refuses to buffer a message larger than this: every frame the
+    // broker accepts must fit, or it could never be delivered over WebSocket.
+    let largest_out = config.limits.max_frame_bytes + FRAME_HEADROOM;
+    if ws.enabled && ws.max_write_buffer_bytes < largest_out {
+        check.fail(
+            "websocket.max_write_buffer_bytes",
+            format!(
+                "must be at least limits.max_frame_bytes + 64 KiB ({largest_out}), so the largest message accepted can be sent"
+            ),
+        );
+    }
     check.positive("websocket.max_message_bytes", ws.max_message_bytes);
 }
 
@@ -247,6 +286,15 @@ fn limits(check: &mut Checker, config: &Config) {
             ),
         );
     }
+    if limits.max_transaction_bytes_total < limits.max_bytes_per_transaction {
+        check.fail(
+            "limits.max_transaction_bytes_total",
+            format!(
+                "{} is below limits.max_bytes_per_transaction ({})",
+                limits.max_transaction_bytes_total, limits.max_bytes_per_transaction
+            ),
+        );
+    }
 }
 
 fn destinations(check: &mut Checker, config: &Config) {
@@ -279,15 +327,6 @@ fn destinations(check: &mut Checker, config: &Config) {
             check.fail(&key, format!("{prefix:?} is already used by {first}"));
         }
         seen.push((key, prefix));
-    }
-    if limits.max_transaction_bytes_total < limits.max_bytes_per_transaction {
-        check.fail(
-            "limits.max_transaction_bytes_total",
-            format!(
-                "{} is below limits.max_bytes_per_transaction ({})",
-                limits.max_transaction_bytes_total, limits.max_bytes_per_transaction
-            ),
-        );
     }
 }
 

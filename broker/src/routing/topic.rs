@@ -54,10 +54,13 @@ impl std::hash::Hash for Subscriber {
 }
 
 /// The outcome of one publish.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Fanout {
     /// MESSAGE frames queued.
     pub delivered: usize,
+    /// Outboxes left above their high-water mark: the publisher should wait for them before
+    /// it routes more (back-pressure). Empty, and not allocated, in the common case.
+    pub congested: Vec<Arc<Outbox>>,
     /// Subscribers whose queue overflowed (they are being closed as slow consumers).
     pub overflowed: usize,
     /// Older messages dropped to make room (policy `drop_oldest`).
@@ -195,6 +198,10 @@ impl TopicRouter {
             };
             match subscriber.outbox.push_message(frame) {
                 Pushed::Queued => fanout.delivered += 1,
+                Pushed::Congested => {
+                    fanout.delivered += 1;
+                    fanout.congested.push(Arc::clone(&subscriber.outbox));
+                }
                 Pushed::QueuedAfterDropping(n) => {
                     fanout.delivered += 1;
                     fanout.dropped += n;

@@ -23,6 +23,8 @@ pub enum CloseReason {
     WriteStalled,
     /// The server is shutting down.
     Shutdown,
+    /// A bug: the session's task panicked.
+    Internal,
 }
 
 /// What an ERROR frame says: a short `message`, a detail for the body, and the `receipt-id`
@@ -66,6 +68,7 @@ impl CloseReason {
             CloseReason::SlowConsumer => "slow_consumer",
             CloseReason::WriteStalled => "write_stalled",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Internal => "internal_error",
         }
     }
 
@@ -80,7 +83,15 @@ impl CloseReason {
             ),
             CloseReason::SlowConsumer => (
                 "slow consumer",
-                "the outbound queue for this connection passed its bound",
+                "the outbound queue for this connection passed its bound, or stayed above its high-water mark longer than outbox.max_pause_ms",
+            ),
+            CloseReason::Shutdown => (
+                "server shutting down",
+                "the server is shutting down; messages already routed to this connection were sent first; reconnect and retry",
+            ),
+            CloseReason::Internal => (
+                "internal error",
+                "the server hit a bug handling this connection; it has been logged",
             ),
             _ => return None,
         };

@@ -1,17 +1,21 @@
 //! What a session does with each client frame.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use herald_protocol::{Command, Frame, Version};
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::close::{CloseReason, ErrorReply};
+use super::pause::{BlockedSend, Pause, RoomWait};
 use super::{Session, Subscription, connect, frames, limits};
 use crate::access::Principal;
 use crate::config::AccessAction;
 use crate::routing::destination::DestinationKind;
 use crate::routing::has_wildcards;
-use crate::routing::queue::{AckMode, Bound, ConsumerSpec, Enqueued};
+use crate::routing::queue::{AckMode, Bound, ConsumerSpec, Enqueued, Room};
 use crate::routing::topic::Subscriber;
 use crate::routing::user;
 
@@ -71,7 +75,10 @@ impl Session {
         };
         match result {
             Ok(()) => {
-                if let (Some(receipt), Some(version), true) =
+                if let Some(blocked) = self.pause.as_mut().and_then(|p| p.blocked.as_mut()) {
+                    // A SEND waiting for queue room is confirmed once a queue took it.
+                    blocked.receipt = receipt;
+                } else if let (Some(receipt), Some(version), true) =
                     (receipt, self.version, answers_receipt)
                 {
                     self.outbox.push_control(frames::receipt(&receipt, version));
@@ -186,11 +193,16 @@ impl Session {
             let transaction = transaction.to_owned();
             return self.add_to_transaction(&transaction, frame);
         }
-        self.route_send(&frame)
+        let mut targets = self.route_send(&frame)?;
+        if let Some(room) = self.publish_to_queues(&frame, &mut targets)? {
+            self.block(frame, targets, room)?;
+        }
+        Ok(())
     }
 
-    /// Routes a SEND whose destination has been checked.
-    pub(super) fn route_send(&mut self, frame: &Frame) -> Handled {
+    /// Routes a SEND whose destination has been checked: a topic publish happens now; the
+    /// queues it must reach are returned, for the caller to publish to (and maybe wait).
+    pub(super) fn route_send(&mut self, frame: &Frame) -> Result<VecDeque<String>, CloseReason> {
         let destination = required(frame, "destination")?;
         let kind = self.node.destinations.classify(destination);
         if kind == DestinationKind::User {
@@ -199,38 +211,118 @@ impl Session {
             if targets.is_empty() {
                 self.node.stats.record_user_unrouted();
             }
-            for session in targets {
-                let resolved = user::resolve(user_destination, &session);
-                self.publish_to_queue(&resolved, frame)?;
-            }
-            return Ok(());
+            return Ok(targets
+                .iter()
+                .map(|session| user::resolve(user_destination, session))
+                .collect());
         }
         if user::resolved_session(destination).is_some() {
             // A resolved user destination is a queue, whatever its kind prefix.
-            return self.publish_to_queue(destination, frame);
+            return Ok(VecDeque::from([destination.to_owned()]));
         }
         match kind {
             DestinationKind::Topic => {
-                let fanout = self
+                let mut fanout = self
                     .node
                     .topics
                     .publish(destination, &frame.headers, &frame.body);
                 self.node.stats.record_publish(&fanout);
-                Ok(())
+                self.wait_for_room(std::mem::take(&mut fanout.congested));
+                Ok(VecDeque::new())
             }
-            DestinationKind::Queue => self.publish_to_queue(destination, frame),
+            DestinationKind::Queue => Ok(VecDeque::from([destination.to_owned()])),
             kind => Err(unsupported(kind, destination)),
         }
     }
 
-    fn publish_to_queue(&self, destination: &str, frame: &Frame) -> Handled {
-        match self
-            .node
-            .queues
-            .publish(destination, &frame.headers, &frame.body)
-        {
-            Enqueued::Rejected(bound) => Err(queue_full(destination, bound, &self.node)),
-            Enqueued::Accepted | Enqueued::Expired | Enqueued::Dropped => Ok(()),
+    /// Publishes `frame` to each queue of `targets` in turn, removing those that took it;
+    /// stops at a queue that has no room under policy `block` and returns where to wait.
+    pub(super) fn publish_to_queues(
+        &self,
+        frame: &Frame,
+        targets: &mut VecDeque<String>,
+    ) -> Result<Option<Room>, CloseReason> {
+        while let Some(destination) = targets.front() {
+            match self
+                .node
+                .queues
+                .publish(destination, &frame.headers, &frame.body, &self.creator)
+            {
+                Enqueued::Rejected(bound) => return Err(queue_full(destination, bound)),
+                Enqueued::Blocked(room) => return Ok(Some(room)),
+                Enqueued::Accepted | Enqueued::Expired | Enqueued::Dropped => {
+                    targets.pop_front();
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A SEND held by a transaction, at its COMMIT. A COMMIT cannot stop part-way to wait, so
+    /// a queue without room refuses it (the frames before it have taken effect).
+    pub(super) fn commit_send(&mut self, frame: &Frame) -> Handled {
+        let mut targets = self.route_send(frame)?;
+        match self.publish_to_queues(frame, &mut targets)? {
+            None => Ok(()),
+            Some(_) => Err(refuse(
+                "queue full",
+                format!(
+                    "{} has no room; a COMMIT does not wait for it, the message was not accepted",
+                    targets.front().map_or("", String::as_str)
+                ),
+            )),
+        }
+    }
+
+    /// Holds a SEND that a full queue did not take and stops reading (producer flow
+    /// control) until the queue has room or `queues.block_timeout_ms` is up.
+    fn block(&mut self, frame: Frame, targets: VecDeque<String>, room: Room) -> Handled {
+        let until =
+            Instant::now() + Duration::from_millis(self.node.config.queues.block_timeout_ms);
+        self.node.stats.record_backpressure_pause();
+        self.retry_blocked(
+            BlockedSend {
+                frame,
+                targets,
+                receipt: None,
+                until,
+                wait: RoomWait::new(room),
+            },
+            Instant::now(),
+        )
+    }
+
+    /// Publishes a blocked SEND again. Still blocked: it waits on (a wait registered before
+    /// this publish, so no wake-up is lost), or is refused once its time is up. Taken: its
+    /// receipt is answered.
+    pub(super) fn retry_blocked(&mut self, mut blocked: BlockedSend, now: Instant) -> Handled {
+        loop {
+            let Some(room) = self.publish_to_queues(&blocked.frame, &mut blocked.targets)? else {
+                if let (Some(receipt), Some(version)) = (blocked.receipt.take(), self.version) {
+                    self.outbox.push_control(frames::receipt(&receipt, version));
+                }
+                return Ok(());
+            };
+            if now >= blocked.until {
+                let destination = blocked.targets.front().map_or("", String::as_str);
+                let reply = ErrorReply::new(
+                    "queue full",
+                    format!(
+                        "{destination} had no room for queues.block_timeout_ms ({} ms); the message was not accepted",
+                        self.node.config.queues.block_timeout_ms
+                    ),
+                );
+                return Err(CloseReason::Protocol(
+                    reply.for_receipt(blocked.receipt.as_deref()),
+                ));
+            }
+            if room == blocked.wait.room {
+                self.pause.get_or_insert_with(Pause::default).blocked = Some(blocked);
+                return Ok(());
+            }
+            // Another bound (the node's total rather than the queue's own): wait on its room,
+            // registered before publishing again.
+            blocked.wait = RoomWait::new(room);
         }
     }
 
@@ -377,7 +469,12 @@ impl Session {
                         format!("a queue subscription cannot be a pattern: {destination}"),
                     ));
                 }
-                Some(self.node.queues.subscribe(destination, spec(&subscriber)))
+                let queue = self
+                    .node
+                    .queues
+                    .subscribe(destination, spec(&subscriber), &self.creator)
+                    .map_err(|bound| queue_full(destination, bound))?;
+                Some(queue)
             }
             kind => return Err(unsupported(kind, destination)),
         };
@@ -440,20 +537,14 @@ impl Session {
     }
 }
 
-/// The ERROR for a SEND refused by a full queue (policy `reject`).
-fn queue_full(destination: &str, bound: Bound, node: &crate::node::Node) -> CloseReason {
-    let limits = &node.config.queues;
-    let what = match bound {
-        Bound::Messages => format!("its maximum of {} messages", limits.max_messages_per_queue),
-        Bound::QueueBytes => format!("its maximum of {} bytes", limits.max_bytes_per_queue),
-        Bound::TotalBytes => format!(
-            "the node's maximum of {} bytes in all queues",
-            limits.max_total_bytes
-        ),
-    };
+/// The ERROR for a SEND refused at a queue bound (policy `reject`, or a queue count bound).
+fn queue_full(destination: &str, bound: Bound) -> CloseReason {
     refuse(
         "queue full",
-        format!("{destination} holds {what}; the message was not accepted"),
+        format!(
+            "{destination} is at {}; the message was not accepted",
+            bound.config_key()
+        ),
     )
 }
 

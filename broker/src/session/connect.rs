@@ -1,14 +1,13 @@
 //! CONNECT (or STOMP): version negotiation, heart-beats, access, and the CONNECTED reply.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use herald_protocol::heartbeat::{self, HeartBeat, Negotiated};
 use herald_protocol::{Command, Frame, Version};
 
 use super::close::ErrorReply;
 use crate::auth::{Authenticator, Denied, Identity, looks_like_jwt};
-use crate::config::{AnonymousAccess, Config};
+use crate::config::AnonymousAccess;
 use crate::node::Node;
 
 /// The `server` header: product and version.
@@ -52,8 +51,9 @@ impl std::ops::Deref for Refused {
     }
 }
 
-/// Checks a CONNECT frame from `peer` and builds the CONNECTED reply; waits as the login
-/// throttle requires.
+/// Checks a CONNECT frame from `peer` and builds the CONNECTED reply. Credentials are checked
+/// in the address's turn of the login throttle (which a failure keeps for
+/// `auth.failure_delay_ms`), password hashes on the blocking pool.
 pub async fn accept(
     frame: &Frame,
     peer: IpAddr,
@@ -61,25 +61,7 @@ pub async fn accept(
     node: &Node,
     url_token: Option<&str>,
 ) -> Result<Accepted, Refused> {
-    let refused = check(frame, peer, session_id, &node.config, &node.auth, url_token);
-    if let Err(Refused {
-        credentials: Some(_),
-        ..
-    }) = &refused
-    {
-        tokio::time::sleep_until(node.login_throttle.failure(peer)).await;
-    }
-    refused
-}
-
-fn check(
-    frame: &Frame,
-    peer: IpAddr,
-    session_id: &str,
-    config: &Config,
-    auth: &Authenticator,
-    url_token: Option<&str>,
-) -> Result<Accepted, Refused> {
+    let (config, auth) = (&node.config, &node.auth);
     let receipt = frame.headers.get("receipt");
     let accept_version = frame.headers.get("accept-version");
     let Some(version) = Version::negotiate(accept_version, &Version::ALL) else {
@@ -124,13 +106,8 @@ fn check(
     let mut token_expires = None;
     // A token proves its `sub`; a login must prove itself; without either the session is
     // anonymous, if allowed.
-    let identity: Option<Identity> = match (token(frame, auth, url_token, login), login) {
-        (Some(token), _) => {
-            let proven = auth.verify_token(token).map_err(denied)?;
-            token_expires = Some(proven.expires);
-            Some(proven.identity)
-        }
-        (None, Some(login)) => Some(auth.verify(login, passcode).map_err(denied)?),
+    let token = token(frame, auth, url_token, login);
+    let identity: Option<Identity> = match (token, login) {
         (None, None) => {
             if !anonymous_allowed(config.auth.anonymous, peer) {
                 return Err(ErrorReply::new(
@@ -142,16 +119,33 @@ fn check(
             }
             None
         }
+        // The turn is taken before verifying, so that no answer, right or wrong, comes
+        // sooner than the throttle allows.
+        _ => {
+            let turn = node.login_throttle.turn(peer).await;
+            let verified = match token {
+                Some(token) => auth.verify_token(token).map(|proven| {
+                    token_expires = Some(proven.expires);
+                    proven.identity
+                }),
+                None => auth.verify(login.unwrap_or_default(), passcode).await,
+            };
+            match verified {
+                Ok(identity) => Some(identity),
+                Err(why) => {
+                    turn.failed().await;
+                    return Err(denied(why));
+                }
+            }
+        }
     };
 
-    let offer = HeartBeat {
+    let configured = HeartBeat {
         send_ms: config.stomp.heartbeat_send_ms,
         receive_ms: config.stomp.heartbeat_receive_ms,
     };
-    let heartbeat = with_floor(
-        heartbeat::negotiate(client_beat, offer),
-        Duration::from_millis(config.stomp.heartbeat_floor_ms),
-    );
+    let offer = heartbeat::offer(client_beat, configured, config.stomp.heartbeat_floor_ms);
+    let heartbeat = heartbeat::negotiate(client_beat, offer);
     let mut reply = Frame::new(Command::Connected)
         .header("version", version.as_str())
         .header("heart-beat", &offer.to_header())
@@ -199,15 +193,6 @@ fn token<'a>(
     bearer.or(url_token).or(passcode)
 }
 
-/// Raises each agreed interval to at least `floor`, so a client cannot make the server send
-/// or expect heart-beats absurdly often.
-fn with_floor(negotiated: Negotiated, floor: Duration) -> Negotiated {
-    Negotiated {
-        server_sends_every: negotiated.server_sends_every.map(|d| d.max(floor)),
-        client_sends_every: negotiated.client_sends_every.map(|d| d.max(floor)),
-    }
-}
-
 fn anonymous_allowed(policy: AnonymousAccess, peer: IpAddr) -> bool {
     match policy {
         AnonymousAccess::Never => false,
@@ -219,7 +204,10 @@ fn anonymous_allowed(policy: AnonymousAccess, peer: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use futures_util::FutureExt;
     use std::net::Ipv4Addr;
+    use std::time::Duration;
 
     fn connect(headers: &[(&str, &str)]) -> Frame {
         let mut frame = Frame::new(Command::Connect);
@@ -233,22 +221,27 @@ mod tests {
 
     /// `accept` with no users, no tokens and no WebSocket URL token.
     fn accept_anonymous(frame: &Frame, peer: IpAddr, config: &Config) -> Result<Accepted, Refused> {
-        check(frame, peer, "s", config, &Authenticator::default(), None)
+        accept_as(frame, peer, "s", config)
+    }
+
+    /// `accept` for a session id, without credentials: nothing to wait for.
+    fn accept_as(
+        frame: &Frame,
+        peer: IpAddr,
+        session_id: &str,
+        config: &Config,
+    ) -> Result<Accepted, Refused> {
+        let node = Node::new(config.clone());
+        accept(frame, peer, session_id, &node, None)
+            .now_or_never()
+            .expect("a CONNECT without credentials is answered at once")
     }
 
     #[test]
     fn highest_common_version_and_connected_headers() {
         let config = Config::default();
         let frame = connect(&[("accept-version", "1.0,1.1,2.0"), ("heart-beat", "0,0")]);
-        let accepted = check(
-            &frame,
-            LOOPBACK,
-            "s-1",
-            &config,
-            &Authenticator::default(),
-            None,
-        )
-        .unwrap();
+        let accepted = accept_as(&frame, LOOPBACK, "s-1", &config).unwrap();
         assert_eq!(accepted.version, Version::V1_1);
         assert_eq!(accepted.reply.headers.get("version"), Some("1.1"));
         assert_eq!(accepted.reply.headers.get("session"), Some("s-1"));

@@ -6,6 +6,9 @@ pub mod close;
 mod commands;
 pub mod connect;
 mod frames;
+mod pause;
+#[cfg(test)]
+mod tests;
 mod transaction;
 
 use std::collections::HashMap;
@@ -15,17 +18,19 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use herald_protocol::heartbeat::Negotiated;
 use herald_protocol::{
     Command, Decoded, Decoder, Frame, Limits, ParseError, ParseOptions, Version,
 };
+use std::panic::AssertUnwindSafe;
 use tokio::time::{Instant, sleep_until, timeout};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::config::AccessAction;
 use crate::node::Node;
 use crate::outbox::{OutFrame, Outbox};
-use crate::routing::queue::{AckMode, Queue};
+use crate::routing::queue::{AckMode, Creator, Queue};
 use crate::routing::topic::Subscriber;
 use crate::transport::{CloseKind, FrameIo, InputTooLarge};
 use close::{CloseReason, ErrorReply};
@@ -69,6 +74,12 @@ pub struct Session {
     transactions: transaction::Transactions,
     /// Queues to let deliver once the current frame is answered.
     pumps: Vec<(Arc<Queue>, Subscriber)>,
+    /// Reading is paused until what this session routed has room (back-pressure).
+    pause: Option<pause::Pause>,
+    /// `finish` ran to its end: `Drop` has nothing left to clean up.
+    closed: bool,
+    /// Counts the queues this session created, against `queues.max_queues_per_session`.
+    creator: Creator,
     last_read: Instant,
     last_write: Instant,
 }
@@ -94,10 +105,12 @@ struct Subscription {
 impl Session {
     pub fn new(node: Arc<Node>, peer: SocketAddr, transport: &'static str) -> Session {
         let (key, id) = node.next_session();
-        let outbox = Arc::new(Outbox::new(
-            node.config.outbox.max_bytes,
-            node.config.outbox.overflow,
-        ));
+        // Past the high-water mark, one largest frame still fits: any message the broker
+        // accepts can reach a subscriber that reads.
+        let outbox = Arc::new(
+            Outbox::new(node.config.outbox.max_bytes, node.config.outbox.overflow)
+                .with_burst_bytes(node.config.limits.max_frame_bytes),
+        );
         let decoder = Decoder::new(ParseOptions {
             // Only CONNECT and STOMP are valid now, and they are never escaped.
             version: Version::V1_2,
@@ -127,6 +140,9 @@ impl Session {
             acks: acks::AckIndex::default(),
             transactions: transaction::Transactions::default(),
             pumps: Vec::new(),
+            pause: None,
+            closed: false,
+            creator: Creator::default(),
             last_read: now,
             last_write: now,
         }
@@ -140,7 +156,14 @@ impl Session {
 
     /// Serves the connection until it ends, then cleans up.
     pub async fn run<T: FrameIo>(mut self, mut io: T) {
-        let reason = self.serve(&mut io).await;
+        // A bug that panics must cost this one connection only: the client gets an ERROR
+        // and the session leaves routing as usual (`Drop` does it if even that panics).
+        let served = AssertUnwindSafe(self.serve(&mut io)).catch_unwind().await;
+        let reason = served.unwrap_or_else(|panic| {
+            let what = panic_message(panic.as_ref());
+            error!(session = %self.id, peer = %self.peer, panic = what, "session task panicked");
+            CloseReason::Internal
+        });
         // Boxed: it runs once, and inline its state would enlarge every idle session's task.
         Box::pin(self.finish(&mut io, reason)).await;
     }
@@ -155,10 +178,22 @@ impl Session {
         let outbox = Arc::clone(&self.outbox);
         loop {
             let was_connected = self.version.is_some();
+            let was_paused = self.pause.is_some();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return CloseReason::Shutdown,
-                read = io.read(&mut input) => {
+                () = wait_pause(self.pause.as_mut()), if was_paused => {
+                    if let Err(reason) = self.settle_pause() {
+                        return reason;
+                    }
+                    if self.pause.is_none() {
+                        // The frames read before the pause come first.
+                        if let Err(reason) = self.consume_input(&mut input).await {
+                            return reason;
+                        }
+                    }
+                }
+                read = io.read(&mut input), if !was_paused => {
                     match read {
                         Ok(true) => {}
                         Ok(false) => return CloseReason::PeerClosed,
@@ -166,26 +201,8 @@ impl Session {
                     }
                     // Any inbound byte, or a WebSocket ping, counts as life.
                     self.last_read = Instant::now();
-                    // A CONNECT stops decoding: checking credentials waits (login throttle,
-                    // password hashing off the runtime), and what follows it is read with the
-                    // limits and version it sets.
-                    loop {
-                        match self.process_input(&mut input) {
-                            Err(reason) => return reason,
-                            Ok(None) => break,
-                            Ok(Some(connect)) => tokio::select! {
-                                () = shutdown.cancelled() => return CloseReason::Shutdown,
-                                connected = self.on_connect(&connect) => {
-                                    if let Err(reason) = connected {
-                                        return reason;
-                                    }
-                                }
-                            },
-                        }
-                    }
-                    if input.is_empty() {
-                        // Idle connections keep no read buffer; the next read reserves one.
-                        input = BytesMut::new();
+                    if let Err(reason) = self.consume_input(&mut input).await {
+                        return reason;
                     }
                 }
                 () = outbox.ready() => {}
@@ -225,8 +242,9 @@ impl Session {
             if let Err(reason) = self.write_queued(io).await {
                 return reason;
             }
-            if !was_connected && self.version.is_some() {
-                // CONNECT accepted: the read window is now the heart-beat window.
+            if (!was_connected && self.version.is_some()) || was_paused != self.pause.is_some() {
+                // CONNECT accepted: the read window is now the heart-beat window. A pause
+                // suspends it (nothing is read), and its end starts it afresh.
                 read_timer
                     .as_mut()
                     .reset(self.read_deadline(connect_by).unwrap_or_else(far));
@@ -237,10 +255,71 @@ impl Session {
         }
     }
 
-    /// When silence becomes fatal: the CONNECT deadline, then the heart-beat read window.
+    /// Acts on the frames in `input` until it holds no complete frame or the session pauses.
+    /// A CONNECT stops decoding: checking credentials waits (login throttle, password hashing
+    /// off the runtime), and what follows it is read with the limits and version it sets.
+    async fn consume_input(&mut self, input: &mut BytesMut) -> Result<(), CloseReason> {
+        let shutdown = self.node.shutdown.clone();
+        while let Some(connect) = self.process_input(input)? {
+            tokio::select! {
+                () = shutdown.cancelled() => return Err(CloseReason::Shutdown),
+                connected = self.on_connect(&connect) => connected?,
+            }
+        }
+        if input.is_empty() {
+            // Idle connections keep no read buffer; the next read reserves one.
+            *input = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    /// Starts or extends a pause until these subscribers' outboxes have room.
+    pub(super) fn wait_for_room(&mut self, congested: Vec<Arc<Outbox>>) {
+        if congested.is_empty() {
+            return;
+        }
+        self.node.stats.record_backpressure_pause();
+        let until = Instant::now() + ms(self.node.config.outbox.max_pause_ms);
+        self.pause
+            .get_or_insert_with(pause::Pause::default)
+            .wait_for_outboxes(until, congested);
+    }
+
+    /// After a pause's wait: publishes a blocked SEND again, forgets subscribers that have
+    /// room, closes those still congested when their time is up, and ends the pause once
+    /// nothing is left to wait for.
+    fn settle_pause(&mut self) -> Result<(), CloseReason> {
+        let now = Instant::now();
+        if let Some(blocked) = self.pause.as_mut().and_then(|p| p.blocked.take()) {
+            self.retry_blocked(blocked, now)?;
+        }
+        let Some(pause) = self.pause.as_mut() else {
+            return Ok(());
+        };
+        let closed = pause.settle_outboxes(now);
+        if closed > 0 {
+            self.node
+                .stats
+                .backpressure_timeouts
+                .fetch_add(closed as u64, std::sync::atomic::Ordering::Relaxed);
+            warn!(session = %self.id, peer = %self.peer, closed, "subscribers stayed above their outbox mark for outbox.max_pause_ms; closing them as slow consumers");
+        }
+        if pause.is_over() {
+            self.pause = None;
+            // Nothing was read while paused: the client's heart-beats wait in the socket.
+            self.last_read = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// When silence becomes fatal: the CONNECT deadline, then the heart-beat read window
+    /// (none while paused: the session is not reading).
     fn read_window_end(&self, connect_by: Instant) -> Option<Instant> {
         if self.version.is_none() {
             return Some(connect_by);
+        }
+        if self.pause.is_some() {
+            return None;
         }
         self.heartbeat
             .read_timeout(self.node.config.stomp.heartbeat_tolerance)
@@ -260,6 +339,10 @@ impl Session {
     /// session not yet connected, which is returned for `serve` to await.
     fn process_input(&mut self, input: &mut BytesMut) -> Result<Option<Frame>, CloseReason> {
         loop {
+            if self.pause.is_some() {
+                // The rest of `input` waits until the pause ends.
+                return Ok(None);
+            }
             match self.decoder.decode(input) {
                 Ok(Some(Decoded::Frame(frame)))
                     if self.version.is_none()
@@ -345,9 +428,13 @@ impl Session {
     }
 
     /// Leaves routing, says goodbye as the reason requires, and closes the connection.
-    async fn finish<T: FrameIo>(&mut self, io: &mut T, reason: CloseReason) {
+    /// Takes the session out of everything shared: transactions, topic subscriptions, the
+    /// user directory, queue consumers (their unacknowledged messages go back to the queue
+    /// for other consumers). Safe to call twice.
+    fn leave_routing(&mut self) {
         self.transactions.abort_all();
         self.pumps.clear();
+        self.pause = None;
         let subscriptions = std::mem::take(&mut self.subscriptions);
         self.node.topics.unsubscribe_all(
             subscriptions
@@ -355,15 +442,18 @@ impl Session {
                 .filter(|s| s.in_topics)
                 .map(|s| (s.destination.as_str(), s.subscriber.clone())),
         );
-        if self.in_user_directory {
+        if std::mem::take(&mut self.in_user_directory) {
             self.node.users.close(&self.id);
         }
-        // Unacknowledged queue messages go back to their queues for other consumers.
         for subscription in subscriptions.values() {
             if let Some(queue) = &subscription.queue {
                 queue.remove_consumer(&subscription.subscriber);
             }
         }
+    }
+
+    async fn finish<T: FrameIo>(&mut self, io: &mut T, reason: CloseReason) {
+        self.leave_routing();
         let kind = match reason {
             CloseReason::Shutdown => CloseKind::GoingAway,
             _ => CloseKind::Normal,
@@ -373,7 +463,9 @@ impl Session {
             CloseReason::PeerClosed | CloseReason::Io(_) | CloseReason::WriteStalled
         );
         if can_write {
-            if let Some(reply) = reason.error_reply() {
+            // A connection that never became a STOMP session is told nothing on shutdown.
+            let tell = self.version.is_some() || !matches!(reason, CloseReason::Shutdown);
+            if let Some(reply) = reason.error_reply().filter(|_| tell) {
                 self.outbox
                     .push_control(frames::error(&reply, self.version.unwrap_or(Version::V1_2)));
             }
@@ -392,6 +484,7 @@ impl Session {
         }
         self.outbox.close();
         self.node.stats.record_close(&reason);
+        self.closed = true;
         match &reason {
             CloseReason::SlowConsumer | CloseReason::WriteStalled => {
                 warn!(session = %self.id, peer = %self.peer, transport = self.transport, %reason, "closing slow consumer");
@@ -400,6 +493,36 @@ impl Session {
                 debug!(session = %self.id, peer = %self.peer, transport = self.transport, %reason, "connection closed");
             }
         }
+    }
+}
+
+impl Drop for Session {
+    /// Cleanup that must happen however the session's task ends: normally `finish` has done
+    /// it; after a panic in `finish`, or when the task is dropped mid-way (runtime shutdown),
+    /// this does.
+    fn drop(&mut self) {
+        if !self.closed {
+            self.leave_routing();
+            self.outbox.close();
+            self.node.stats.record_close(&CloseReason::Internal);
+        }
+    }
+}
+
+/// The text of a panic's payload, for the log.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Completes when a paused session may go on (never when it is not paused).
+async fn wait_pause(pause: Option<&mut pause::Pause>) {
+    match pause {
+        Some(pause) => pause.changed().await,
+        None => std::future::pending().await,
     }
 }
 
