@@ -304,3 +304,153 @@ async fn client_close_ends_the_session() {
     })
     .await;
 }
+
+/// Violations answered on the wire (issue 12, item 17): raw bytes over TCP, so that what the
+/// broker writes is seen exactly, close frames and HTTP status lines included.
+mod raw {
+    use super::*;
+    use common::{TIMEOUT, tcp_connect, within};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Everything the server writes until it closes the connection.
+    async fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+        let mut answer = Vec::new();
+        within(TIMEOUT, "the server to close", async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await;
+        answer
+    }
+
+    async fn http_answer(request: &[u8]) -> String {
+        let server = TestServer::with_defaults().await;
+        let mut stream = tcp_connect(server.ws_addr, None).await;
+        stream.write_all(request).await.unwrap();
+        String::from_utf8(read_to_end(&mut stream).await).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_request_gets_426_upgrade_required() {
+        let answer = http_answer(b"GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+        assert!(
+            answer.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("\r\nUpgrade: websocket\r\n"), "{answer}");
+        assert!(answer.contains("\r\nContent-Length: "), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_is_not_http_gets_400_bad_request() {
+        let answer = http_answer(b"CONNECT\naccept-version:1.2\n\n\0\r\n\r\n").await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{answer}"
+        );
+        let answer = http_answer(b"POST /ws HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{answer}"
+        );
+    }
+
+    /// A connection upgraded by hand: the request, then the 101 response read off.
+    async fn upgraded(config: Config) -> (TestServer, TcpStream) {
+        let server = TestServer::start(config).await;
+        let mut stream = tcp_connect(server.ws_addr, None).await;
+        stream
+            .write_all(
+                b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                  Sec-WebSocket-Protocol: v12.stomp\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let byte = within(TIMEOUT, "the 101 response", stream.read_u8()).await;
+            head.push(byte.unwrap());
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+        (server, stream)
+    }
+
+    /// A masked client frame.
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![first, 0x80 | payload.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        frame
+    }
+
+    /// The server's frames (unmasked) as (first byte, payload), up to the end of the stream.
+    fn server_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut frames = Vec::new();
+        while bytes.len() >= 2 {
+            let (first, short) = (bytes[0], bytes[1] & 0x7f);
+            let (len, header) = match short {
+                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+                127 => panic!("unexpectedly long server frame"),
+                n => (usize::from(n), 2),
+            };
+            frames.push((first, bytes[header..header + len].to_vec()));
+            bytes = &bytes[header + len..];
+        }
+        frames
+    }
+
+    /// The close frame that ends what the server wrote, as its status code.
+    fn close_code(frames: &[(u8, Vec<u8>)]) -> u16 {
+        let (first, payload) = frames.last().expect("a close frame");
+        assert_eq!(*first, 0x88, "the last frame is a close frame: {frames:?}");
+        u16::from_be_bytes([payload[0], payload[1]])
+    }
+
+    #[tokio::test]
+    async fn a_protocol_violation_is_closed_with_1002() {
+        let (_server, mut stream) = upgraded(config()).await;
+        // A text frame with RSV1 set, no extension negotiated.
+        stream.write_all(&frame(0xC1, b"x")).await.unwrap();
+        let frames = server_frames(&read_to_end(&mut stream).await);
+        assert_eq!(close_code(&frames), 1002);
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_in_a_text_message_is_closed_with_1007() {
+        let (_server, mut stream) = upgraded(config()).await;
+        stream
+            .write_all(&frame(0x81, b"CONNECT\n\xff\xfe"))
+            .await
+            .unwrap();
+        let frames = server_frames(&read_to_end(&mut stream).await);
+        assert_eq!(close_code(&frames), 1007);
+    }
+
+    #[tokio::test]
+    async fn a_message_too_big_gets_an_error_then_1009() {
+        let mut config = config();
+        config.websocket.max_message_bytes = 1024;
+        let (_server, mut stream) = upgraded(config).await;
+        // The header of a 2,000-byte binary frame; the payload never needs to be sent.
+        stream
+            .write_all(&[0x82, 0x80 | 126, 0x07, 0xD0, 1, 2, 3, 4])
+            .await
+            .unwrap();
+        let frames = server_frames(&read_to_end(&mut stream).await);
+        assert!(
+            frames[0].1.starts_with(b"ERROR\n"),
+            "an ERROR frame first: {frames:?}"
+        );
+        assert_eq!(close_code(&frames), 1009);
+    }
+}

@@ -21,6 +21,7 @@ pub use sections::{
     OutboundMessageType, OutboxConfig, OverflowPolicy, QueueOverflow, QueueSemantics, QueuesConfig,
     Separator, ShutdownConfig, StompConfig, TcpConfig, UserConfig, WebSocketConfig,
 };
+pub use sections::{ClientAuth, IpNetwork, TlsConfig};
 
 /// The whole configuration. `Config::default()` is what an empty file gives.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -1,7 +1,10 @@
 //! Transports: how a session's frames travel. The session code is the same for WebSocket and
-//! TCP; each transport implements [`FrameIo`].
+//! TCP; each transport implements [`FrameIo`], over a plain or TLS [`stream::Stream`].
 
+pub mod proxy;
+pub mod stream;
 pub mod tcp;
+pub mod tls;
 pub mod ws;
 
 use std::future::Future;

@@ -1,12 +1,12 @@
-//! STOMP over plain TCP.
+//! STOMP over TCP, plain or TLS (`stomp+ssl`).
 
 use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use super::stream::Stream;
 use super::{CloseKind, FrameIo};
 use crate::outbox::OutFrame;
 
@@ -15,15 +15,14 @@ const READ_CHUNK: usize = 4096;
 
 #[derive(Debug)]
 pub struct TcpIo {
-    stream: TcpStream,
+    stream: Stream,
     /// Frames fed since the last flush: written with one syscall per batch.
     pending: BytesMut,
 }
 
 impl TcpIo {
-    pub fn new(stream: TcpStream) -> TcpIo {
-        // Small frames must not wait for Nagle's algorithm; batching is done by `flush`.
-        let _ = stream.set_nodelay(true);
+    /// `stream` has Nagle's algorithm off (batching is done by `flush`).
+    pub fn new(stream: Stream) -> TcpIo {
         TcpIo {
             stream,
             pending: BytesMut::new(),
@@ -33,12 +32,19 @@ impl TcpIo {
 
 impl FrameIo for TcpIo {
     async fn read(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
+        let Stream::Plain(stream) = &mut self.stream else {
+            // TLS buffers records itself; the idle-buffer saving below does not apply.
+            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
+            }
+            return Ok(self.stream.read_buf(buf).await? > 0);
+        };
         // Wait for readability before reserving, so idle connections keep no buffer.
-        self.stream.readable().await?;
+        stream.readable().await?;
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
-        match self.stream.try_read_buf(buf) {
+        match stream.try_read_buf(buf) {
             Ok(0) => Ok(false),
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),

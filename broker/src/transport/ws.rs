@@ -3,20 +3,26 @@
 //! the session's decoder sees one byte stream either way.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
+use tokio_tungstenite::tungstenite::handshake::server::{
+    ErrorResponse, Request, Response, create_response,
+};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::{CloseKind, FrameIo, InputTooLarge};
+use super::stream::{Prefixed, Stream};
+use super::{CloseKind, FrameIo, InputTooLarge, proxy};
 use crate::config::{OutboundMessageType, WebSocketConfig as WsSettings};
 use crate::outbox::OutFrame;
 
@@ -24,16 +30,22 @@ use crate::outbox::OutFrame;
 /// sub-protocols and the server echoes none, so one of these is echoed when offered.
 const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
-/// How long answering a client's close frame may take.
+/// How long answering a client's close frame, or sending ours after a violation, may take.
 const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+/// The largest HTTP request head read before the upgrade (a bearer token fits many times).
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub struct WsIo {
-    stream: WebSocketStream<TcpStream>,
+    stream: WebSocketStream<Prefixed>,
     outbound: OutboundMessageType,
     /// The `access_token` query parameter of the upgrade URL: a credential for CONNECT,
     /// since browsers cannot set headers on a WebSocket.
     pub access_token: Option<String>,
+    /// The client: the connection's peer, or the address a trusted proxy forwarded.
+    pub client: SocketAddr,
+    /// The close code a transport-level violation calls for, once one happened.
+    violation: Option<CloseCode>,
 }
 
 /// Why an upgrade was refused or failed.
@@ -41,18 +53,32 @@ pub struct WsIo {
 pub enum UpgradeError {
     #[error("websocket handshake: {0}")]
     Handshake(#[from] WsError),
-    #[error("websocket handshake timed out")]
-    Timeout,
+    /// Not a WebSocket upgrade, or not one we accept; answered with an HTTP status.
+    #[error("refused with HTTP {0}: {1}")]
+    Refused(StatusCode, String),
+    #[error("reading the upgrade request: {0}")]
+    Io(#[from] io::Error),
 }
 
-/// Performs the WebSocket upgrade on an accepted TCP connection.
+/// Performs the WebSocket upgrade on an accepted connection from `peer`. The request head is
+/// read here first, so that a request that is no upgrade at all gets an HTTP answer (tungstenite
+/// closes such connections without one) and a trusted proxy's `X-Forwarded-For` is read;
+/// then tungstenite performs the handshake on the same bytes. The caller bounds the time.
 #[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
 pub async fn upgrade(
-    stream: TcpStream,
+    mut stream: Stream,
+    peer: SocketAddr,
     settings: &WsSettings,
-    timeout: Duration,
 ) -> Result<WsIo, UpgradeError> {
-    let _ = stream.set_nodelay(true);
+    let (head, client) = match read_request(&mut stream, peer, settings).await {
+        Ok(read) => read,
+        Err(RequestError::Io(e)) => return Err(UpgradeError::Io(e)),
+        Err(RequestError::Refuse(status, reason)) => {
+            answer(&mut stream, status, &reason).await;
+            return Err(UpgradeError::Refused(status, reason));
+        }
+    };
+    let stream = Prefixed::new(head.freeze(), stream);
     let config = WebSocketConfig::default()
         .read_buffer_size(settings.read_buffer_bytes)
         // Writes are flushed explicitly once per batch; this is only the auto-flush point.
@@ -65,15 +91,93 @@ pub async fn upgrade(
         access_token = url_access_token(request);
         check_upgrade(request, response, settings)
     };
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
-    let stream = tokio::time::timeout(timeout, handshake)
-        .await
-        .map_err(|_| UpgradeError::Timeout)??;
+    let stream =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await?;
     Ok(WsIo {
         stream,
         outbound: settings.outbound_message_type,
         access_token,
+        client,
+        violation: None,
     })
+}
+
+enum RequestError {
+    Io(io::Error),
+    Refuse(StatusCode, String),
+}
+
+/// Reads the HTTP request head (and nothing after it: a client waits for the 101 before it
+/// sends frames) and decides who the client is.
+async fn read_request(
+    stream: &mut Stream,
+    peer: SocketAddr,
+    settings: &WsSettings,
+) -> Result<(BytesMut, SocketAddr), RequestError> {
+    let bad = |reason: String| RequestError::Refuse(StatusCode::BAD_REQUEST, reason);
+    let mut head = BytesMut::with_capacity(1024);
+    let request = loop {
+        if stream.read_buf(&mut head).await.map_err(RequestError::Io)? == 0 {
+            return Err(RequestError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        match Request::try_parse(&head) {
+            Ok(Some((_, request))) => break request,
+            Ok(None) if head.len() < MAX_REQUEST_HEAD => {}
+            Ok(None) => return Err(bad("request head too large".to_owned())),
+            Err(e) => return Err(bad(format!("malformed HTTP request: {e}"))),
+        }
+    };
+    match create_response(&request) {
+        Ok(_) => {}
+        Err(WsError::Protocol(
+            ProtocolError::MissingConnectionUpgradeHeader
+            | ProtocolError::MissingUpgradeWebSocketHeader,
+        )) => {
+            return Err(RequestError::Refuse(
+                StatusCode::UPGRADE_REQUIRED,
+                "this port speaks STOMP over WebSocket only".to_owned(),
+            ));
+        }
+        Err(e) => return Err(bad(format!("not a WebSocket upgrade: {e}"))),
+    }
+    let forwarded = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("?"));
+    let client = match proxy::forwarded_for(peer.ip(), forwarded, &settings.trusted_proxies) {
+        // The port of a forwarded client is not known.
+        Ok(ip) if ip != peer.ip() => SocketAddr::new(ip, 0),
+        Ok(_) => peer,
+        Err(entry) => {
+            return Err(bad(format!(
+                "X-Forwarded-For entry {entry:?} is no address"
+            )));
+        }
+    };
+    Ok((head, client))
+}
+
+/// Answers a request that cannot be upgraded, then closes after a short linger so that the
+/// answer is not destroyed by a reset.
+async fn answer(stream: &mut Stream, status: StatusCode, reason: &str) {
+    let upgrade = match status {
+        StatusCode::UPGRADE_REQUIRED => "Upgrade: websocket\r\n",
+        _ => "",
+    };
+    let body = format!("{reason}\n");
+    let response = format!(
+        "HTTP/1.1 {status}\r\n{upgrade}Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    })
+    .await;
 }
 
 /// `access_token=<token>` from the request's query string (JWT characters need no decoding).
@@ -169,11 +273,30 @@ impl FrameIo for WsIo {
             }
             // Pings are answered by tungstenite itself; like pongs they only show life.
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(true),
-            Some(Err(WsError::Capacity(e))) => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                InputTooLarge(format!("websocket message too large: {e}")),
-            )),
-            Some(Err(e)) => Err(to_io(e)),
+            Some(Err(WsError::Capacity(e))) => {
+                // The session answers with an ERROR frame, then closes with this code.
+                self.violation = Some(CloseCode::Size);
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    InputTooLarge(format!("websocket message too large: {e}")),
+                ))
+            }
+            Some(Err(e)) => {
+                let code = match &e {
+                    WsError::Utf8(_) => Some(CloseCode::Invalid),
+                    // A peer that dropped the connection cannot be told anything.
+                    WsError::Protocol(
+                        ProtocolError::ResetWithoutClosingHandshake
+                        | ProtocolError::ReceivedAfterClosing,
+                    ) => None,
+                    WsError::Protocol(_) | WsError::AttackAttempt => Some(CloseCode::Protocol),
+                    _ => None,
+                };
+                if let Some(code) = code {
+                    self.fail(code).await;
+                }
+                Err(to_io(e))
+            }
         }
     }
 
@@ -201,9 +324,10 @@ impl FrameIo for WsIo {
     }
 
     async fn close(&mut self, kind: CloseKind, linger: Duration) -> io::Result<()> {
-        let code = match kind {
-            CloseKind::Normal => CloseCode::Normal,
-            CloseKind::GoingAway => CloseCode::Away,
+        let code = match (self.violation, kind) {
+            (Some(code), _) => code,
+            (None, CloseKind::Normal) => CloseCode::Normal,
+            (None, CloseKind::GoingAway) => CloseCode::Away,
         };
         let frame = CloseFrame {
             code,
@@ -219,6 +343,31 @@ impl FrameIo for WsIo {
         })
         .await;
         Ok(())
+    }
+}
+
+impl WsIo {
+    /// Fails the connection after a violation the session never sees as a frame (RFC 6455
+    /// section 7.1.7): a close frame with `code`, then the end of the stream. What the client
+    /// still sends is read and dropped, so the close frame is not lost to a reset.
+    async fn fail(&mut self, code: CloseCode) {
+        self.violation = Some(code);
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(""),
+        };
+        let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, async {
+            self.stream
+                .close(Some(frame))
+                .await
+                .or_else(ignore_closed)?;
+            let raw = self.stream.get_mut();
+            raw.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            while raw.read(&mut sink).await? > 0 {}
+            io::Result::Ok(())
+        })
+        .await;
     }
 }
 

@@ -839,3 +839,73 @@ impl TestServer {
         (client, connected)
     }
 }
+
+impl Client {
+    /// A TCP client whose connection starts with `preamble` (a PROXY protocol header).
+    pub async fn tcp_with_preamble(addr: SocketAddr, preamble: &[u8]) -> Client {
+        let mut stream = tcp_connect(addr, None).await;
+        stream.set_nodelay(true).unwrap();
+        stream.write_all(preamble).await.unwrap();
+        Client::new(Transport::Tcp, Io::Tcp(stream), None)
+    }
+
+    /// A WebSocket client whose upgrade request carries these extra headers.
+    pub async fn ws_with_headers(addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
+        let stream = tcp_connect(addr, None).await;
+        let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(STOMP_SUBPROTOCOLS),
+        );
+        for (name, value) in headers {
+            request.headers_mut().append(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let (stream, response) = within(
+            TIMEOUT,
+            "WebSocket handshake",
+            tokio_tungstenite::client_async(request, stream),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("WebSocket upgrade failed: {e}"));
+        Client::new(Transport::Ws, Io::Ws(Box::new(stream)), Some(response))
+    }
+}
+
+impl TestServer {
+    /// A connection from another loopback address (`127.0.0.<n>`), on which nothing has been
+    /// sent yet: per-address rules (login throttle, limits) see a different client.
+    pub async fn open_from(&self, transport: Transport, local: std::net::Ipv4Addr) -> Client {
+        let addr = match transport {
+            Transport::Tcp => self.tcp_addr,
+            Transport::Ws => self.ws_addr,
+        };
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((local, 0))).unwrap();
+        let stream = within(TIMEOUT, "TCP connect", socket.connect(addr))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {addr} from {local}: {e}"));
+        stream.set_nodelay(true).unwrap();
+        match transport {
+            Transport::Tcp => Client::new(Transport::Tcp, Io::Tcp(stream), None),
+            Transport::Ws => {
+                let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+                request.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    HeaderValue::from_static(STOMP_SUBPROTOCOLS),
+                );
+                let (stream, response) = within(
+                    TIMEOUT,
+                    "WebSocket handshake",
+                    tokio_tungstenite::client_async(request, stream),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("WebSocket upgrade failed: {e}"));
+                Client::new(Transport::Ws, Io::Ws(Box::new(stream)), Some(response))
+            }
+        }
+    }
+}
