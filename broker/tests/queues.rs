@@ -24,6 +24,9 @@ transport_tests!(
     empty_queues_are_deleted_after_the_grace_period,
     broadcast_semantics_gives_every_subscriber_a_copy,
     a_queue_destination_cannot_be_a_pattern,
+    one_session_creates_at_most_max_queues_per_session,
+    the_node_holds_at_most_max_queues,
+    a_queue_and_its_message_are_charged_their_memory,
 );
 
 fn epoch_ms() -> u64 {
@@ -150,6 +153,8 @@ async fn a_backlog_of_100000_drains_in_order_to_a_late_subscriber() {
     const N: usize = 100_000;
     let mut config = config();
     config.queues.max_messages_per_queue = 200_000;
+    // Each waiting message costs ~330 bytes of memory, counted against the queue.
+    config.queues.max_bytes_per_queue = 64 << 20;
     let server = TestServer::start(config).await;
     let mut producer = server.client(Transport::Tcp).await;
     let numbers: Vec<usize> = (0..N - 1).collect();
@@ -218,6 +223,7 @@ async fn message_ids_are_unique_across_topics_and_queues(transport: Transport) {
 async fn a_full_queue_drops_its_oldest_messages(transport: Transport) {
     let mut config = config();
     config.queues.max_messages_per_queue = 3;
+    config.queues.overflow = QueueOverflow::DropOldest;
     let server = TestServer::start(config).await;
     let mut producer = server.client(transport).await;
     for n in 0..5 {
@@ -443,5 +449,78 @@ async fn throughput_one_producer_four_client_individual_consumers() {
          (prefetch 1000): {:.2} s, {:.0} messages/s; shares {shares:?}",
         elapsed.as_secs_f64(),
         N as f64 / elapsed.as_secs_f64()
+    );
+}
+
+/// The ERROR refusing a queue's creation names the bound.
+async fn expect_queue_bound(client: &mut Client, key: &str) {
+    let error = client.expect_error_then_close("queue full").await;
+    let detail = String::from_utf8_lossy(&error.body).into_owned();
+    assert!(detail.contains(key), "{detail}");
+}
+
+/// Issue 12 item 10: 1 M SENDs to `/queue/q<i>` took the broker from 6 MB to 1.7 GB. On the
+/// defaults one session now creates at most 1,024 queues; the SEND that would create one
+/// more is refused (not dropped), and SENDs to existing queues still go through.
+async fn one_session_creates_at_most_max_queues_per_session(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let max = server.node.config.queues.max_queues_per_session;
+    let mut producer = server.client(transport).await;
+    for chunk in (0..max).collect::<Vec<_>>().chunks(256) {
+        let mut bytes = Vec::new();
+        for i in chunk {
+            bytes.extend_from_slice(&encoded(&send_frame(&format!("/queue/q{i}"), "m")));
+        }
+        producer.send_bytes(&bytes).await;
+    }
+    producer.publish_confirmed("/queue/q0", "again").await;
+    assert_eq!(server.node.queues.len(), max);
+    producer
+        .send(&send_frame(&format!("/queue/q{max}"), "one too many"))
+        .await;
+    expect_queue_bound(&mut producer, "queues.max_queues_per_session").await;
+    assert_eq!(server.node.queues.len(), max);
+    let stats = &server.node.stats.queues;
+    assert_eq!(stats.refused_creations.load(Ordering::Relaxed), 1);
+    // Another session has its own count.
+    let mut other = server.client(transport).await;
+    other
+        .publish_confirmed(&format!("/queue/q{max}"), "m")
+        .await;
+}
+
+/// The node-wide bound refuses a SEND or a SUBSCRIBE that would create a queue, whoever
+/// created the others.
+async fn the_node_holds_at_most_max_queues(transport: Transport) {
+    let mut config = config();
+    config.queues.max_queues = 3;
+    let server = TestServer::start(config).await;
+    let mut a = server.client(transport).await;
+    a.publish_confirmed("/queue/a1", "m").await;
+    a.publish_confirmed("/queue/a2", "m").await;
+    let mut b = server.client(transport).await;
+    b.subscribe("s", "/queue/b1").await;
+    b.publish_confirmed("/queue/a1", "existing queues take SENDs")
+        .await;
+    b.send(&subscribe_frame("s2", "/queue/b2")).await;
+    expect_queue_bound(&mut b, "queues.max_queues").await;
+    a.send(&send_frame("/queue/a3", "m")).await;
+    expect_queue_bound(&mut a, "queues.max_queues").await;
+    assert_eq!(server.node.queues.len(), 3);
+}
+
+/// `max_total_bytes` counted ~25 bytes for a message with an empty body; a queue and its
+/// message are now charged what they cost in memory.
+async fn a_queue_and_its_message_are_charged_their_memory(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let mut producer = server.client(transport).await;
+    producer.publish_confirmed("/queue/q1", "").await;
+    let charged = server.node.stats.queues.bytes();
+    let depth = server.node.queues.depth("/queue/q1").unwrap();
+    assert!(depth.bytes >= 200, "message charged {}", depth.bytes);
+    assert!(
+        charged >= depth.bytes + 400,
+        "queue charged {}",
+        charged - depth.bytes
     );
 }
