@@ -3,7 +3,9 @@
 //! These run on the real clock with intervals of a few hundred milliseconds. Tokio's paused
 //! clock does not mix with real loopback sockets: it advances to the next timer as soon as
 //! one non-blocking poll of the sockets finds nothing, and loopback delivery can lag a write
-//! (softirq work deferred under load), so a timer would fire before data already sent.
+//! (softirq work deferred under load), so a timer would fire before data already sent. The
+//! negotiation's exact intervals are checked on the paused clock over an in-memory transport
+//! in heartbeat_negotiation.rs.
 
 mod common;
 
@@ -15,7 +17,8 @@ use tokio::time::Instant;
 
 transport_tests!(
     server_sends_heart_beats_at_the_negotiated_interval,
-    server_interval_is_the_larger_of_offer_and_request,
+    server_interval_follows_the_request,
+    request_below_the_floor_gets_the_floor,
     no_heart_beats_when_the_client_asks_for_none,
     silent_client_is_closed_after_the_read_window,
     client_heart_beats_keep_the_session_open,
@@ -24,8 +27,9 @@ transport_tests!(
     invalid_heart_beat_header_is_error,
 );
 
-/// The server offers to send every 200 ms and to receive every 300 ms (floor 100 ms); the read
-/// window is the agreed client interval times 2.
+/// The server's offer follows what the client asks, down to 100 ms; where the client asks for
+/// nothing it offers to send every 200 ms and to receive every 300 ms. The read window is the
+/// agreed client interval times 2.
 fn beats() -> Config {
     let mut config = config();
     config.stomp.heartbeat_send_ms = 200;
@@ -61,7 +65,8 @@ async fn server_sends_heart_beats_at_the_negotiated_interval(transport: Transpor
     let connected = client
         .connect_with(connect_frame("1.2").header("heart-beat", "0,200"))
         .await;
-    // CONNECTED states the server's offer.
+    // CONNECTED states the server's offer: the client's 200 ms, and the configured 300 ms
+    // where the client promises nothing.
     assert_eq!(connected.headers.get("heart-beat"), Some("200,300"));
     let start = Instant::now();
     for _ in 0..4 {
@@ -74,18 +79,34 @@ async fn server_sends_heart_beats_at_the_negotiated_interval(transport: Transpor
     client.subscribe("s", "/topic/a").await;
 }
 
-async fn server_interval_is_the_larger_of_offer_and_request(transport: Transport) {
+async fn server_interval_follows_the_request(transport: Transport) {
     let server = TestServer::start(beats()).await;
     let mut client = server.open(transport).await;
-    // The client wants beats every 600 ms; the server could send every 200: max(200, 600).
-    client
+    // The client wants beats every 600 ms: the server offers and sends exactly that.
+    let connected = client
         .connect_with(connect_frame("1.2").header("heart-beat", "0,600"))
         .await;
+    assert_eq!(connected.headers.get("heart-beat"), Some("600,300"));
     let start = Instant::now();
     let first = next_beat(&mut client).await;
     assert_between("first heart-beat", first - start, ms(500), ms(1_500));
     let second = next_beat(&mut client).await;
     assert_between("second heart-beat", second - first, ms(400), ms(1_500));
+}
+
+async fn request_below_the_floor_gets_the_floor(transport: Transport) {
+    let server = TestServer::start(beats()).await;
+    let mut client = server.open(transport).await;
+    let connected = client
+        .connect_with(connect_frame("1.2").header("heart-beat", "0,10"))
+        .await;
+    assert_eq!(connected.headers.get("heart-beat"), Some("100,300"));
+    let start = Instant::now();
+    for _ in 0..4 {
+        next_beat(&mut client).await;
+    }
+    // Every 100 ms, not every 10 ms.
+    assert_between("four heart-beats", start.elapsed(), ms(350), ms(2_000));
 }
 
 async fn no_heart_beats_when_the_client_asks_for_none(transport: Transport) {
@@ -103,10 +124,9 @@ async fn no_heart_beats_when_the_client_asks_for_none(transport: Transport) {
 async fn silent_client_is_closed_after_the_read_window(transport: Transport) {
     let server = TestServer::start(beats()).await;
     let mut client = server.open(transport).await;
-    // The client can beat every 100 ms, the server wants every 300: the window is
-    // max(100, 300) ms x tolerance 2.
+    // The client promises a beat every 300 ms: the window is 300 ms x tolerance 2.
     client
-        .connect_with(connect_frame("1.2").header("heart-beat", "100,0"))
+        .connect_with(connect_frame("1.2").header("heart-beat", "300,0"))
         .await;
     let start = Instant::now();
     client.expect_error_then_close("heart-beat timeout").await;
@@ -118,7 +138,7 @@ async fn client_heart_beats_keep_the_session_open(transport: Transport) {
     let server = TestServer::start(beats()).await;
     let mut client = server.open(transport).await;
     client
-        .connect_with(connect_frame("1.2").header("heart-beat", "200,0"))
+        .connect_with(connect_frame("1.2").header("heart-beat", "300,0"))
         .await;
     // A second of EOLs every 100 ms, well inside the 600 ms window.
     let start = Instant::now();

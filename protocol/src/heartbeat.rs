@@ -61,6 +61,26 @@ impl Negotiated {
     }
 }
 
+/// The server's `heart-beat` header for a client that sent `client`: it follows what the
+/// client asks (as RabbitMQ does), so that a client asking for a beat every second gets one
+/// every second and a client promising one every second is expected every second; never
+/// below `floor_ms`, so a client cannot ask for absurdly frequent beats. Where the client
+/// asks for nothing (0) the `configured` interval is offered (the direction stays off anyway,
+/// see [`negotiate`]); a configured 0 turns a direction off whatever the client asks.
+pub fn offer(client: HeartBeat, configured: HeartBeat, floor_ms: u64) -> HeartBeat {
+    let follow = |asked: u64, configured: u64| match (asked, configured) {
+        (_, 0) => 0,
+        (0, configured) => configured,
+        (asked, _) => asked.max(floor_ms),
+    };
+    HeartBeat {
+        // The server sends as often as the client wants to receive, and wants to receive as
+        // often as the client can send.
+        send_ms: follow(client.receive_ms, configured.send_ms),
+        receive_ms: follow(client.send_ms, configured.receive_ms),
+    }
+}
+
 /// Spec "Heart-beating": with the client's `cx,cy` and the server's `sx,sy`, the server sends
 /// every `max(sx, cy)` ms and the client every `max(cx, sy)` ms; a 0 on either side of a
 /// direction turns that direction off. The server's offer therefore acts as its floor.
@@ -106,6 +126,46 @@ mod tests {
         let n = negotiate(hb(5_000, 0), hb(0, 10_000));
         assert_eq!(n.server_sends_every, None);
         assert_eq!(n.client_sends_every, Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn offer_follows_the_client_down_to_the_floor() {
+        let configured = hb(10_000, 10_000);
+        // Issue 12, item 15: a client asking for 1 s beats both ways gets 1 s, not 10 s.
+        let offered = offer(hb(1_000, 1_000), configured, 1_000);
+        assert_eq!(offered, hb(1_000, 1_000));
+        let n = negotiate(hb(1_000, 1_000), offered);
+        assert_eq!(n.server_sends_every, Some(Duration::from_secs(1)));
+        assert_eq!(n.client_sends_every, Some(Duration::from_secs(1)));
+        // Longer intervals are followed too; the server's send follows the client's receive.
+        assert_eq!(
+            offer(hb(4_000, 30_000), configured, 1_000),
+            hb(30_000, 4_000)
+        );
+        // Never below the floor.
+        assert_eq!(offer(hb(10, 200), configured, 1_000), hb(1_000, 1_000));
+    }
+
+    #[test]
+    fn offer_falls_back_to_the_configuration() {
+        // The client asks for nothing: the configured offer, and no beats either way.
+        let offered = offer(HeartBeat::NONE, hb(10_000, 5_000), 1_000);
+        assert_eq!(offered, hb(10_000, 5_000));
+        assert_eq!(
+            negotiate(HeartBeat::NONE, offered),
+            negotiate(HeartBeat::NONE, hb(10_000, 5_000))
+        );
+        assert_eq!(
+            offer(hb(0, 2_000), hb(10_000, 5_000), 1_000),
+            hb(2_000, 5_000)
+        );
+        // A configured 0 keeps that direction off.
+        let offered = offer(hb(2_000, 2_000), hb(0, 5_000), 1_000);
+        assert_eq!(offered, hb(0, 2_000));
+        assert_eq!(
+            negotiate(hb(2_000, 2_000), offered).server_sends_every,
+            None
+        );
     }
 
     #[test]

@@ -202,11 +202,13 @@ impl fmt::Display for IpNetwork {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StompConfig {
-    /// The server's heart-beat offer, first number of CONNECTED `heart-beat` (0 = none).
+    /// The server's send offer (first number of CONNECTED `heart-beat`) when the client asks
+    /// to receive none; otherwise the offer follows the client (0 = never send).
     pub heartbeat_send_ms: u64,
-    /// The server's heart-beat offer, second number of CONNECTED `heart-beat` (0 = none).
+    /// The server's receive offer (second number of CONNECTED `heart-beat`) when the client
+    /// promises none; otherwise the offer follows the client (0 = never expect any).
     pub heartbeat_receive_ms: u64,
-    /// The shortest heart-beat interval the server agrees to, whatever the client asks.
+    /// The shortest heart-beat interval the server offers, whatever the client asks.
     pub heartbeat_floor_ms: u64,
     /// Read timeout = negotiated receive interval × this factor.
     pub heartbeat_tolerance: f64,
