@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use herald::config::AnonymousAccess;
 
 transport_tests!(
     header_name_ending_inside_a_character_is_an_error_before_login,
@@ -19,7 +20,11 @@ const FORGED: &[u8] = b"SEND\ndestination:/topic/a\nx:y\0ERROR\nmessage:forged\n
 /// The name `x\xc6` ends with the lead byte of a character whose continuation starts the value
 /// `\x88y`; together they are valid UTF-8, and slicing between them panicked the session.
 async fn header_name_ending_inside_a_character_is_an_error_before_login(transport: Transport) {
-    let server = TestServer::with_defaults().await;
+    // Logins required: the bytes need no credentials to reach the parser.
+    let mut config = config();
+    add_user(&mut config, "alice", "secret", &[]);
+    config.auth.anonymous = AnonymousAccess::Never;
+    let server = TestServer::start(config).await;
     let mut client = server.open(transport).await;
     client
         .send_bytes(b"CONNECT\naccept-version:1.2\nhost:localhost\nx\xc6:\x88y\n\n\0")
@@ -29,8 +34,8 @@ async fn header_name_ending_inside_a_character_is_an_error_before_login(transpor
         .await;
     // The session ended through its cleanup, and the broker serves others.
     server.close_counted("protocol_error").await;
-    let mut other = server.client(transport).await;
-    other.subscribe("s", "/topic/a").await;
+    let (mut alice, _) = server.login(transport, "alice", "secret").await;
+    alice.subscribe("s", "/topic/a").await;
 }
 
 async fn nul_in_a_header_is_refused_and_nothing_is_relayed(transport: Transport) {
