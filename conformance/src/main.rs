@@ -9,16 +9,21 @@
 //!
 //! Output: one `PASS name`, `FAIL name: reason` or `SKIP name: reason` line per case, then
 //! `N passed, M failed, K skipped`. Exit status 1 when a case failed, 2 on a usage error.
+//!
+//! `herald-conformance fuzz --url URL [--pid PID --broker-log FILE] [--seed S] [--duration 30m]`
+//! fuzzes a live broker instead (see `fuzz/mod.rs` and docs/testing.md); exit status 1 when an
+//! oracle failed.
 
 mod cases;
 mod ctx;
+mod fuzz;
 mod report;
 mod runner;
 mod wire;
 
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Which broker the suite is judging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,7 +37,11 @@ pub enum Profile {
 /// The STOMP conformance suite.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "herald-conformance", version, about)]
+// The suite's flags belong to the suite: `herald-conformance --only x fuzz` is refused.
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Options {
+    #[command(subcommand)]
+    pub command: Option<Mode>,
     /// Broker address, `tcp://HOST:PORT` or `ws://HOST:PORT/PATH`; repeat for several.
     #[arg(long = "url", value_name = "URL")]
     pub urls: Vec<String>,
@@ -98,9 +107,20 @@ pub struct Options {
     pub connect_timeout_ms: u64,
 }
 
+/// Something other than the suite.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Mode {
+    /// Session-level fuzzing: random and mutated frames against a live broker.
+    Fuzz(fuzz::FuzzOptions),
+}
+
 fn main() -> ExitCode {
-    let options = Options::parse();
-    match runner::main(options) {
+    let mut options = Options::parse();
+    let result = match options.command.take() {
+        Some(Mode::Fuzz(fuzz)) => fuzz::main(fuzz),
+        None => runner::main(options),
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
