@@ -175,14 +175,14 @@ mod tests {
         assert_eq!(config.log.level, LogLevel::Debug);
     }
 
-    #[test]
-    fn user_flags_add_hashed_users() {
+    #[tokio::test]
+    async fn user_flags_add_hashed_users() {
         let cli =
             Cli::try_parse_from(["herald", "--user", "alice:secret", "--user", "bob:a:b"]).unwrap();
         let config = cli.settings.load().unwrap();
         let auth = crate::auth::Authenticator::new(&config.auth, &config.jwt);
-        assert_eq!(auth.verify("alice", "secret").unwrap().name, "alice");
-        assert_eq!(auth.verify("bob", "a:b").unwrap().name, "bob");
+        assert_eq!(auth.verify("alice", "secret").await.unwrap().name, "alice");
+        assert_eq!(auth.verify("bob", "a:b").await.unwrap().name, "bob");
         assert!(Cli::try_parse_from(["herald", "--user", "nopassword"]).is_err());
     }
 
