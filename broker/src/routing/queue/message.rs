@@ -33,13 +33,14 @@ pub struct QueuedMessage {
 
 /// What one held message costs besides its text, approximated from the structures it lives
 /// in (see `QueuedMessage::size`): the `Arc` allocation (two counts and the struct), its slot
-/// as `Pending` in the queue's `VecDeque` (or, unacknowledged, a `BTreeMap` entry with its
-/// `u64` key), and allocator rounding of ~16 bytes for each of its five allocations (the
-/// `Arc`, id, destination, header text and body). Measured as a whole in
-/// docs/destinations.md ("Memory").
+/// as `Pending` in the queue's `VecDeque` (twice: a doubling buffer is between half and
+/// fully used) or, unacknowledged, in a `BTreeMap` with its `u64` key, and allocator
+/// rounding of ~16 bytes for each of its five allocations (the `Arc`, id, destination,
+/// header text and body). Checked against the process's memory in docs/destinations.md
+/// ("Memory").
 const MESSAGE_OVERHEAD: usize = 2 * size_of::<usize>()
     + size_of::<QueuedMessage>()
-    + size_of::<Pending>()
+    + 2 * size_of::<Pending>()
     + size_of::<u64>()
     + 5 * 16;
 

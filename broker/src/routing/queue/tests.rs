@@ -342,7 +342,7 @@ fn drop_oldest_drops_the_new_message_when_only_unacked_ones_are_left() {
 fn reject_refuses_sends_at_each_bound() {
     let (router, stats) = router_with(QueuesConfig {
         max_messages_per_queue: 2,
-        // A 900-byte body costs ~1,230 bytes, a queue ~470 (see `queues_and_messages_are_charged…`).
+        // A 900-byte body costs ~1,260 bytes, a queue ~470 (see `queues_and_messages_are_charged…`).
         max_bytes_per_queue: 2000,
         max_total_bytes: 4000,
         overflow: QueueOverflow::Reject,
@@ -530,7 +530,7 @@ fn an_ack_makes_room_when_unacknowledged_messages_fill_the_queue() {
 #[test]
 fn the_node_total_blocks_on_one_room_that_any_queue_frees() {
     let (router, _) = router_with(QueuesConfig {
-        // A 1,000-byte body costs ~1,330 bytes, a queue ~470.
+        // A 1,000-byte body costs ~1,360 bytes, a queue ~470.
         max_bytes_per_queue: 4500,
         max_total_bytes: 4500,
         ..QueuesConfig::default()
