@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Access;
@@ -77,7 +78,10 @@ impl Node {
     /// A new session's numeric key (for routing) and its id (for the CONNECTED frame).
     pub fn next_session(&self) -> (u64, String) {
         let key = self.next_session.fetch_add(1, Ordering::Relaxed);
-        (key, format!("{}-{key}", self.id))
+        // The id addresses the session's user destinations (`/user/<id>/…`, resolved names):
+        // 64 random bits, so that no client can derive another session's id from its own.
+        let random = OsRng.next_u64();
+        (key, format!("{}-{random:016x}", self.id))
     }
 }
 
@@ -89,4 +93,25 @@ fn node_id() -> String {
         .map_or(0, |d| d.as_nanos() as u64);
     let mixed = (nanos ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     format!("{:08x}", (mixed >> 32) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::user::is_session_id;
+
+    #[test]
+    fn session_ids_are_random_and_keys_sequential() {
+        let node = Node::new(Config::default());
+        let sessions: Vec<(u64, String)> = (0..1000).map(|_| node.next_session()).collect();
+        let keys: Vec<u64> = sessions.iter().map(|(key, _)| *key).collect();
+        assert_eq!(keys, (1..=1000).collect::<Vec<u64>>());
+        let ids: std::collections::HashSet<&str> =
+            sessions.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids {
+            assert!(is_session_id(id), "{id}");
+            assert!(id.starts_with(&format!("{}-", node.id)));
+        }
+    }
 }

@@ -115,8 +115,11 @@ async fn another_sessions_resolved_destination_is_denied(transport: Transport) {
     spy.expect_error_then_close("access denied").await;
     // Also for a session id of the right form that is not live.
     let mut spy = server.client(transport).await;
-    spy.send(&subscribe_frame("spy", "/topic/x-user0123abcd-99"))
-        .await;
+    spy.send(&subscribe_frame(
+        "spy",
+        "/topic/x-user0123abcd-0123456789abcdef",
+    ))
+    .await;
     spy.expect_error_then_close("access denied").await;
 }
 
@@ -226,4 +229,74 @@ async fn a_session_id_targets_one_session_of_a_user(transport: Transport) {
         .expect_message("n", "/user/queue/one", "just one")
         .await;
     second.expect_silence(QUIET).await;
+}
+
+transport_tests!(
+    session_ids_carry_64_random_bits,
+    a_send_to_a_resolved_name_obeys_the_user_send_rules,
+);
+
+/// Issue 12, item 4: session ids were sequential (`<node>-514`, `-515`), so any client could
+/// name another session's resolved queue.
+async fn session_ids_carry_64_random_bits(transport: Transport) {
+    let server = TestServer::with_defaults().await;
+    let (_a, first) = anonymous(&server, transport).await;
+    let (_b, second) = anonymous(&server, transport).await;
+    for id in [&first, &second] {
+        let (node, random) = id.split_once('-').expect("<node>-<random>");
+        assert_eq!(node, server.node.id);
+        assert_eq!(random.len(), 16, "{id}");
+        assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    }
+    assert_ne!(first, second);
+}
+
+/// SEND to `/user/**` only for role `publisher`, everything else allowed.
+fn user_sends_for_publishers() -> herald::Config {
+    let mut config = two_users();
+    add_user(&mut config, "feed", "secret", &["publisher"]);
+    config.access.rules.push(herald::config::AccessRule {
+        actions: vec![herald::config::AccessAction::Send],
+        destinations: vec!["/user/**".to_owned()],
+        users: Vec::new(),
+        roles: vec!["publisher".to_owned()],
+        authenticated: false,
+        anonymous: false,
+    });
+    config
+}
+
+/// Issue 12, item 4: bob, refused `/user/**` SENDs, sent to `/queue/inbox-user<alice's
+/// session id>` and it landed in alice's `/user/queue/inbox`. A resolved name is now checked
+/// as the user destination it stands for.
+async fn a_send_to_a_resolved_name_obeys_the_user_send_rules(transport: Transport) {
+    let server = TestServer::start(user_sends_for_publishers()).await;
+    let (mut alice, connected) = server.login(transport, "alice", "secret").await;
+    let session = session_of(&connected);
+    alice.subscribe("in", "/user/queue/inbox").await;
+    let resolved = format!("/queue/inbox-user{session}");
+
+    let (mut bob, _) = server.login(transport, "bob", "secret").await;
+    bob.send(&send_frame(
+        &format!("/user/{session}/queue/inbox"),
+        "direct",
+    ))
+    .await;
+    bob.expect_error_then_close("access denied").await;
+    let (mut bob, _) = server.login(transport, "bob", "secret").await;
+    bob.send(&send_frame(&resolved, "forged")).await;
+    let error = bob.expect_error_then_close("access denied").await;
+    assert!(
+        String::from_utf8_lossy(&error.body).contains(&format!("/user/{session}/queue/inbox")),
+        "the ERROR names the user destination: {}",
+        show(&error)
+    );
+    alice.expect_silence(QUIET).await;
+
+    // A publisher may use either form.
+    let (mut feed, _) = server.login(transport, "feed", "secret").await;
+    feed.publish_confirmed(&resolved, "resolved").await;
+    alice
+        .expect_message("in", "/user/queue/inbox", "resolved")
+        .await;
 }

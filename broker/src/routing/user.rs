@@ -130,17 +130,16 @@ impl UserDirectory for LocalUsers {
 }
 
 /// Whether `id` has the form of a Herald session id: eight lowercase hex digits (the node),
-/// `-`, and a decimal number (see `Node::next_session`).
+/// `-`, and sixteen (64 random bits; see `Node::next_session`).
 pub fn is_session_id(id: &str) -> bool {
-    let Some((node, n)) = id.split_once('-') else {
-        return false;
+    let lower_hex = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
-    node.len() == 8
-        && node
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && !n.is_empty()
-        && n.bytes().all(|b| b.is_ascii_digit())
+    id.split_once('-')
+        .is_some_and(|(node, random)| lower_hex(node, 8) && lower_hex(random, 16))
 }
 
 /// The Herald session whose resolved destination `destination` is (`/queue/x-user<id>`).
@@ -148,6 +147,15 @@ pub fn resolved_session(destination: &str) -> Option<&str> {
     let at = destination.rfind(USER_SUFFIX)?;
     let id = &destination[at + USER_SUFFIX.len()..];
     is_session_id(id).then_some(id)
+}
+
+/// The user destination a SEND to a resolved name stands for: `/queue/x-user<id>` is
+/// `/user/<id>/queue/x` (with `user_prefix` `/user/`), so the rules for the one apply to the
+/// other.
+pub fn unresolve(user_prefix: &str, destination: &str) -> Option<String> {
+    let id = resolved_session(destination)?;
+    let base = &destination[..destination.len() - id.len() - USER_SUFFIX.len()];
+    Some(format!("{}/{id}{base}", user_prefix.trim_end_matches('/')))
 }
 
 /// The resolved destination of `destination` (`/queue/x`) for `session`.
@@ -189,20 +197,35 @@ fn decode_name(name: &str) -> String {
 mod tests {
     use super::*;
 
+    const ID: &str = "0a1b2c3d-00f1e2d3c4b5a697";
+
     #[test]
     fn session_ids_and_resolved_names() {
-        assert!(is_session_id("0a1b2c3d-17"));
-        assert!(!is_session_id("0A1B2C3D-17"));
-        assert!(!is_session_id("0a1b2c3-17"));
+        assert!(is_session_id(ID));
+        assert!(!is_session_id("0A1B2C3D-00F1E2D3C4B5A697"));
+        assert!(!is_session_id("0a1b2c3-00f1e2d3c4b5a697"));
         assert!(!is_session_id("0a1b2c3d-"));
+        // The sequential form of earlier versions is an ordinary name now.
+        assert!(!is_session_id("0a1b2c3d-17"));
         assert!(!is_session_id("alice"));
-        assert_eq!(
-            resolved_session("/queue/x-user0a1b2c3d-17"),
-            Some("0a1b2c3d-17")
-        );
+        let resolved = resolve("/queue/x", ID);
+        assert_eq!(resolved, format!("/queue/x-user{ID}"));
+        assert_eq!(resolved_session(&resolved), Some(ID));
         assert_eq!(resolved_session("/queue/x-userbob"), None);
         assert_eq!(resolved_session("/queue/x"), None);
-        assert_eq!(resolve("/queue/x", "0a1b2c3d-1"), "/queue/x-user0a1b2c3d-1");
+    }
+
+    #[test]
+    fn a_resolved_name_stands_for_the_user_destination_of_its_session() {
+        let resolved = resolve("/queue/inbox", ID);
+        let user = format!("/user/{ID}/queue/inbox");
+        assert_eq!(unresolve("/user/", &resolved), Some(user.clone()));
+        assert_eq!(unresolve("/user", &resolved), Some(user));
+        assert_eq!(
+            unresolve("/u/", &resolve("/topic/a/b", ID)),
+            Some(format!("/u/{ID}/topic/a/b"))
+        );
+        assert_eq!(unresolve("/user/", "/queue/inbox-userbob"), None);
     }
 
     #[test]

@@ -175,6 +175,13 @@ impl Session {
     fn on_send(&mut self, frame: Frame) -> Handled {
         let destination = required(&frame, "destination")?;
         self.authorize(AccessAction::Send, destination)?;
+        // A resolved name (`/queue/x-user<id>`) reaches that session's `/user/queue/x`: the
+        // rules for `/user/<id>/queue/x` apply too, or it would be a way around them.
+        if let Some(user_form) =
+            user::unresolve(&self.node.config.destinations.user_prefix, destination)
+        {
+            self.authorize(AccessAction::Send, &user_form)?;
+        }
         match self.node.destinations.classify(destination) {
             DestinationKind::User => {
                 self.user_target(destination)?;
