@@ -110,8 +110,8 @@ pub struct QueueStats {
     pub depth: AtomicI64,
     /// Messages delivered and awaiting ACK or NACK, all queues together.
     pub unacked: AtomicI64,
-    /// Bytes held by queues (waiting and unacknowledged), all queues together; the
-    /// `queues.max_total_bytes` bound is checked against it.
+    /// Memory charged to queues, all together: their waiting and unacknowledged messages
+    /// and the queues themselves; the `queues.max_total_bytes` bound is checked against it.
     pub bytes: AtomicI64,
     /// Accepted SENDs to queues.
     pub sends: AtomicU64,

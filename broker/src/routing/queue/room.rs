@@ -40,8 +40,10 @@ impl Room {
     }
 
     /// Room was freed: wakes every publisher waiting, if any blocked since the last call.
+    /// The first look is a plain load (`SeqCst` to pair with `mark_waiting`; as cheap as a
+    /// relaxed one on x86), so nothing is written while nobody waits.
     pub(super) fn free(&self) {
-        if self.inner.waiting.load(Ordering::Relaxed)
+        if self.inner.waiting.load(Ordering::SeqCst)
             && self.inner.waiting.swap(false, Ordering::SeqCst)
         {
             self.inner.notify.notify_waiters();
