@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Real-client conformance: builds herald, starts it on free loopback ports, then runs
-#   - conformance/clients/js      @stomp/stompjs over WebSocket (node --test)
-#   - conformance/clients/python  stomp.py over TCP (pytest)
-# against it, and stops it with SIGTERM (which must end it cleanly).
+# Real-client conformance: builds herald, starts two on free loopback ports (one plain, one
+# with TLS on both listeners and the test certificate of broker/tests/fixtures/tls), then runs
+#   - conformance/clients/js      @stomp/stompjs over WebSocket and wss:// (node --test)
+#   - conformance/clients/python  stomp.py over TCP and TLS (pytest)
+# against them, and stops them with SIGTERM (which must end each cleanly).
 #
 # Needs: cargo, Node 20+ with npm, Python 3 (3.11 tested). Installs its packages locally only:
 # node_modules via `npm ci`, a virtualenv in $HERALD_VENV (default ~/.cache/herald-venv).
@@ -38,10 +39,13 @@ HERALD_PID=""
 STATUS=0
 
 print_log() {
-  if [[ -s "$LOG" ]]; then
-    printf '\n== herald log (%s) ==\n' "$LOG" >&2
-    cat "$LOG" >&2
-  fi
+  local log
+  for log in "$LOG" "$WORK/herald-tls.log"; do
+    if [[ -s "$log" ]]; then
+      printf '\n== herald log (%s) ==\n' "$log" >&2
+      cat "$log" >&2
+    fi
+  done
 }
 
 cleanup() {
@@ -54,6 +58,10 @@ cleanup() {
     done
     kill -KILL "$HERALD_PID" 2>/dev/null || true
     wait "$HERALD_PID" 2>/dev/null || true
+  fi
+  # The TLS broker, if the tests did not stop it (stop_heralds comes from scripts/lib/herald.sh).
+  if declare -F stop_heralds >/dev/null; then
+    stop_heralds
   fi
   if [[ $rc -ne 0 ]]; then
     print_log
@@ -88,6 +96,28 @@ export HERALD_WS_URL="$HERALD_WS"
 export HERALD_TCP_HOST=127.0.0.1
 export HERALD_TCP_PORT="${HERALD_TCP##*:}"
 echo "herald pid $HERALD_PID: HERALD_WS_URL=$HERALD_WS_URL HERALD_TCP_HOST=$HERALD_TCP_HOST HERALD_TCP_PORT=$HERALD_TCP_PORT"
+
+step "start herald with TLS"
+FIXTURES="$ROOT/broker/tests/fixtures/tls"
+cat >"$WORK/herald-tls.toml" <<TOML
+[websocket.tls]
+enabled = true
+cert_file = "$FIXTURES/server.pem"
+key_file = "$FIXTURES/server-key.pem"
+
+[tcp.tls]
+enabled = true
+cert_file = "$FIXTURES/server.pem"
+key_file = "$FIXTURES/server-key.pem"
+TOML
+TLS_LOG="$WORK/herald-tls.log"
+start_herald TLS "$TLS_LOG" --config "$WORK/herald-tls.toml" || die "herald with TLS did not start"
+# The test certificate names localhost and 127.0.0.1.
+export HERALD_WSS_URL="wss://${TLS_WS#ws://}"
+export HERALD_TLS_HOST=127.0.0.1
+export HERALD_TLS_PORT="${TLS_TCP##*:}"
+export HERALD_TLS_CA="$FIXTURES/ca.pem"
+echo "herald pid $TLS_PID: HERALD_WSS_URL=$HERALD_WSS_URL HERALD_TLS_HOST=$HERALD_TLS_HOST HERALD_TLS_PORT=$HERALD_TLS_PORT"
 
 step "@stomp/stompjs (conformance/clients/js)"
 # `set -e` does not apply inside an `if` condition, hence the && chains.
@@ -136,31 +166,35 @@ else
   STATUS=1
 fi
 
-step "stop herald (SIGTERM)"
-if ! kill -0 "$HERALD_PID" 2>/dev/null; then
-  echo "herald is no longer running (it died during the tests)" >&2
-  STATUS=1
-else
-  kill -TERM "$HERALD_PID"
-  deadline=$((SECONDS + STOP_TIMEOUT_S))
-  while kill -0 "$HERALD_PID" 2>/dev/null && ((SECONDS < deadline)); do
+# Stops broker $2 (pid $1) with SIGTERM; it must exit 0 within STOP_TIMEOUT_S.
+stop_cleanly() {
+  local pid=$1 name=$2
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "$name is no longer running (it died during the tests)" >&2
+    return 1
+  fi
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + STOP_TIMEOUT_S))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
     sleep 0.1
   done
-  if kill -0 "$HERALD_PID" 2>/dev/null; then
-    echo "herald did not stop within ${STOP_TIMEOUT_S} s of SIGTERM" >&2
-    STATUS=1
-  else
-    herald_rc=0
-    wait "$HERALD_PID" || herald_rc=$?
-    HERALD_PID=""
-    if [[ $herald_rc -ne 0 ]]; then
-      echo "herald exited with status $herald_rc after SIGTERM" >&2
-      STATUS=1
-    else
-      echo "herald stopped cleanly"
-    fi
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "$name did not stop within ${STOP_TIMEOUT_S} s of SIGTERM" >&2
+    return 1
   fi
-fi
+  local rc=0
+  wait "$pid" || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    echo "$name exited with status $rc after SIGTERM" >&2
+    return 1
+  fi
+  echo "$name stopped cleanly"
+}
+
+step "stop herald and herald with TLS (SIGTERM)"
+stop_cleanly "$HERALD_PID" herald || STATUS=1
+HERALD_PID=""
+stop_cleanly "$TLS_PID" "herald with TLS" || STATUS=1
 
 if [[ $STATUS -ne 0 ]]; then
   echo "client tests: FAILED" >&2

@@ -85,7 +85,12 @@ pub fn server_config(settings: &TlsConfig) -> Result<ServerConfig, String> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    builder
+    let mut config = builder
         .with_single_cert(chain, key)
-        .map_err(|e| format!("{} and {}: {e}", settings.cert_file, settings.key_file))
+        .map_err(|e| format!("{} and {}: {e}", settings.cert_file, settings.key_file))?;
+    // No TLS 1.3 session tickets: STOMP connections live long, so resumption saves little, and
+    // tickets arriving after the handshake raced with the first write of clients that read and
+    // write one socket from two threads (stomp.py over Python's ssl stalled until a heart-beat).
+    config.send_tls13_tickets = 0;
+    Ok(config)
 }
