@@ -276,3 +276,21 @@ fn trusted_proxies_take_addresses_and_cidr_blocks() {
         assert!(err.to_string().contains(bad), "{err}");
     }
 }
+
+/// A trusted peer that starts a header and stalls (slowloris) is closed at the connect
+/// timeout, on tokio's paused clock.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_proxy_header_is_closed_at_the_connect_timeout() {
+    let mut config = config();
+    config.tcp.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    config.stomp.connect_timeout_ms = 1_000;
+    let server = TestServer::start(config).await;
+    let started = tokio::time::Instant::now();
+    let mut client = Client::tcp_with_preamble(server.tcp_addr, b"PROXY TCP4 203.0").await;
+    client.expect_closed().await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(1_000) && waited < TIMEOUT,
+        "closed after {waited:?}"
+    );
+}

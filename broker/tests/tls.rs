@@ -432,3 +432,22 @@ fn tls_settings_are_checked_with_their_files() {
     let good = format!("{no_ca}client_ca_file = {:?}\n", fixture_str("ca.pem"));
     check(&good).unwrap();
 }
+
+/// A client that opens a connection to a TLS listener and never says hello is closed at the
+/// connect timeout, on tokio's paused clock.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_tls_handshake_is_closed_at_the_connect_timeout() {
+    let mut config = tls_config(ClientAuth::None);
+    config.stomp.connect_timeout_ms = 1_000;
+    let served = serve(config).await;
+    let started = tokio::time::Instant::now();
+    let mut silent = TcpStream::connect(served.tcp).await.unwrap();
+    let mut sink = [0u8; 64];
+    let read = within(TIMEOUT, "the server to close", silent.read(&mut sink)).await;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(1_000) && waited < TIMEOUT,
+        "closed after {waited:?}"
+    );
+}
