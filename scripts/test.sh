@@ -41,5 +41,8 @@ scripts/client-tests.sh
 step "conformance suite against herald over WebSocket and TCP"
 scripts/conformance.sh
 
+step "session fuzz smoke against herald on its defaults, TCP and WebSocket"
+scripts/fuzz-smoke.sh
+
 step "herald-load: every scenario against real brokers"
 scripts/load-smoke.sh
