@@ -1,11 +1,18 @@
 //! Authorization (SEMANTICS.md section 5): rules from `[access]` granting `send` and
 //! `subscribe` on destination patterns to users, roles, authenticated or anonymous sessions.
 //!
-//! Every rule whose action and patterns cover a frame must grant it; a frame no rule covers
-//! gets `access.default` (allow, unless configured otherwise). For a pattern subscription, a
-//! rule covers it when their patterns may overlap.
+//! A destination is allowed when every rule whose action and patterns cover it grants it, and
+//! a destination no rule covers gets `access.default` (allow, unless configured otherwise).
+//! A pattern (a pattern SUBSCRIBE) is allowed only if every destination it can match is: the
+//! product of the pattern's DFA with the rules' is searched for a destination that is not
+//! (`routing::pattern::overlap`). A pattern that cannot be compared is refused.
 
-use crate::config::{AccessAction, AccessConfig, AccessDefault, AccessRule};
+use crate::config::{
+    AccessAction, AccessConfig, AccessDefault, AccessRule, DestinationsConfig,
+    Separator as ConfigSeparator,
+};
+use crate::routing::destination::Destinations;
+use crate::routing::pattern::overlap::{Language, Undecidable};
 use crate::routing::{Pattern, Separator, has_wildcards};
 
 /// Who is asking.
@@ -14,6 +21,46 @@ pub struct Principal<'a> {
     /// `None`: anonymous.
     pub user: Option<&'a str>,
     pub roles: &'a [String],
+}
+
+/// How the topic router reads a pattern subscription: the destination after the first
+/// broadcast prefix it starts with, split at the configured separator (rules are always split
+/// at `/`, so both are needed to compare them).
+#[derive(Debug, Clone, Copy)]
+pub struct Routing<'a> {
+    pub prefixes: &'a [String],
+    pub separator: Separator,
+}
+
+impl<'a> Routing<'a> {
+    pub fn new(destinations: &'a Destinations, config: &DestinationsConfig) -> Routing<'a> {
+        Routing {
+            prefixes: destinations.broadcast_prefixes(),
+            separator: match config.separator {
+                ConfigSeparator::Slash => Separator::Slash,
+                ConfigSeparator::Dot => Separator::Dot,
+            },
+        }
+    }
+
+    /// The destinations a subscription to `pattern` can receive.
+    fn language(&self, pattern: &str) -> Result<Language, Undecidable> {
+        let (prefix, parsed) = match self
+            .prefixes
+            .iter()
+            .find(|p| pattern.starts_with(p.as_str()))
+        {
+            Some(prefix) => (
+                prefix.as_str(),
+                Pattern::parse(&pattern[prefix.len()..], self.separator),
+            ),
+            // Not a topic (patterns are refused there anyway): read as a rule would be.
+            None => ("", parse(pattern)),
+        };
+        // A pattern that does not parse is refused by routing; nothing to compare.
+        let parsed = parsed.map_err(|_| Undecidable::TooLarge)?;
+        Language::of(prefix, &parsed)
+    }
 }
 
 /// The compiled `[access]` rules.
@@ -27,6 +74,8 @@ pub struct Access {
 struct Rule {
     config: AccessRule,
     patterns: Vec<Pattern>,
+    /// The same patterns as DFAs, for pattern subscriptions.
+    languages: Vec<Result<Language, Undecidable>>,
 }
 
 impl Access {
@@ -37,13 +86,17 @@ impl Access {
             rules: config
                 .rules
                 .iter()
-                .map(|rule| Rule {
-                    config: rule.clone(),
-                    patterns: rule
+                .map(|rule| {
+                    let patterns: Vec<Pattern> = rule
                         .destinations
                         .iter()
                         .filter_map(|p| parse(p).ok())
-                        .collect(),
+                        .collect();
+                    Rule {
+                        config: rule.clone(),
+                        languages: patterns.iter().map(|p| Language::of("", p)).collect(),
+                        patterns,
+                    }
                 })
                 .collect(),
         }
@@ -54,28 +107,23 @@ impl Access {
         self.default_allows && self.rules.is_empty()
     }
 
-    /// Whether `principal` may do `action` on `destination` (as the client wrote it).
+    /// Whether `principal` may do `action` on `destination` (as the client wrote it); a
+    /// pattern is read as `routing` reads it.
     pub fn allows(
         &self,
         action: AccessAction,
         destination: &str,
         principal: Principal<'_>,
+        routing: Routing<'_>,
     ) -> bool {
-        let as_pattern = has_wildcards(destination)
-            .then(|| parse(destination).ok())
-            .flatten();
+        if has_wildcards(destination) {
+            return self
+                .allows_pattern(action, destination, principal, routing)
+                .is_ok_and(|allowed| allowed);
+        }
         let mut covered = false;
-        for rule in &self.rules {
-            if !rule.config.actions.contains(&action) {
-                continue;
-            }
-            let covers = rule.patterns.iter().any(|p| {
-                p.matches_linear(destination)
-                    || as_pattern
-                        .as_ref()
-                        .is_some_and(|sub| sub.matches_linear(p.as_str()))
-            });
-            if covers {
+        for rule in self.rules_for(action) {
+            if rule.patterns.iter().any(|p| p.matches_linear(destination)) {
                 covered = true;
                 if !grants(&rule.config, principal) {
                     return false;
@@ -83,6 +131,44 @@ impl Access {
             }
         }
         covered || self.default_allows
+    }
+
+    /// Whether every destination `pattern` can match is allowed: searches for one that is
+    /// not (covered by a rule that does not grant it, or by none under `default = "deny"`).
+    fn allows_pattern(
+        &self,
+        action: AccessAction,
+        pattern: &str,
+        principal: Principal<'_>,
+        routing: Routing<'_>,
+    ) -> Result<bool, Undecidable> {
+        let subject = routing.language(pattern)?;
+        let mut languages = Vec::new();
+        let mut granted = Vec::new();
+        for rule in self.rules_for(action) {
+            let grant = grants(&rule.config, principal);
+            for language in &rule.languages {
+                languages.push(language.as_ref().map_err(Clone::clone)?);
+                granted.push(grant);
+            }
+        }
+        let refused = subject.find(&languages, |covering| {
+            let mut covered = false;
+            for (&covers, &grant) in covering.iter().zip(&granted) {
+                if covers && !grant {
+                    return true;
+                }
+                covered |= covers;
+            }
+            !covered && !self.default_allows
+        })?;
+        Ok(refused.is_none())
+    }
+
+    fn rules_for(&self, action: AccessAction) -> impl Iterator<Item = &Rule> {
+        self.rules
+            .iter()
+            .filter(move |rule| rule.config.actions.contains(&action))
     }
 }
 
@@ -121,6 +207,38 @@ mod tests {
         user: None,
         roles: &[],
     };
+    const BOB: Principal<'static> = Principal {
+        user: Some("bob"),
+        roles: &[],
+    };
+
+    fn topics() -> Vec<String> {
+        vec!["/topic/".to_owned()]
+    }
+
+    fn slash(prefixes: &[String]) -> Routing<'_> {
+        Routing {
+            prefixes,
+            separator: Separator::Slash,
+        }
+    }
+
+    impl Access {
+        fn subscribe(&self, destination: &str, principal: Principal<'_>) -> bool {
+            let prefixes = topics();
+            self.allows(
+                AccessAction::Subscribe,
+                destination,
+                principal,
+                slash(&prefixes),
+            )
+        }
+
+        fn send(&self, destination: &str, principal: Principal<'_>) -> bool {
+            let prefixes = topics();
+            self.allows(AccessAction::Send, destination, principal, slash(&prefixes))
+        }
+    }
 
     #[test]
     fn covering_rules_must_all_grant() {
@@ -141,15 +259,89 @@ mod tests {
             user: Some("alice"),
             roles: &[],
         };
-        assert!(access.allows(AccessAction::Send, "/topic/a", publisher));
-        assert!(!access.allows(AccessAction::Send, "/topic/a", alice));
-        assert!(!access.allows(AccessAction::Send, "/topic/a", ANON));
-        assert!(access.allows(AccessAction::Send, "/queue/a", ANON));
-        assert!(access.allows(AccessAction::Subscribe, "/topic/secret/x", alice));
-        assert!(!access.allows(AccessAction::Subscribe, "/topic/secret/x", publisher));
+        assert!(access.send("/topic/a", publisher));
+        assert!(!access.send("/topic/a", alice));
+        assert!(!access.send("/topic/a", ANON));
+        assert!(access.send("/queue/a", ANON));
+        assert!(access.subscribe("/topic/secret/x", alice));
+        assert!(!access.subscribe("/topic/secret/x", publisher));
         // A pattern that overlaps the secret topics is covered by their rule.
-        assert!(!access.allows(AccessAction::Subscribe, "/topic/**", publisher));
-        assert!(access.allows(AccessAction::Subscribe, "/topic/public/*", publisher));
+        assert!(!access.subscribe("/topic/**", publisher));
+        assert!(access.subscribe("/topic/public/*", publisher));
+        assert!(access.subscribe("/topic/**", alice));
+    }
+
+    /// Issue 12, item 3: patterns that do not contain the rule's text but reach its topics.
+    #[test]
+    fn a_pattern_is_refused_when_any_destination_it_matches_is() {
+        let mut admins = rule(&[AccessAction::Subscribe], &["/topic/secret/**"]);
+        admins.roles = vec!["admin".into()];
+        let access = Access::new(&AccessConfig {
+            default: AccessDefault::Allow,
+            rules: vec![admins],
+        });
+        for pattern in [
+            "/topic/*/x",
+            "/topic/secre?/x",
+            "/topic/{a}/x",
+            "/topic/{a:s.*}/x",
+            "/topic/s*/x",
+            "/topic/**",
+            "/topic/secre?",
+        ] {
+            assert!(!access.subscribe(pattern, BOB), "{pattern}");
+        }
+        for pattern in ["/topic/public/*", "/topic/{a:p.*}/x", "/topic/secret?/x"] {
+            assert!(access.subscribe(pattern, BOB), "{pattern}");
+        }
+        // Regex anchors cannot be compared: refused where rules apply.
+        assert!(!access.subscribe("/topic/{a:^p}/x", BOB));
+    }
+
+    #[test]
+    fn under_default_deny_a_pattern_must_lie_within_the_grants() {
+        let mut news = rule(
+            &[AccessAction::Subscribe],
+            &["/topic/news/**", "/topic/{x:[a-m].*}"],
+        );
+        news.authenticated = true;
+        let mut sports = rule(
+            &[AccessAction::Subscribe],
+            &["/topic/{x:(?s)[n-z].*}", "/topic/"],
+        );
+        sports.authenticated = true;
+        let access = Access::new(&AccessConfig {
+            default: AccessDefault::Deny,
+            rules: vec![news, sports],
+        });
+        assert!(access.subscribe("/topic/news/*", BOB));
+        assert!(!access.subscribe("/topic/news/*", ANON));
+        // `[a-m].*` leaves out a newline after the first letter, and everything not
+        // starting with a letter: not every one-segment topic is granted.
+        assert!(!access.subscribe("/topic/*", BOB));
+        assert!(access.subscribe("/topic/{x:[a-m][a-z]*}", BOB));
+        assert!(access.subscribe("/topic/{x:[n-z].*}", BOB));
+        assert!(!access.subscribe("/topic/*/*", BOB));
+    }
+
+    #[test]
+    fn the_routing_separator_decides_what_a_pattern_reaches() {
+        let mut admins = rule(&[AccessAction::Subscribe], &["/topic/secret/**"]);
+        admins.roles = vec!["admin".into()];
+        let access = Access::new(&AccessConfig {
+            default: AccessDefault::Allow,
+            rules: vec![admins],
+        });
+        let prefixes = topics();
+        let dot = Routing {
+            prefixes: &prefixes,
+            separator: Separator::Dot,
+        };
+        let subscribe = |d: &str| access.allows(AccessAction::Subscribe, d, BOB, dot);
+        // With `.`, `*` is one token, which may hold `/`: `/topic/secret/x` is one.
+        assert!(!subscribe("/topic/*"));
+        assert!(subscribe("/topic/public.*"));
+        assert!(!subscribe("/topic/s*"));
     }
 
     #[test]
@@ -161,8 +353,9 @@ mod tests {
             default: AccessDefault::Deny,
             rules: vec![anyone],
         });
-        assert!(access.allows(AccessAction::Subscribe, "/topic/a", ANON));
-        assert!(!access.allows(AccessAction::Send, "/topic/a", ANON));
-        assert!(!access.allows(AccessAction::Subscribe, "/queue/a", ANON));
+        assert!(access.subscribe("/topic/a", ANON));
+        assert!(access.subscribe("/topic/**", ANON));
+        assert!(!access.send("/topic/a", ANON));
+        assert!(!access.subscribe("/queue/a", ANON));
     }
 }

@@ -26,6 +26,7 @@ use regex::Regex;
 
 use parse::{Kind, build_segment, classify_all};
 
+pub mod overlap;
 mod parse;
 
 /// The character that splits a destination into segments.

@@ -11,7 +11,7 @@ use tracing::warn;
 use super::close::{CloseReason, ErrorReply};
 use super::pause::{BlockedSend, Pause, RoomWait};
 use super::{Session, Subscription, connect, frames, limits};
-use crate::access::Principal;
+use crate::access::{Principal, Routing};
 use crate::config::AccessAction;
 use crate::routing::destination::DestinationKind;
 use crate::routing::has_wildcards;
@@ -149,7 +149,11 @@ impl Session {
                     user: self.user.as_deref(),
                     roles: &self.roles,
                 };
-                let allowed = self.node.access.allows(action, destination, principal);
+                let routing = Routing::new(&self.node.destinations, &self.node.config.destinations);
+                let allowed = self
+                    .node
+                    .access
+                    .allows(action, destination, principal, routing);
                 if self.verdicts.len() >= MAX_CACHED_VERDICTS {
                     self.verdicts.clear();
                 }

@@ -65,7 +65,7 @@ fn split_segments(s: &str, sep: char) -> Result<Vec<&str>, PatternError> {
 }
 
 /// Byte index of the `}` closing the `{` at `open`, honouring nesting and `\` escapes.
-fn find_close(s: &str, open: usize) -> Option<usize> {
+pub(super) fn find_close(s: &str, open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut chars = s[open..].char_indices();
     while let Some((i, c)) = chars.next() {
@@ -87,7 +87,7 @@ fn find_close(s: &str, open: usize) -> Option<usize> {
 }
 
 /// Splits the inside of `{…}` into its name and optional regex.
-fn split_variable<'a>(
+pub(super) fn split_variable<'a>(
     inner: &'a str,
     segment: &str,
 ) -> Result<(&'a str, Option<&'a str>), PatternError> {
