@@ -1,6 +1,7 @@
 //! Fuzzes the parser and decoder: no input may panic, every frame split anywhere decodes the
-//! same, and every decoded frame re-encodes, in every version, to bytes that decode to one
-//! frame with as many headers, the same frame wherever that version can represent it.
+//! same, and every decoded frame re-encodes, in every version, to header lines free of NUL
+//! and CR and to bytes that decode to one frame with as many headers, the same frame wherever
+//! that version can represent it.
 //!
 //! The first byte picks the version (and so the header escaping), the chunk size, and a
 //! command line put before the rest, so that most inputs reach the header decoding of
@@ -53,6 +54,16 @@ fuzz_target!(|data: &[u8]| {
     }) {
         for version in Version::ALL {
             let reencoded = encode_to_bytes(frame, version);
+            // A reader that ends the frame at the first NUL, or a line at a CR, must still see
+            // every header whole.
+            let head_end = reencoded
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .expect("a blank line ends the headers");
+            assert!(
+                !reencoded[..head_end].iter().any(|&b| b == 0 || b == b'\r'),
+                "{version}: NUL or CR in the header lines of {reencoded:?}"
+            );
             let relaxed = ParseOptions {
                 version,
                 limits: Limits::DEFAULT,

@@ -282,9 +282,20 @@ pub fn representable(frame: &Frame, version: Version) -> bool {
 /// Re-encodes a decoded `frame` in every version and decodes it back: always exactly one
 /// frame with the same command, body and number of headers (nothing a header holds can end
 /// a line or the frame early), and the very same frame wherever it is [`representable`].
+/// The header lines hold no NUL and no CR at all: a reader that ends the frame at the first
+/// NUL, or the line at a CR, must still see every header whole.
 pub fn assert_re_encodes(frame: &Frame) {
     for version in Version::ALL {
         let wire = encode_to_bytes(frame, version);
+        let head_end = wire
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .expect("a blank line ends the headers");
+        assert!(
+            !wire[..head_end].iter().any(|&b| b == 0 || b == b'\r'),
+            "{version}: NUL or CR in the header lines of {:?}",
+            String::from_utf8_lossy(&wire)
+        );
         let again = decode_one(&wire, &options(version));
         assert_eq!(
             (again.command, &again.body, again.headers.len()),
