@@ -84,6 +84,10 @@ impl AsyncRead for Prefixed {
         let n = this.prefix.len().min(buf.remaining());
         buf.put_slice(&this.prefix[..n]);
         this.prefix.advance(n);
+        if this.prefix.is_empty() {
+            // An advanced `Bytes` still holds its whole buffer; the connection may live for days.
+            this.prefix = Bytes::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
