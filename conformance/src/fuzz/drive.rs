@@ -8,10 +8,10 @@ use std::time::Duration;
 use herald_protocol::Command;
 use tokio::time::{Instant, timeout};
 
-use super::frames::{RawFrame, Registered};
+use super::frames::{RawFrame, Registered, escape_12};
 use super::oracle::{self, Note, Sequence};
 use super::plan::{END_RECEIPT, Script, SubscriberPlan};
-use crate::wire::{ALL_SUBPROTOCOLS, Conn, Event, Target, Transport};
+use crate::wire::{ALL_SUBPROTOCOLS, Conn, Event, Received, Target, Transport};
 
 /// How long opening a connection or a CONNECT may take before it counts as stalled.
 const OPEN_WAIT: Duration = Duration::from_secs(5);
@@ -29,6 +29,8 @@ pub struct ConnOutcome {
     pub bytes: u64,
     /// Registered MESSAGEs whose body and headers were compared.
     pub checked: u64,
+    /// ACK frames a subscriber sent for client-ack subscriptions.
+    pub acks: u64,
     pub slow_consumer_closes: u64,
     /// Could not open the connection (counted; the liveness probe judges the broker).
     pub open_failed: bool,
@@ -83,7 +85,7 @@ pub async fn run_script(target: Target, script: Script) -> ConnOutcome {
 async fn read_until_end(
     conn: &mut Conn,
     outcome: &mut ConnOutcome,
-    mut judge: impl FnMut(&crate::wire::Received) -> Result<bool, String>,
+    mut judge: impl FnMut(&Received) -> Result<bool, String>,
 ) {
     loop {
         match conn.next_event_until(Instant::now() + QUIET).await {
@@ -121,7 +123,7 @@ pub struct Subscriber {
     plan: SubscriberPlan,
     receipts: Vec<String>,
     /// Frames that arrived before the last subscription's RECEIPT (a queue's backlog).
-    early: Vec<crate::wire::Received>,
+    early: Vec<Received>,
 }
 
 /// Connects with the plan's version and subscribes, each SUBSCRIBE with a receipt.
@@ -135,11 +137,12 @@ pub async fn start_subscriber(target: Target, plan: SubscriberPlan) -> Result<Su
         conn.send(connect.bytes()).await?;
         conn.expect(Command::Connected, OPEN_WAIT).await?;
         let mut receipts = Vec::new();
-        for (id, destination) in &plan.subscriptions {
-            let receipt = format!("sub-{id}");
+        for subscription in &plan.subscriptions {
+            let receipt = format!("sub-{}", subscription.id);
             let frame = RawFrame::new("SUBSCRIBE")
-                .h("id", id)
-                .h("destination", destination)
+                .h("id", &subscription.id)
+                .h("destination", subscription.destination)
+                .h("ack", subscription.ack)
                 .h("receipt", &receipt);
             conn.send(frame.bytes()).await?;
             receipts.push(receipt);
@@ -170,63 +173,149 @@ pub async fn start_subscriber(target: Target, plan: SubscriberPlan) -> Result<Su
         .map_err(|_| "subscriber setup took longer than 10 s".to_owned())?
 }
 
-/// Sends a SEND with a receipt, reads up to that RECEIPT (or a close, or quiet), and checks
-/// every frame the subscriber got with the iteration's registered SENDs.
+/// Reads up to a SEND's RECEIPT (or a close, or quiet), then acknowledges what its client-ack
+/// subscriptions got and reads up to a second RECEIPT; every frame is checked against the
+/// iteration's registered SENDs.
 pub async fn finish_subscriber(
     mut sub: Subscriber,
     registry: &HashMap<String, Registered>,
 ) -> ConnOutcome {
     let mut outcome = ConnOutcome::default();
-    sub.receipts.push("sub-end".to_owned());
-    let judge = oracle::Subscriber {
-        ids: sub
-            .plan
-            .subscriptions
-            .iter()
-            .map(|(id, _)| id.clone())
-            .collect(),
-        receipts: sub.receipts.clone(),
-        registry,
-        speaks_12: sub.plan.version == "1.2",
-    };
-    let mut sequence = Sequence::connected();
-    let mut check = |received: &crate::wire::Received, outcome: &mut ConnOutcome| {
-        sequence.check(received)?;
-        if received.command() == Command::Connected {
-            return Ok(false);
-        }
-        if received
-            .header("fz-id")
-            .is_some_and(|id| registry.contains_key(id))
-        {
-            outcome.checked += 1;
-        }
-        match judge.check(received)? {
-            Note::SlowConsumer => outcome.slow_consumer_closes += 1,
-            Note::Fine => {}
-        }
-        Ok(received.command() == Command::Receipt
-            && received.header("receipt-id") == Some("sub-end"))
+    sub.receipts.extend([SYNCED.to_owned(), ACKED.to_owned()]);
+    let mut state = SubscriberState {
+        judge: oracle::Subscriber {
+            ids: sub
+                .plan
+                .subscriptions
+                .iter()
+                .map(|s| s.id.clone())
+                .collect(),
+            receipts: sub.receipts.clone(),
+            registry,
+            speaks_12: sub.plan.version == "1.2",
+        },
+        plan: &sub.plan,
+        sequence: Sequence::connected(),
+        acks: Vec::new(),
+        cumulative: HashMap::new(),
     };
     for received in std::mem::take(&mut sub.early) {
-        if let Err(e) = check(&received, &mut outcome) {
+        if let Err(e) = state.check(&received, &mut outcome) {
             outcome.failures.push(e);
             return outcome;
         }
     }
-    let end = RawFrame::new("SEND")
+    let synced = RawFrame::new("SEND")
         .h("destination", "/topic/fz-sync")
-        .h("receipt", "sub-end");
-    if sub.conn.send(end.bytes()).await.is_ok() {
+        .h("receipt", SYNCED)
+        .bytes();
+    if !state.exchange(&mut sub.conn, synced, &mut outcome).await {
+        return outcome;
+    }
+    // Cumulative acks go last, so an individual ack never names an already acknowledged message.
+    let mut acks = std::mem::take(&mut state.acks);
+    acks.extend(std::mem::take(&mut state.cumulative).into_values());
+    if !acks.is_empty() {
+        outcome.acks = acks.len() as u64;
+        acks.push(
+            RawFrame::new("SEND")
+                .h("destination", "/topic/fz-sync")
+                .h("receipt", ACKED)
+                .bytes(),
+        );
+        state
+            .exchange(&mut sub.conn, acks.concat(), &mut outcome)
+            .await;
+    }
+    outcome
+}
+
+/// Receipt ids of a subscriber's two round trips at the end.
+const SYNCED: &str = "sub-end";
+const ACKED: &str = "sub-acked";
+
+/// What a subscriber checks and owes while it reads.
+struct SubscriberState<'a> {
+    judge: oracle::Subscriber<'a>,
+    plan: &'a SubscriberPlan,
+    sequence: Sequence,
+    /// ACK frames for `client-individual` subscriptions, in arrival order.
+    acks: Vec<Vec<u8>>,
+    /// The ACK of the latest MESSAGE of each `client` subscription.
+    cumulative: HashMap<String, Vec<u8>>,
+}
+
+impl SubscriberState<'_> {
+    /// Writes `bytes` and reads up to the RECEIPT they ask for; false when that failed.
+    async fn exchange(
+        &mut self,
+        conn: &mut Conn,
+        bytes: Vec<u8>,
+        outcome: &mut ConnOutcome,
+    ) -> bool {
+        if conn.send(bytes).await.is_err() {
+            return false;
+        }
         let mut seen = ConnOutcome::default();
-        let read = read_until_end(&mut sub.conn, &mut seen, |r| check(r, &mut outcome));
+        let read = read_until_end(conn, &mut seen, |r| self.check(r, outcome));
         if timeout(SCRIPT_LIMIT, read).await.is_err() {
             outcome.stalled = true;
         }
+        let fine = seen.failures.is_empty();
         outcome.failures.extend(seen.failures);
         outcome.frames += seen.frames;
+        fine
     }
-    outcome
+
+    /// Checks a frame; `Ok(true)` at one of the closing RECEIPTs.
+    fn check(&mut self, received: &Received, outcome: &mut ConnOutcome) -> Result<bool, String> {
+        self.sequence.check(received)?;
+        if received
+            .header("fz-id")
+            .is_some_and(|id| self.judge.registry.contains_key(id))
+        {
+            outcome.checked += 1;
+        }
+        match self.judge.check(received)? {
+            Note::SlowConsumer => outcome.slow_consumer_closes += 1,
+            Note::Fine => {}
+        }
+        if received.command() == Command::Message {
+            self.owe_ack(received);
+        }
+        Ok(received.command() == Command::Receipt
+            && matches!(received.header("receipt-id"), Some(SYNCED | ACKED)))
+    }
+
+    /// Remembers the ACK a client-ack MESSAGE needs, in the subscriber's protocol version.
+    fn owe_ack(&mut self, message: &Received) {
+        let subscription = message.header("subscription").unwrap_or_default();
+        let Some(plan) = self
+            .plan
+            .subscriptions
+            .iter()
+            .find(|s| s.id == subscription)
+        else {
+            return;
+        };
+        let message_id = message.header("message-id").unwrap_or_default();
+        let frame = match self.plan.version {
+            "1.2" => {
+                RawFrame::new("ACK").h("id", escape_12(message.header("ack").unwrap_or_default()))
+            }
+            "1.1" => RawFrame::new("ACK")
+                .h("subscription", subscription)
+                .h("message-id", escape_12(message_id)),
+            _ => RawFrame::new("ACK").h("message-id", message_id),
+        };
+        match plan.ack {
+            "client-individual" => self.acks.push(frame.bytes()),
+            "client" => {
+                self.cumulative.insert(plan.id.clone(), frame.bytes());
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A fresh connection: CONNECT → CONNECTED, SUBSCRIBE, SEND with a receipt → its MESSAGE and

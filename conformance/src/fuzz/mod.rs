@@ -138,6 +138,7 @@ struct Counts {
     bytes: u64,
     frames_received: u64,
     checked_messages: u64,
+    acks: u64,
     slow_consumer_closes: u64,
     open_failures: u64,
     stalls: u64,
@@ -152,6 +153,7 @@ impl Counts {
         self.bytes += o.bytes;
         self.frames_received += o.frames;
         self.checked_messages += o.checked;
+        self.acks += o.acks;
         self.slow_consumer_closes += o.slow_consumer_closes;
         self.open_failures += u64::from(o.open_failed);
         self.stalls += u64::from(o.stalled);
@@ -380,13 +382,14 @@ impl Fuzzer {
         );
         for (label, c) in self.sorted_counts() {
             println!(
-                "  {label}: {} iterations, {} connections, {} writes, {} bytes written, {} frames received, {} relayed messages checked, {} probes (slowest {} ms), {} slow-consumer closes, {} connections refused, {} stalled",
+                "  {label}: {} iterations, {} connections, {} writes, {} bytes written, {} frames received, {} relayed messages checked, {} subscriber ACKs, {} probes (slowest {} ms), {} slow-consumer closes, {} connections refused, {} stalled",
                 c.iterations,
                 c.connections,
                 c.writes,
                 c.bytes,
                 c.frames_received,
                 c.checked_messages,
+                c.acks,
                 c.probes,
                 c.slowest_probe.as_millis(),
                 c.slow_consumer_closes,

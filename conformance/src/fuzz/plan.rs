@@ -28,12 +28,21 @@ pub struct Script {
     pub registered: Vec<Registered>,
 }
 
-/// A well-behaved subscriber: the version it asks for and its subscriptions (id, destination).
+/// One subscription of a subscriber.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub id: String,
+    pub destination: &'static str,
+    /// `auto`, `client` or `client-individual`; the subscriber acknowledges at the end.
+    pub ack: &'static str,
+}
+
+/// A well-behaved subscriber: the version it asks for and its subscriptions.
 #[derive(Debug, Clone)]
 pub struct SubscriberPlan {
     pub index: usize,
     pub version: &'static str,
-    pub subscriptions: Vec<(String, &'static str)>,
+    pub subscriptions: Vec<Subscription>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +81,11 @@ fn subscriber(rng: &mut Rng, index: usize) -> SubscriberPlan {
                 2 => rng.pick(PATTERNS),
                 _ => rng.pick(QUEUES),
             };
-            (format!("sub{n}"), destination)
+            Subscription {
+                id: format!("sub{n}"),
+                destination,
+                ack: rng.pick(&["auto", "auto", "client", "client-individual"]),
+            }
         })
         .collect();
     SubscriberPlan {

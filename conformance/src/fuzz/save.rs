@@ -31,10 +31,17 @@ pub fn save(
             plan.iteration, target.url, plan.iteration
         );
         for sub in &plan.subscribers {
+            let subscriptions: Vec<String> = sub
+                .subscriptions
+                .iter()
+                .map(|s| format!("{} {} ack:{}", s.id, s.destination, s.ack))
+                .collect();
             let _ = writeln!(
                 summary,
-                "  subscriber {} (accept-version {}): {:?}",
-                sub.index, sub.version, sub.subscriptions
+                "  subscriber {} (accept-version {}): {}",
+                sub.index,
+                sub.version,
+                subscriptions.join(", ")
             );
         }
         for script in &plan.scripts {
