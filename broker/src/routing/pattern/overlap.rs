@@ -18,8 +18,8 @@
 //! boundaries (`^`, `$`, `\b`: their meaning depends on the token, which the byte-level
 //! language does not see), and DFAs or searches past fixed size bounds.
 
-use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet};
 
 use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::nfa::thompson;
@@ -139,6 +139,7 @@ impl Language {
         states.push((first, None));
         queue.push_back(0);
         let mut accepted = vec![false; others.len()];
+        let alphabet = representatives(std::iter::once(self).chain(others.iter().copied()));
         while let Some(at) = queue.pop_front() {
             let current = states[at].0.clone();
             if self.accepts(current[0]) {
@@ -149,7 +150,7 @@ impl Language {
                     return Ok(Some(witness(&states, at)));
                 }
             }
-            for byte in 0..=u8::MAX {
+            for &byte in &alphabet {
                 let next = self.dfa.next_state(current[0], byte);
                 if self.dfa.is_dead_state(next) {
                     continue;
@@ -172,6 +173,21 @@ impl Language {
         }
         Ok(None)
     }
+}
+
+/// One byte for each set of bytes that no DFA among `languages` tells apart (each DFA's
+/// byte classes, refined together): the search need not try the others.
+fn representatives<'a>(languages: impl Iterator<Item = &'a Language> + Clone) -> Vec<u8> {
+    let mut seen = HashSet::new();
+    (0..=u8::MAX)
+        .filter(|&byte| {
+            let classes: Vec<u8> = languages
+                .clone()
+                .map(|l| l.dfa.byte_classes().get(byte))
+                .collect();
+            seen.insert(classes)
+        })
+        .collect()
 }
 
 /// A product state (one DFA state per language) and the state and byte it was reached from.
