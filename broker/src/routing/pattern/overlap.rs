@@ -103,6 +103,7 @@ impl Language {
     }
 
     /// Whether `destination` is in the language (the tests' link to `Pattern::matches`).
+    #[cfg(test)]
     pub fn matches(&self, destination: &str) -> bool {
         let state = destination
             .bytes()
