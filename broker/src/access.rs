@@ -146,6 +146,9 @@ impl Access {
         principal: Principal<'_>,
         routing: Routing<'_>,
     ) -> Result<bool, Undecidable> {
+        if self.default_allows && self.rules_for(action).next().is_none() {
+            return Ok(true);
+        }
         let subject = routing.language(pattern)?;
         let mut granting = Vec::new();
         for rule in self.rules_for(action) {
@@ -298,6 +301,7 @@ mod tests {
         }
         // Regex anchors cannot be compared: refused where rules apply.
         assert!(!access.subscribe("/topic/{a:^p}/x", BOB));
+        assert!(access.send("/topic/{a:^p}/x", BOB), "no rule for send");
     }
 
     #[test]
