@@ -293,7 +293,8 @@ impl FrameIo for WsIo {
                     _ => None,
                 };
                 if let Some(code) = code {
-                    self.fail(code).await;
+                    // Boxed: rare, and inline its state would enlarge every session's task.
+                    Box::pin(self.fail(code)).await;
                 }
                 Err(to_io(e))
             }
