@@ -451,3 +451,31 @@ async fn a_stalled_tls_handshake_is_closed_at_the_connect_timeout() {
         "closed after {waited:?}"
     );
 }
+
+/// Behind a TLS-passthrough load balancer the PROXY header comes first, in clear, then the
+/// TLS handshake: the session sees the client it names.
+#[tokio::test]
+async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
+    let mut config = tls_config(ClientAuth::None);
+    config.tcp.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let served = serve(config).await;
+    let session = async |client: &str| {
+        let mut tcp = TcpStream::connect(served.tcp).await.unwrap();
+        let header = format!("PROXY TCP4 {client} 127.0.0.1 50000 61613\r\n");
+        tcp.write_all(header.as_bytes()).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = within(
+            TIMEOUT,
+            "TLS handshake",
+            connector(false).connect(name, tcp),
+        )
+        .await;
+        Stomp::new(tls.unwrap()).connect().await.unwrap()
+    };
+    // Anonymous sessions are allowed from loopback only (the default).
+    let refused = session("203.0.113.9").await;
+    assert_eq!(refused.command, Command::Error, "{refused:?}");
+    assert_eq!(refused.headers.get("message"), Some("access denied"));
+    let accepted = session("127.0.0.2").await;
+    assert_eq!(accepted.command, Command::Connected, "{accepted:?}");
+}
