@@ -123,7 +123,13 @@ impl Server {
         let admission = Arc::new(Admission::default());
         let reload = self.tls_reload();
         if !reload.listeners.is_empty() {
-            tokio::spawn(reload_on_hangup(reload, self.node.shutdown.clone()));
+            // Registered before serving, so that no SIGHUP meets the default action (exit).
+            let hangups = hangups();
+            tokio::spawn(reload_on_hangup(
+                hangups,
+                reload,
+                self.node.shutdown.clone(),
+            ));
         }
         let mut accept_loops = Vec::new();
         for (socket, listener) in [self.ws, self.tcp].into_iter().flatten() {
@@ -181,16 +187,26 @@ impl TlsReload {
     }
 }
 
+/// SIGHUP, if it can be listened for.
+#[cfg(unix)]
+fn hangups() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup())
+        .inspect_err(|e| {
+            warn!(error = %e, "cannot listen for SIGHUP; TLS certificates will not reload");
+        })
+        .ok()
+}
+
 /// Reloads the TLS files on every SIGHUP until the node shuts down.
 #[cfg(unix)]
-async fn reload_on_hangup(reload: TlsReload, shutdown: tokio_util::sync::CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(e) => {
-            warn!(error = %e, "cannot listen for SIGHUP; TLS certificates will not reload");
-            return;
-        }
+async fn reload_on_hangup(
+    hangups: Option<tokio::signal::unix::Signal>,
+    reload: TlsReload,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let Some(mut hangups) = hangups else {
+        return;
     };
     loop {
         tokio::select! {
@@ -204,7 +220,15 @@ async fn reload_on_hangup(reload: TlsReload, shutdown: tokio_util::sync::Cancell
 }
 
 #[cfg(not(unix))]
-async fn reload_on_hangup(_reload: TlsReload, _shutdown: tokio_util::sync::CancellationToken) {}
+fn hangups() {}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(
+    _hangups: (),
+    _reload: TlsReload,
+    _shutdown: tokio_util::sync::CancellationToken,
+) {
+}
 
 /// Deletes queues left empty without subscribers past their grace period, and drops expired
 /// messages from queues nobody consumes, until the node shuts down.
