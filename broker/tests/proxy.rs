@@ -294,3 +294,21 @@ async fn a_stalled_proxy_header_is_closed_at_the_connect_timeout() {
         "closed after {waited:?}"
     );
 }
+
+/// The same over WebSocket: the per-address place is the forwarded client's.
+#[tokio::test]
+async fn the_per_address_limit_counts_the_forwarded_client() {
+    let mut config = config();
+    config.websocket.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    config.limits.max_connections_per_address = 1;
+    let server = TestServer::start(config).await;
+    let addr = server.ws_addr;
+    let forwarded =
+        async |client: &str| Client::ws_with_headers(addr, &[("X-Forwarded-For", client)]).await;
+    let mut first = forwarded("127.0.0.2").await;
+    first.connect().await;
+    let mut second = forwarded("127.0.0.2").await;
+    second.expect_error_then_close("too many connections").await;
+    let mut other = forwarded("127.0.0.3").await;
+    other.connect().await;
+}
