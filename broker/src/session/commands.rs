@@ -328,7 +328,7 @@ impl Session {
                 ));
             }
             if room == blocked.wait.room {
-                self.pause.get_or_insert_with(Pause::default).blocked = Some(blocked);
+                self.pause.get_or_insert_with(Box::<Pause>::default).blocked = Some(blocked);
                 return Ok(());
             }
             // Another bound (the node's total rather than the queue's own): wait on its room,

@@ -75,7 +75,8 @@ pub struct Session {
     /// Queues to let deliver once the current frame is answered.
     pumps: Vec<(Arc<Queue>, Subscriber)>,
     /// Reading is paused until what this session routed has room (back-pressure).
-    pause: Option<pause::Pause>,
+    /// Boxed: rare, and inline it would enlarge every idle session.
+    pause: Option<Box<pause::Pause>>,
     /// `finish` ran to its end: `Drop` has nothing left to clean up.
     closed: bool,
     /// Counts the queues this session created, against `queues.max_queues_per_session`.
@@ -182,7 +183,7 @@ impl Session {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return CloseReason::Shutdown,
-                () = wait_pause(self.pause.as_mut()), if was_paused => {
+                () = wait_pause(self.pause.as_deref_mut()), if was_paused => {
                     if let Err(reason) = self.settle_pause() {
                         return reason;
                     }
@@ -263,7 +264,9 @@ impl Session {
         while let Some(connect) = self.process_input(input)? {
             tokio::select! {
                 () = shutdown.cancelled() => return Err(CloseReason::Shutdown),
-                connected = self.on_connect(&connect) => connected?,
+                // Boxed: it runs once, and inline its state would enlarge every idle
+                // session's task.
+                connected = Box::pin(self.on_connect(&connect)) => connected?,
             }
         }
         if input.is_empty() {
@@ -281,7 +284,7 @@ impl Session {
         self.node.stats.record_backpressure_pause();
         let until = Instant::now() + ms(self.node.config.outbox.max_pause_ms);
         self.pause
-            .get_or_insert_with(pause::Pause::default)
+            .get_or_insert_with(Box::default)
             .wait_for_outboxes(until, congested);
     }
 
@@ -521,7 +524,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 /// Completes when a paused session may go on (never when it is not paused).
 async fn wait_pause(pause: Option<&mut pause::Pause>) {
     match pause {
-        Some(pause) => pause.changed().await,
+        // Boxed: allocated only while paused; inline, its timers and waiters would enlarge
+        // every idle session's task.
+        Some(pause) => Box::pin(pause.changed()).await,
         None => std::future::pending().await,
     }
 }
