@@ -109,6 +109,13 @@ async fn idle_sessions_close_at_once_and_listeners_stop(transport: Transport) {
     }
     // One connection has not even sent CONNECT: it is closed too, without an ERROR.
     let mut unconnected = server.open(transport).await;
+    // The kernel completes a TCP connect before the server accepts it: wait until the server
+    // holds all six, or a stop in between would leave the last one to the closing listener.
+    let stats = std::sync::Arc::clone(&server.node.stats);
+    common::eventually("all six connections accepted", common::TIMEOUT, || {
+        stats.connections_open.load(std::sync::atomic::Ordering::Relaxed) == 6
+    })
+    .await;
 
     let start = Instant::now();
     let serving = server.stop();
