@@ -113,7 +113,10 @@ async fn idle_sessions_close_at_once_and_listeners_stop(transport: Transport) {
     // holds all six, or a stop in between would leave the last one to the closing listener.
     let stats = std::sync::Arc::clone(&server.node.stats);
     common::eventually("all six connections accepted", common::TIMEOUT, || {
-        stats.connections_open.load(std::sync::atomic::Ordering::Relaxed) == 6
+        stats
+            .connections_open
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 6
     })
     .await;
 
