@@ -18,19 +18,10 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-
-cargo build -p herald -p herald-conformance --locked
-
 source scripts/lib/herald.sh
 
-work="$(mktemp -d)"
-cleanup() {
-  stop_heralds
-  rm -rf "$work"
-}
-trap cleanup EXIT
+cargo build -p herald -p herald-conformance --locked
+make_work_dir
 
 # The suite is told these values below; everything else stays at Herald's defaults.
 max_frame_bytes=131072

@@ -4,8 +4,12 @@
 # starts "$HERALD_BIN" (default: the debug build) with --ws-bind/--tcp-bind 127.0.0.1:0 and the
 # flags, waits (up to 30 s) for its two `listening` log lines, and sets NAME_PID, NAME_WS
 # (ws://127.0.0.1:PORT/ws) and NAME_TCP (tcp://127.0.0.1:PORT). `stop_heralds` stops every
-# broker started so (call it from an EXIT trap).
+# broker started so (call it from an EXIT trap). Sourcing it also sets CARGO_TARGET_DIR and
+# CARGO_TERM_COLOR to the scripts' defaults where unset. `make_work_dir` makes a scratch
+# directory, $work, and on exit stops every broker and removes it.
 
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 HERALD_BIN="${HERALD_BIN:-$CARGO_TARGET_DIR/debug/herald}"
 HERALD_PIDS=()
 
@@ -56,4 +60,9 @@ stop_heralds() {
     fi
   done
   HERALD_PIDS=()
+}
+
+make_work_dir() {
+  work="$(mktemp -d)"
+  trap 'stop_heralds; rm -rf "$work"' EXIT
 }
