@@ -195,6 +195,7 @@ pub fn parse(pattern: &str) -> Result<Pattern, crate::routing::PatternError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::pattern::overlap::tests::{REACHING_SECRET, destinations};
     use proptest::prelude::*;
 
     fn rule(actions: &[AccessAction], destinations: &[&str]) -> AccessRule {
@@ -285,15 +286,7 @@ mod tests {
             default: AccessDefault::Allow,
             rules: vec![admins],
         });
-        for pattern in [
-            "/topic/*/x",
-            "/topic/secre?/x",
-            "/topic/{a}/x",
-            "/topic/{a:s.*}/x",
-            "/topic/s*/x",
-            "/topic/**",
-            "/topic/secre?",
-        ] {
+        for pattern in REACHING_SECRET {
             assert!(!access.subscribe(pattern, BOB), "{pattern}");
         }
         for pattern in ["/topic/public/*", "/topic/{a:p.*}/x", "/topic/secret?/x"] {
@@ -371,21 +364,6 @@ mod tests {
         prop::collection::vec(one, 1..4)
     }
 
-    /// Every destination `/topic/<suffix>`, suffix over `a`, `b`, `/`, `.`, of at most `len`
-    /// characters.
-    fn topics_upto(len: usize) -> Vec<String> {
-        let mut all = vec![String::new()];
-        let mut last = vec![String::new()];
-        for _ in 0..len {
-            last = last
-                .iter()
-                .flat_map(|d| ['a', 'b', '/', '.'].map(|c| format!("{d}{c}")))
-                .collect();
-            all.extend(last.iter().cloned());
-        }
-        all.into_iter().map(|s| format!("/topic/{s}")).collect()
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -409,8 +387,9 @@ mod tests {
             let subscription = format!("/topic/{subscription}");
             prop_assume!(has_wildcards(&subscription));
             if access.allows(AccessAction::Subscribe, &subscription, BOB, routing) {
-                for destination in topics_upto(4) {
-                    if pattern.matches(&destination["/topic/".len()..]) {
+                for suffix in destinations(4) {
+                    if pattern.matches(&suffix) {
+                        let destination = format!("/topic/{suffix}");
                         prop_assert!(
                             access.subscribe(&destination, BOB),
                             "{} allowed, but it reaches {:?}", subscription, destination

@@ -323,4 +323,4 @@ fn star(hir: Hir) -> Hir {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
