@@ -1,6 +1,7 @@
 //! A message held by a queue: what the publisher sent, kept until it is delivered (and, in
 //! client ack modes, acknowledged), and encoded lazily once per protocol version.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -87,6 +88,17 @@ impl QueuedMessage {
         self.size
     }
 
+    /// The message's headers, with `redelivered:true` added when it was delivered before.
+    fn headers_for(&self, redelivered: bool) -> Cow<'_, Headers> {
+        if redelivered {
+            let mut headers = self.headers.clone();
+            headers.push("redelivered", "true");
+            Cow::Owned(headers)
+        } else {
+            Cow::Borrowed(&self.headers)
+        }
+    }
+
     /// The MESSAGE frame for one subscription, with `ack` in client modes and
     /// `redelivered:true` when it was delivered before.
     pub fn render(
@@ -99,16 +111,8 @@ impl QueuedMessage {
         let slot = version as usize * 2 + usize::from(redelivered);
         let templates = self.templates.get_or_init(Default::default);
         let template = templates[slot].get_or_init(|| {
-            let redelivered_headers;
-            let headers = if redelivered {
-                let mut h = self.headers.clone();
-                h.push("redelivered", "true");
-                redelivered_headers = h;
-                &redelivered_headers
-            } else {
-                &self.headers
-            };
-            MessageTemplate::new(version, &self.destination, &self.id, headers, &self.body)
+            let headers = self.headers_for(redelivered);
+            MessageTemplate::new(version, &self.destination, &self.id, &headers, &self.body)
         });
         OutFrame {
             bytes: template.render(subscription, ack),
@@ -128,17 +132,9 @@ impl QueuedMessage {
         ack: Option<&str>,
         redelivered: bool,
     ) -> OutFrame {
-        let redelivered_headers;
-        let headers = if redelivered {
-            let mut h = self.headers.clone();
-            h.push("redelivered", "true");
-            redelivered_headers = h;
-            &redelivered_headers
-        } else {
-            &self.headers
-        };
+        let headers = self.headers_for(redelivered);
         let destination = destination.unwrap_or(&self.destination);
-        let template = MessageTemplate::new(version, destination, &self.id, headers, &self.body);
+        let template = MessageTemplate::new(version, destination, &self.id, &headers, &self.body);
         OutFrame {
             bytes: template.render(subscription, ack),
             text: self.text,
