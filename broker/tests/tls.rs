@@ -120,6 +120,14 @@ async fn tls_connect(
     .await
 }
 
+/// A TLS connection without a client certificate, on which the server must have presented the
+/// certificate of fixture `pem`.
+async fn tls_connect_presenting(addr: std::net::SocketAddr, pem: &str) -> TlsStream<TcpStream> {
+    let tls = tls_connect(addr, false).await.unwrap();
+    assert_eq!(server_certificate(&tls), certificate(&fixture(pem)));
+    tls
+}
+
 /// The DER of the first certificate of a PEM file.
 fn certificate(path: &Path) -> CertificateDer<'static> {
     CertificateDer::pem_file_iter(path)
@@ -189,11 +197,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stomp<S> {
 #[tokio::test]
 async fn stomp_over_tls_and_wss_on_both_listeners() {
     let served = serve(tls_config(ClientAuth::None)).await;
-    let tls = tls_connect(served.tcp, false).await.unwrap();
-    assert_eq!(
-        server_certificate(&tls),
-        certificate(&fixture("server.pem"))
-    );
+    let tls = tls_connect_presenting(served.tcp, "server.pem").await;
     let mut subscriber = Stomp::new(tls);
     assert_eq!(
         subscriber.connect().await.unwrap().command,
@@ -293,31 +297,19 @@ async fn reload_swaps_the_certificate_while_sessions_keep_working() {
     config.tcp.tls = settings_in(dir.path());
     let served = serve(config).await;
 
-    let before = tls_connect(served.tcp, false).await.unwrap();
-    assert_eq!(
-        server_certificate(&before),
-        certificate(&fixture("server.pem"))
-    );
+    let before = tls_connect_presenting(served.tcp, "server.pem").await;
     let mut session = Stomp::new(before);
     session.connect().await.unwrap();
 
     install_certificate(dir.path(), "server2");
     served.reload.reload().unwrap();
-    let after = tls_connect(served.tcp, false).await.unwrap();
-    assert_eq!(
-        server_certificate(&after),
-        certificate(&fixture("server2.pem"))
-    );
+    let _after = tls_connect_presenting(served.tcp, "server2.pem").await;
     session.publish_confirmed("/topic/x", "still here").await;
 
     // Broken files: the reload fails and the certificate in force stays.
     std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
     assert!(served.reload.reload().is_err());
-    let still = tls_connect(served.tcp, false).await.unwrap();
-    assert_eq!(
-        server_certificate(&still),
-        certificate(&fixture("server2.pem"))
-    );
+    let _still = tls_connect_presenting(served.tcp, "server2.pem").await;
     session.publish_confirmed("/topic/x", "and here").await;
 }
 
@@ -381,22 +373,14 @@ async fn sighup_reloads_the_certificate_of_the_running_binary() {
         .map_or(listening.len(), |n| start + n);
     let addr: std::net::SocketAddr = listening[start..end].parse().unwrap();
 
-    let before = tls_connect(addr, false).await.unwrap();
-    assert_eq!(
-        server_certificate(&before),
-        certificate(&fixture("server.pem"))
-    );
+    let before = tls_connect_presenting(addr, "server.pem").await;
     let mut session = Stomp::new(before);
     session.connect().await.unwrap();
 
     install_certificate(dir.path(), "server2");
     kill("-HUP");
     wait_for("TLS certificates reloaded").await;
-    let after = tls_connect(addr, false).await.unwrap();
-    assert_eq!(
-        server_certificate(&after),
-        certificate(&fixture("server2.pem"))
-    );
+    let _after = tls_connect_presenting(addr, "server2.pem").await;
     session
         .publish_confirmed("/topic/x", "survived the reload")
         .await;
