@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use herald::config::{AccessAction, AccessRule};
+use herald::config::AccessAction;
 use herald_protocol::Command;
 
 transport_tests!(
@@ -29,14 +29,9 @@ fn secret_for_admins() -> herald::Config {
     add_user(&mut config, "bob", "secret", &[]);
     // The tests log in often: no throttle to speak of.
     config.auth.failure_delay_ms = 1;
-    config.access.rules.push(AccessRule {
-        actions: vec![AccessAction::Subscribe],
-        destinations: vec!["/topic/secret/**".to_owned()],
-        users: Vec::new(),
-        roles: vec!["admin".to_owned()],
-        authenticated: false,
-        anonymous: false,
-    });
+    let mut admins = access_rule(&[AccessAction::Subscribe], &["/topic/secret/**"]);
+    admins.roles = vec!["admin".to_owned()];
+    config.access.rules.push(admins);
     config
 }
 

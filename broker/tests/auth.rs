@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use herald::config::{AccessAction, AccessDefault, AccessRule, AnonymousAccess, JwtAlgorithm};
+use herald::config::{AccessAction, AccessDefault, AnonymousAccess, JwtAlgorithm};
 use herald_protocol::Command;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
@@ -436,17 +436,6 @@ fn security_example() -> herald::Config {
     config
 }
 
-fn rule(actions: &[AccessAction], destinations: &[&str]) -> AccessRule {
-    AccessRule {
-        actions: actions.to_vec(),
-        destinations: destinations.iter().map(|d| (*d).to_owned()).collect(),
-        users: Vec::new(),
-        roles: Vec::new(),
-        authenticated: false,
-        anonymous: false,
-    }
-}
-
 async fn the_locked_down_example_of_the_docs_holds(transport: Transport) {
     let server = TestServer::start(security_example()).await;
     let (mut alice, connected) = server.login(transport, "alice", "secret").await;
@@ -486,7 +475,7 @@ async fn the_locked_down_example_of_the_docs_holds(transport: Transport) {
 async fn a_rule_for_users_allows_them_and_denies_others(transport: Transport) {
     let mut config = users_config();
     add_user(&mut config, "bob", "secret", &[]);
-    let mut only_alice = rule(&[AccessAction::Subscribe], &["/topic/alice/**"]);
+    let mut only_alice = access_rule(&[AccessAction::Subscribe], &["/topic/alice/**"]);
     only_alice.users = vec!["alice".to_owned()];
     config.access.rules.push(only_alice);
     let server = TestServer::start(config).await;
@@ -505,9 +494,9 @@ async fn a_rule_for_users_allows_them_and_denies_others(transport: Transport) {
 async fn a_rule_for_anonymous_sessions_allows_them_and_denies_others(transport: Transport) {
     let mut config = users_config();
     config.access.default = AccessDefault::Deny;
-    let mut anonymous = rule(&[AccessAction::Send], &["/queue/guest"]);
+    let mut anonymous = access_rule(&[AccessAction::Send], &["/queue/guest"]);
     anonymous.anonymous = true;
-    let mut authenticated = rule(
+    let mut authenticated = access_rule(
         &[AccessAction::Send, AccessAction::Subscribe],
         &["/queue/members"],
     );
@@ -530,7 +519,7 @@ async fn a_rule_for_anonymous_sessions_allows_them_and_denies_others(transport: 
 async fn a_covering_rule_restricts_even_under_default_allow(transport: Transport) {
     let mut config = users_config();
     add_user(&mut config, "pat", "secret", &["publisher"]);
-    let mut publishers = rule(&[AccessAction::Send], &["/topic/**"]);
+    let mut publishers = access_rule(&[AccessAction::Send], &["/topic/**"]);
     publishers.roles = vec!["publisher".to_owned()];
     config.access.rules.push(publishers);
     let server = TestServer::start(config).await;

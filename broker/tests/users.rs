@@ -255,14 +255,9 @@ async fn session_ids_carry_64_random_bits(transport: Transport) {
 fn user_sends_for_publishers() -> herald::Config {
     let mut config = two_users();
     add_user(&mut config, "feed", "secret", &["publisher"]);
-    config.access.rules.push(herald::config::AccessRule {
-        actions: vec![herald::config::AccessAction::Send],
-        destinations: vec!["/user/**".to_owned()],
-        users: Vec::new(),
-        roles: vec!["publisher".to_owned()],
-        authenticated: false,
-        anonymous: false,
-    });
+    let mut publishers = access_rule(&[herald::config::AccessAction::Send], &["/user/**"]);
+    publishers.roles = vec!["publisher".to_owned()];
+    config.access.rules.push(publishers);
     config
 }
 

@@ -819,6 +819,22 @@ pub fn add_user(config: &mut Config, login: &str, password: &str, roles: &[&str]
     });
 }
 
+/// An access rule for these actions on these destinations that applies to no one yet: set its
+/// users, roles, `authenticated` or `anonymous`.
+pub fn access_rule(
+    actions: &[herald::config::AccessAction],
+    destinations: &[&str],
+) -> herald::config::AccessRule {
+    herald::config::AccessRule {
+        actions: actions.to_vec(),
+        destinations: destinations.iter().map(|d| (*d).to_owned()).collect(),
+        users: Vec::new(),
+        roles: Vec::new(),
+        authenticated: false,
+        anonymous: false,
+    }
+}
+
 /// CONNECT 1.2 with `login` and `passcode`.
 pub fn login_frame(login: &str, passcode: &str) -> Frame {
     connect_frame("1.2")
