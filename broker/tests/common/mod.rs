@@ -868,6 +868,12 @@ impl Client {
     /// A WebSocket client whose upgrade request carries these extra headers.
     pub async fn ws_with_headers(addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
         let stream = tcp_connect(addr, None).await;
+        Client::ws_upgrade(addr, stream, headers).await
+    }
+
+    /// A WebSocket client upgraded on `stream`, a connection to `addr`: the request offers the
+    /// STOMP sub-protocols and carries these extra headers.
+    async fn ws_upgrade(addr: SocketAddr, stream: TcpStream, headers: &[(&str, &str)]) -> Client {
         let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
@@ -907,21 +913,7 @@ impl TestServer {
         stream.set_nodelay(true).unwrap();
         match transport {
             Transport::Tcp => Client::new(Transport::Tcp, Io::Tcp(stream), None),
-            Transport::Ws => {
-                let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-                request.headers_mut().insert(
-                    "Sec-WebSocket-Protocol",
-                    HeaderValue::from_static(STOMP_SUBPROTOCOLS),
-                );
-                let (stream, response) = within(
-                    TIMEOUT,
-                    "WebSocket handshake",
-                    tokio_tungstenite::client_async(request, stream),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("WebSocket upgrade failed: {e}"));
-                Client::new(Transport::Ws, Io::Ws(Box::new(stream)), Some(response))
-            }
+            Transport::Ws => Client::ws_upgrade(addr, stream, &[]).await,
         }
     }
 }
