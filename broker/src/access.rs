@@ -218,6 +218,16 @@ mod tests {
         roles: &[],
     };
 
+    /// Allow by default, but subscribing to `/topic/secret/**` only for role `admin`.
+    fn secret_for_admins() -> Access {
+        let mut admins = rule(&[AccessAction::Subscribe], &["/topic/secret/**"]);
+        admins.roles = vec!["admin".into()];
+        Access::new(&AccessConfig {
+            default: AccessDefault::Allow,
+            rules: vec![admins],
+        })
+    }
+
     fn topics() -> Vec<String> {
         vec!["/topic/".to_owned()]
     }
@@ -280,12 +290,7 @@ mod tests {
     /// Issue 12, item 3: patterns that do not contain the rule's text but reach its topics.
     #[test]
     fn a_pattern_is_refused_when_any_destination_it_matches_is() {
-        let mut admins = rule(&[AccessAction::Subscribe], &["/topic/secret/**"]);
-        admins.roles = vec!["admin".into()];
-        let access = Access::new(&AccessConfig {
-            default: AccessDefault::Allow,
-            rules: vec![admins],
-        });
+        let access = secret_for_admins();
         for pattern in REACHING_SECRET {
             assert!(!access.subscribe(pattern, BOB), "{pattern}");
         }
@@ -325,12 +330,7 @@ mod tests {
 
     #[test]
     fn the_routing_separator_decides_what_a_pattern_reaches() {
-        let mut admins = rule(&[AccessAction::Subscribe], &["/topic/secret/**"]);
-        admins.roles = vec!["admin".into()];
-        let access = Access::new(&AccessConfig {
-            default: AccessDefault::Allow,
-            rules: vec![admins],
-        });
+        let access = secret_for_admins();
         let prefixes = topics();
         let dot = Routing {
             prefixes: &prefixes,
