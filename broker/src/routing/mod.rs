@@ -2,6 +2,7 @@
 //! subscribers are an opaque handle type chosen by the caller.
 
 mod cache;
+pub mod cluster;
 pub mod destination;
 mod node;
 pub mod pattern;
