@@ -5,15 +5,15 @@
 //! a destination no rule covers gets `access.default` (allow, unless configured otherwise).
 //! A pattern (a pattern SUBSCRIBE) is allowed only if every destination it can match is: the
 //! product of the pattern's DFA with the rules' is searched for a destination that is not
-//! (`routing::pattern::overlap`). A pattern that cannot be compared is refused.
+//! (`pattern::overlap`). A pattern that cannot be compared is refused.
 
 use crate::config::{
     AccessAction, AccessConfig, AccessDefault, AccessRule, DestinationsConfig,
     Separator as ConfigSeparator,
 };
-use crate::routing::destination::Destinations;
-use crate::routing::pattern::overlap::{Language, Undecidable};
-use crate::routing::{Pattern, Separator, has_wildcards};
+use crate::destination::Destinations;
+use crate::pattern::overlap::{Language, Undecidable};
+use crate::pattern::{Pattern, PatternError, Separator, has_wildcards};
 
 /// Who is asking.
 #[derive(Debug, Clone, Copy)]
@@ -188,14 +188,14 @@ fn grants(rule: &AccessRule, principal: Principal<'_>) -> bool {
 }
 
 /// Rule patterns are split at `/`, whatever `destinations.separator` says.
-pub fn parse(pattern: &str) -> Result<Pattern, crate::routing::PatternError> {
+pub fn parse(pattern: &str) -> Result<Pattern, PatternError> {
     Pattern::parse(pattern, Separator::Slash)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::pattern::overlap::tests::{REACHING_SECRET, destinations};
+    use crate::pattern::overlap::tests::{REACHING_SECRET, destinations};
     use proptest::prelude::*;
 
     fn rule(actions: &[AccessAction], destinations: &[&str]) -> AccessRule {

@@ -3,9 +3,7 @@
 
 mod cache;
 pub mod cluster;
-pub mod destination;
 mod node;
-pub mod pattern;
 pub mod publish;
 pub mod queue;
 mod subset;
@@ -13,7 +11,10 @@ pub mod topic;
 pub mod trie;
 pub mod user;
 
-pub use pattern::{
+// The destination and pattern languages live below routing, because access reads them too;
+// these re-exports keep `routing::destination` and `routing::pattern` paths working.
+pub use crate::{destination, pattern};
+pub use crate::pattern::{
     Pattern, PatternError, PatternLimits, Segment, Separator, has_wildcards, is_literal,
 };
 pub use trie::{ShardedTrie, SubscriptionTrie};

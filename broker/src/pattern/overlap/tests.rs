@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::routing::Separator;
+use crate::pattern::Separator;
 
 fn slash(p: &str) -> Pattern {
     Pattern::parse(p, Separator::Slash).unwrap()
