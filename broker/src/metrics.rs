@@ -3,10 +3,8 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use crate::routing::topic::Fanout;
-use crate::session::close::CloseReason;
-
-/// Close reasons in [`CloseReason::label`] order of [`CLOSE_LABELS`].
+/// Why sessions end, one counter each: the labels `session::close::CloseReason::label` gives
+/// (metrics imports nothing above it, so it counts labels, not reasons).
 pub const CLOSE_LABELS: [&str; 10] = [
     "disconnect",
     "peer_closed",
@@ -52,16 +50,18 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn record_publish(&self, fanout: &Fanout) {
-        if fanout.expired {
+    /// One topic publish: `delivered` MESSAGE frames queued and `dropped` older ones dropped
+    /// for them, or nothing delivered because the message had `expired` on arrival.
+    pub fn record_publish(&self, delivered: usize, dropped: usize, expired: bool) {
+        if expired {
             self.record_expired();
             return;
         }
         self.messages_published.fetch_add(1, Ordering::Relaxed);
         self.messages_delivered
-            .fetch_add(fanout.delivered as u64, Ordering::Relaxed);
+            .fetch_add(delivered as u64, Ordering::Relaxed);
         self.messages_dropped
-            .fetch_add(fanout.dropped as u64, Ordering::Relaxed);
+            .fetch_add(dropped as u64, Ordering::Relaxed);
     }
 
     /// A user-destination SEND that no session of the user (or session id) was subscribed to.
@@ -84,8 +84,8 @@ impl Stats {
         self.messages_expired.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn record_close(&self, reason: &CloseReason) {
-        let label = reason.label();
+    /// A session ended for the reason labelled `label` (one of [`CLOSE_LABELS`]).
+    pub fn record_close(&self, label: &str) {
         if let Some(i) = CLOSE_LABELS.iter().position(|l| *l == label) {
             self.closes[i].fetch_add(1, Ordering::Relaxed);
         }

@@ -108,3 +108,32 @@ impl fmt::Display for CloseReason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::CLOSE_LABELS;
+
+    /// Statistics count a close only under a label they know: every reason has its own.
+    #[test]
+    fn every_reason_has_a_counted_label() {
+        let reasons = [
+            CloseReason::Disconnect,
+            CloseReason::PeerClosed,
+            CloseReason::Io(std::io::Error::other("reset")),
+            CloseReason::Protocol(ErrorReply::new("bad frame", "")),
+            CloseReason::ConnectTimeout,
+            CloseReason::HeartbeatTimeout,
+            CloseReason::SlowConsumer,
+            CloseReason::WriteStalled,
+            CloseReason::Shutdown,
+            CloseReason::Internal,
+        ];
+        let mut labels: Vec<&str> = reasons.iter().map(CloseReason::label).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        let mut counted = CLOSE_LABELS.to_vec();
+        counted.sort_unstable();
+        assert_eq!(labels, counted);
+    }
+}

@@ -237,7 +237,9 @@ impl Session {
                     .node
                     .topics
                     .publish(destination, &frame.headers, &frame.body);
-                self.node.stats.record_publish(&fanout);
+                self.node
+                    .stats
+                    .record_publish(fanout.delivered, fanout.dropped, fanout.expired);
                 self.wait_for_room(std::mem::take(&mut fanout.congested));
                 Ok(VecDeque::new())
             }

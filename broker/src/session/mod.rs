@@ -486,7 +486,7 @@ impl Session {
             .await;
         }
         self.outbox.close();
-        self.node.stats.record_close(&reason);
+        self.node.stats.record_close(reason.label());
         self.closed = true;
         match &reason {
             CloseReason::SlowConsumer | CloseReason::WriteStalled => {
@@ -507,7 +507,7 @@ impl Drop for Session {
         if !self.closed {
             self.leave_routing();
             self.outbox.close();
-            self.node.stats.record_close(&CloseReason::Internal);
+            self.node.stats.record_close(CloseReason::Internal.label());
         }
     }
 }
