@@ -25,6 +25,13 @@ if [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
   "${sudo_if_needed[@]}" apt-get update
   "${sudo_if_needed[@]}" apt-get install -y fonts-dejavu-core
 fi
+# The cluster tests (broker/tests/cluster.rs) start real NATS servers.
+if ! command -v nats-server >/dev/null && [[ ! -x /usr/sbin/nats-server ]]; then
+  sudo_if_needed=()
+  [[ $(id -u) -eq 0 ]] || sudo_if_needed=(sudo)
+  "${sudo_if_needed[@]}" apt-get update
+  "${sudo_if_needed[@]}" apt-get install -y nats-server
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -7,6 +7,10 @@
 // Each test file uses a different part of the harness.
 #![allow(dead_code)]
 
+// Cluster tests: real nats-server and herald processes.
+pub mod herald_process;
+pub mod nats;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,188 @@
+//! Herald nodes as real processes (the `herald` binary cargo built for the tests), each with
+//! its own configuration file, both listeners on free loopback ports, and a `[cluster]`
+//! section naming the NATS servers. Killed when dropped; a failing test prints their logs.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_protocol::Frame;
+use tokio::sync::mpsc;
+
+use super::{Client, Transport, login_frame};
+
+/// How long a node may take to start listening (a debug build on a busy machine).
+pub const NODE_START: Duration = Duration::from_secs(30);
+
+/// Users every node knows, each with the password [`password_of`] gives.
+pub const USERS: [&str; 3] = ["alice", "bob", "carol"];
+
+pub fn password_of(user: &str) -> String {
+    format!("{user}-secret")
+}
+
+/// One `herald` process.
+#[derive(Debug)]
+pub struct HeraldProcess {
+    pub node_id: String,
+    pub tcp_addr: SocketAddr,
+    pub ws_addr: SocketAddr,
+    child: Child,
+    /// Every line logged so far, for failure messages.
+    log: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::UnboundedReceiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl HeraldProcess {
+    /// Starts node `node_id` of the cluster whose NATS servers are `servers` and waits for
+    /// both `listening` lines. NATS need not be up: a node serves local traffic without it.
+    pub async fn start(node_id: &str, servers: &[String]) -> HeraldProcess {
+        let dir = tempfile::tempdir().expect("temporary directory for herald");
+        let config = dir.path().join("herald.toml");
+        let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "[websocket]\nbind = \"127.0.0.1:0\"\n\
+                 [tcp]\nbind = \"127.0.0.1:0\"\n\
+                 [cluster]\nservers = [{}]\nnode_id = {node_id:?}\n",
+                servers.join(", ")
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        command
+            .arg("--config")
+            .arg(&config)
+            .args(["--log-level", "info"]);
+        for user in USERS {
+            command
+                .arg("--user")
+                .arg(format!("{user}:{}", password_of(user)));
+        }
+        let mut child = command
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn herald");
+
+        // A thread per stream reads lines as they come, so a silent or hung node fails the
+        // wait below instead of blocking the test.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (lines_tx, lines) = mpsc::unbounded_channel();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        for reader in [
+            Box::new(stdout) as Box<dyn BufRead + Send>,
+            Box::new(stderr),
+        ] {
+            let (log, lines_tx) = (log.clone(), lines_tx.clone());
+            std::thread::spawn(move || {
+                for line in reader.lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line.clone());
+                    let _ = lines_tx.send(line);
+                }
+            });
+        }
+
+        let mut node = HeraldProcess {
+            node_id: node_id.to_owned(),
+            tcp_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            ws_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            child,
+            log,
+            lines,
+            _dir: dir,
+        };
+        for _ in 0..2 {
+            let line = node.wait_for_log("listening").await;
+            let addr = bound_addr(&line);
+            if line.contains("transport=\"tcp\"") {
+                node.tcp_addr = addr;
+            } else {
+                node.ws_addr = addr;
+            }
+        }
+        assert!(
+            node.tcp_addr.port() != 0 && node.ws_addr.port() != 0,
+            "node {node_id} did not log both listeners:\n{}",
+            node.log()
+        );
+        node
+    }
+
+    /// Waits for the next log line containing `text` (lines before it are skipped).
+    pub async fn wait_for_log(&mut self, text: &str) -> String {
+        let deadline = tokio::time::Instant::now() + NODE_START;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) if line.contains(text) => return line,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!(
+                    "node {} ended without logging {text:?}:\n{}",
+                    self.node_id,
+                    self.log()
+                ),
+                Err(_) => panic!(
+                    "node {} did not log {text:?} within {NODE_START:?}:\n{}",
+                    self.node_id,
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    /// Everything the node has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// A connection on which nothing has been sent yet.
+    pub async fn open(&self, transport: Transport) -> Client {
+        match transport {
+            Transport::Tcp => Client::tcp(self.tcp_addr, None).await,
+            Transport::Ws => Client::ws(self.ws_addr, None).await,
+        }
+    }
+
+    /// An anonymous STOMP 1.2 session; returns it with its CONNECTED frame.
+    pub async fn client(&self, transport: Transport) -> (Client, Frame) {
+        let mut client = self.open(transport).await;
+        let connected = client.connect().await;
+        (client, connected)
+    }
+
+    /// A session of `user` (one of [`USERS`]); returns it with its CONNECTED frame.
+    pub async fn login(&self, transport: Transport, user: &str) -> (Client, Frame) {
+        let mut client = self.open(transport).await;
+        let connected = client
+            .connect_with(login_frame(user, &password_of(user)))
+            .await;
+        (client, connected)
+    }
+}
+
+impl Drop for HeraldProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- herald node {} log ----\n{}", self.node_id, self.log());
+        }
+    }
+}
+
+/// Parses `addr=127.0.0.1:PORT` out of a `listening` log line.
+fn bound_addr(line: &str) -> SocketAddr {
+    let start = line.find("addr=").expect("addr field") + "addr=".len();
+    let end = line[start..].find(' ').map_or(line.len(), |n| start + n);
+    line[start..end]
+        .parse()
+        .unwrap_or_else(|e| panic!("no socket address in {line:?}: {e}"))
+}
