@@ -56,7 +56,7 @@ impl Settings {
     /// validated as a whole.
     pub fn load(&self) -> Result<Config, ConfigError> {
         let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
+            Some(path) => crate::check::load(path)?,
             None => Config::default(),
         };
         apply_overrides(&mut config, &self.overrides)?;

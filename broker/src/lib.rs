@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod destination;

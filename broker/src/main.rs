@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use herald::cli::{Cli, Command, ConfigCommand, Settings};
-use herald::config::{Config, ConfigError, LogConfig, LogFormat};
+use herald::config::{ConfigError, LogConfig, LogFormat};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
@@ -42,7 +42,7 @@ fn print_config(settings: &Settings) -> ExitCode {
 }
 
 fn check_config(file: &Path) -> ExitCode {
-    match Config::load(file) {
+    match herald::check::load(file) {
         Ok(_) => {
             println!("{}: ok", file.display());
             ExitCode::SUCCESS

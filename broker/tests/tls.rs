@@ -392,7 +392,9 @@ async fn sighup_reloads_the_certificate_of_the_running_binary() {
 
 #[test]
 fn tls_settings_are_checked_with_their_files() {
-    let check = |text: &str| Config::from_toml_str(text, "test.toml").map(|_| ());
+    let check = |text: &str| {
+        Config::from_toml_str(text, "test.toml").and_then(|config| herald::check::files(&config))
+    };
     let err = check("[tcp.tls]\nenabled = true\n")
         .unwrap_err()
         .to_string();
