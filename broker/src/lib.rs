@@ -4,6 +4,7 @@ pub mod access;
 pub mod auth;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod destination;
 pub mod metrics;

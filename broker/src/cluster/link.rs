@@ -1,0 +1,521 @@
+//! [`NatsLink`]: routing's [`ClusterLink`] over one NATS connection (docs/cluster.md).
+//!
+//! Tasks, all ended when the link is dropped or closed:
+//! - the publisher: drains the outgoing buffer (an [`Outbox`] bounded by bytes, so a
+//!   publisher outrunning NATS is paused like for a slow subscriber) and hands each message
+//!   to the NATS client, in order;
+//! - the reconciler: brings the NATS subscriptions in line with the interest routing
+//!   reports ([`Interest`]), and holds this node's own subject and the presence subject;
+//! - one receiver per subscription: hands each message to routing ([`Inbound`]) and waits,
+//!   within `max_pause`, for the subscribers it left congested. While it waits it does not
+//!   read, so the subscription's bounded channel in the NATS client fills and the client
+//!   counts and drops as a slow consumer: nothing between NATS and routing is unbounded.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::{Client, Message, Subscriber};
+use futures_util::StreamExt;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use super::filters::{FilterId, FilterIndex};
+use super::interest::{Interest, Want};
+use super::presence;
+use super::subject::Subjects;
+use super::wire;
+use crate::config::{ClusterConfig, Config, OverflowPolicy, Separator as ConfigSeparator};
+use crate::destination::Destinations;
+use crate::outbox::{Drained, OutFrame, Outbox, Pushed};
+use crate::routing::Separator;
+use crate::routing::cluster::{
+    Audience, BoxFuture, ClusterLink, Crossing, LinkState, Presence, RemotePresence,
+};
+
+/// What the link needs from routing on this node: the way in for messages from other nodes.
+/// The router implements it; tests use a recorder.
+pub trait Inbound: Send + Sync {
+    /// Delivers a message from another node to this node's local subscribers only (never
+    /// forwarded again); returns the subscriber outboxes it left above their high-water mark.
+    fn deliver(&self, message: Crossing<'_>) -> Vec<Arc<Outbox>>;
+
+    /// Sessions per user on this node (only `user` if given).
+    fn local_presence(&self, user: Option<&str>) -> Presence;
+}
+
+/// How a link behaves; every node of a cluster must agree on the first four.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    /// `[cluster] name`: the first token of every subject.
+    pub cluster_name: String,
+    pub node_id: String,
+    /// The broadcast prefixes, in routing's order, and the segment separator.
+    pub broadcast_prefixes: Vec<String>,
+    pub separator: Separator,
+    /// High-water mark of the outgoing buffer: past it, `forward` asks the publishing
+    /// session to wait.
+    pub max_pending_bytes: usize,
+    /// How far past the mark the buffer may grow (at least one largest message) before
+    /// what it holds is dropped and counted.
+    pub burst_bytes: usize,
+    /// How long a message from another node waits for a congested subscriber before that
+    /// subscriber is closed as a slow consumer (`outbox.max_pause_ms`).
+    pub max_pause: Duration,
+    /// How long `presence` waits for other nodes' answers.
+    pub presence_timeout: Duration,
+}
+
+impl LinkSettings {
+    /// The settings of node `node_id` from its configuration and its `[cluster]` section.
+    pub fn from_config(config: &Config, cluster: &ClusterConfig, node_id: &str) -> LinkSettings {
+        LinkSettings {
+            cluster_name: cluster.name.clone(),
+            node_id: node_id.to_owned(),
+            broadcast_prefixes: Destinations::new(&config.destinations)
+                .broadcast_prefixes()
+                .to_vec(),
+            separator: match config.destinations.separator {
+                ConfigSeparator::Slash => Separator::Slash,
+                ConfigSeparator::Dot => Separator::Dot,
+            },
+            max_pending_bytes: cluster.max_pending_bytes,
+            burst_bytes: config.limits.max_frame_bytes,
+            max_pause: Duration::from_millis(config.outbox.max_pause_ms),
+            presence_timeout: Duration::from_millis(cluster.presence_timeout_ms),
+        }
+    }
+}
+
+/// Message counts of a link since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    /// Local messages taken into the outgoing buffer.
+    pub forwarded: u64,
+    /// Messages handed to the NATS client.
+    pub published: u64,
+    /// Local messages not sent: the link was down, or the outgoing buffer overflowed.
+    pub dropped: u64,
+    /// Local messages larger than the NATS server's `max_payload`, not sent.
+    pub oversized: u64,
+    /// Messages from other nodes handed to routing.
+    pub delivered: u64,
+    /// Copies of a message that a second matching subscription of this node received and
+    /// skipped.
+    pub duplicates: u64,
+    /// Messages on this cluster's subjects not written by a Herald node, skipped.
+    pub malformed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    forwarded: AtomicU64,
+    published: AtomicU64,
+    dropped: AtomicU64,
+    oversized: AtomicU64,
+    delivered: AtomicU64,
+    duplicates: AtomicU64,
+    malformed: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This node's link to the others over one NATS connection.
+pub struct NatsLink {
+    shared: Arc<Shared>,
+    publisher: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    client: Client,
+    subjects: Subjects,
+    settings: LinkSettings,
+    /// The outgoing buffer; replaced by a fresh one when it overflowed (an overflowed
+    /// outbox takes nothing more).
+    buffer: Mutex<Arc<Outbox>>,
+    interest: Mutex<Interest>,
+    interest_changed: Notify,
+    /// The topic filters subscribed, for delivering each message once.
+    filters: RwLock<FilterIndex>,
+    counters: Counters,
+    stop: CancellationToken,
+}
+
+/// What a receiver's subscription is for.
+#[derive(Debug)]
+enum Route {
+    Topic(FilterId),
+    User(Box<str>),
+    /// This node's own subject: messages for one of its sessions.
+    Node,
+}
+
+impl NatsLink {
+    /// A link over `client` (made with `no_echo`: this node delivers its own messages
+    /// itself). Starts the publisher: `forward` works from now on; messages from other nodes
+    /// flow once [`NatsLink::start`] is called.
+    pub fn new(client: Client, settings: LinkSettings) -> NatsLink {
+        let shared = Arc::new(Shared {
+            subjects: Subjects::new(
+                &settings.cluster_name,
+                &settings.broadcast_prefixes,
+                settings.separator,
+            ),
+            buffer: Mutex::new(Arc::new(new_buffer(&settings))),
+            client,
+            settings,
+            interest: Mutex::new(Interest::default()),
+            interest_changed: Notify::new(),
+            filters: RwLock::new(FilterIndex::default()),
+            counters: Counters::default(),
+            stop: CancellationToken::new(),
+        });
+        let publisher = tokio::spawn(Arc::clone(&shared).publish());
+        NatsLink {
+            shared,
+            publisher: Mutex::new(Some(publisher)),
+        }
+    }
+
+    /// Starts receiving: subscribes this node's subject, the presence subject and whatever
+    /// interest routing reported so far, and hands messages to `inbound` (held weakly: the
+    /// router owns the link, not the other way round).
+    pub fn start(&self, inbound: Weak<dyn Inbound>) {
+        tokio::spawn(Arc::clone(&self.shared).reconcile(inbound));
+    }
+
+    /// Stops receiving, sends what is still buffered and flushes the connection. The caller
+    /// bounds how long it may take (NATS may be out of reach).
+    pub async fn close(&self) {
+        self.shared.stop.cancel();
+        let publisher = self.publisher.lock().take();
+        if let Some(publisher) = publisher {
+            let _ = publisher.await;
+        }
+        let buffer = Arc::clone(&self.shared.buffer.lock());
+        self.shared.send(buffer.drain()).await;
+        if let Err(e) = self.shared.client.flush().await {
+            debug!(error = %e, "cluster: flush at close failed");
+        }
+    }
+
+    pub fn counters(&self) -> LinkCounters {
+        let c = &self.shared.counters;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        LinkCounters {
+            forwarded: get(&c.forwarded),
+            published: get(&c.published),
+            dropped: get(&c.dropped),
+            oversized: get(&c.oversized),
+            delivered: get(&c.delivered),
+            duplicates: get(&c.duplicates),
+            malformed: get(&c.malformed),
+        }
+    }
+}
+
+fn new_buffer(settings: &LinkSettings) -> Outbox {
+    Outbox::new(settings.max_pending_bytes, OverflowPolicy::Close)
+        .with_burst_bytes(settings.burst_bytes)
+}
+
+impl Drop for NatsLink {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+    }
+}
+
+impl fmt::Debug for NatsLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsLink")
+            .field("cluster", &self.shared.settings.cluster_name)
+            .field("node", &self.shared.settings.node_id)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterLink for NatsLink {
+    fn topic_interest(&self, pattern: &str, on: bool) {
+        let subjects = &self.shared.subjects;
+        let filters = || match subjects.topic_filters(pattern) {
+            Some(filters) => filters,
+            None => {
+                debug!(
+                    pattern,
+                    "cluster: interest in a destination that is not a topic"
+                );
+                Vec::new()
+            }
+        };
+        if self.shared.interest.lock().topic(pattern, on, filters) {
+            self.shared.interest_changed.notify_one();
+        }
+    }
+
+    fn user_interest(&self, user: &str, on: bool) {
+        if self.shared.interest.lock().user(user, on) {
+            self.shared.interest_changed.notify_one();
+        }
+    }
+
+    fn forward(&self, message: Crossing<'_>) -> Option<Arc<Outbox>> {
+        let shared = &self.shared;
+        // Nobody can be reached: local traffic goes on without waiting for NATS.
+        if shared.client.connection_state() != State::Connected {
+            bump(&shared.counters.dropped);
+            return None;
+        }
+        let Some(bytes) = wire::encode(&shared.subjects, &message) else {
+            debug!(
+                destination = message.destination,
+                "cluster: not a topic, not forwarded"
+            );
+            return None;
+        };
+        let buffer = Arc::clone(&shared.buffer.lock());
+        match buffer.push_message(OutFrame { bytes, text: false }) {
+            Pushed::Queued | Pushed::QueuedAfterDropping(_) => {
+                bump(&shared.counters.forwarded);
+                None
+            }
+            Pushed::Congested => {
+                bump(&shared.counters.forwarded);
+                Some(buffer)
+            }
+            Pushed::Overflowed | Pushed::Closed => {
+                bump(&shared.counters.dropped);
+                None
+            }
+        }
+    }
+
+    fn presence(&self, user: Option<String>) -> BoxFuture<RemotePresence> {
+        let client = self.shared.client.clone();
+        let subject = self.shared.subjects.presence().to_owned();
+        let timeout = self.shared.settings.presence_timeout;
+        Box::pin(async move { presence::ask(&client, &subject, user.as_deref(), timeout).await })
+    }
+
+    fn state(&self) -> LinkState {
+        match self.shared.client.connection_state() {
+            State::Connected => LinkState::Connected,
+            State::Pending | State::Disconnected => LinkState::Disconnected,
+        }
+    }
+}
+
+impl Shared {
+    /// The publisher task: one at a time, in buffer order.
+    async fn publish(self: Arc<Self>) {
+        loop {
+            let buffer = Arc::clone(&self.buffer.lock());
+            tokio::select! {
+                () = buffer.ready() => {}
+                () = self.stop.cancelled() => return,
+            }
+            self.send(buffer.drain()).await;
+        }
+    }
+
+    /// Hands drained messages to the NATS client.
+    async fn send(&self, drained: Drained) {
+        if drained.overflowed {
+            // Past the hard bound, or a publisher waited for it as long as it may: what it
+            // held is gone. A fresh buffer takes the next messages.
+            *self.buffer.lock() = Arc::new(new_buffer(&self.settings));
+            bump(&self.counters.dropped);
+            warn!(
+                "cluster: outgoing buffer overflowed (NATS too slow or out of reach); its messages were dropped"
+            );
+        }
+        if drained.frames.is_empty() {
+            return;
+        }
+        // 0 until the first connection: then the server says.
+        let max_payload = self.client.server_info().max_payload;
+        for frame in drained.frames {
+            let Some(message) = wire::decode(frame.bytes) else {
+                continue;
+            };
+            if max_payload > 0 && message.size > max_payload {
+                bump(&self.counters.oversized);
+                warn!(
+                    size = message.size,
+                    max_payload, "cluster: message larger than NATS max_payload, not forwarded"
+                );
+                continue;
+            }
+            let published = self
+                .client
+                .publish_with_headers(message.subject, message.headers, message.payload)
+                .await;
+            match published {
+                Ok(()) => bump(&self.counters.published),
+                Err(e) => {
+                    bump(&self.counters.dropped);
+                    debug!(error = %e, "cluster: publish failed");
+                }
+            }
+        }
+    }
+
+    /// The reconciler task: this node's and the presence subscriptions, then the interest
+    /// subscriptions as routing changes them.
+    async fn reconcile(self: Arc<Self>, inbound: Weak<dyn Inbound>) {
+        let mut fixed = Vec::new();
+        let node = self.subjects.node(&self.settings.node_id);
+        if let Some(sub) = self.subscribe(&node).await {
+            let receive = Arc::clone(&self).receive(sub, Route::Node, inbound.clone());
+            fixed.push(tokio::spawn(receive));
+        }
+        if let Some(sub) = self.subscribe(self.subjects.presence()).await {
+            let client = self.client.clone();
+            let node_id = self.settings.node_id.clone();
+            let respond = presence::respond(client, node_id, sub, inbound.clone());
+            fixed.push(tokio::spawn(respond));
+        }
+        let mut active = std::collections::HashMap::new();
+        let mut last_id: FilterId = 0;
+        loop {
+            let changes = self.interest.lock().take_changes();
+            for (want, on) in changes {
+                if !on {
+                    if let Some(receiver) = active.remove(&want) {
+                        self.unsubscribed(&want, receiver);
+                    }
+                    continue;
+                }
+                if active.contains_key(&want) {
+                    continue;
+                }
+                let subject = match &want {
+                    Want::Topic(filter) => filter.to_string(),
+                    Want::User(user) => self.subjects.user(user),
+                };
+                let Some(sub) = self.subscribe(&subject).await else {
+                    continue;
+                };
+                let route = match &want {
+                    Want::Topic(filter) => {
+                        last_id += 1;
+                        self.filters.write().insert(filter, last_id);
+                        Route::Topic(last_id)
+                    }
+                    Want::User(user) => Route::User(user.clone()),
+                };
+                let receive = Arc::clone(&self).receive(sub, route, inbound.clone());
+                active.insert(want, tokio::spawn(receive));
+            }
+            tokio::select! {
+                () = self.interest_changed.notified() => {}
+                () = self.stop.cancelled() => break,
+            }
+        }
+        for receiver in fixed.into_iter().chain(active.into_values()) {
+            receiver.abort();
+        }
+    }
+
+    async fn subscribe(&self, subject: &str) -> Option<Subscriber> {
+        match self.client.subscribe(subject.to_owned()).await {
+            Ok(sub) => Some(sub),
+            Err(e) => {
+                // Only when the client itself is gone.
+                error!(subject, error = %e, "cluster: cannot subscribe");
+                None
+            }
+        }
+    }
+
+    /// Ends a subscription: its receiver is dropped, and with it the NATS subscription.
+    fn unsubscribed(&self, want: &Want, receiver: JoinHandle<()>) {
+        if let Want::Topic(filter) = want {
+            self.filters.write().remove(filter);
+        }
+        receiver.abort();
+    }
+
+    /// A receiver task: one subscription's messages into routing, one at a time.
+    async fn receive(
+        self: Arc<Self>,
+        mut sub: Subscriber,
+        route: Route,
+        inbound: Weak<dyn Inbound>,
+    ) {
+        while let Some(message) = sub.next().await {
+            let Some(inbound) = inbound.upgrade() else {
+                return;
+            };
+            let congested = self.deliver(&*inbound, &route, &message);
+            drop(inbound);
+            self.relieve(congested).await;
+        }
+    }
+
+    /// Hands one message to routing; returns the outboxes it left congested.
+    fn deliver(&self, inbound: &dyn Inbound, route: &Route, message: &Message) -> Vec<Arc<Outbox>> {
+        let incoming = message.headers.as_ref().and_then(wire::incoming);
+        let Some(incoming) = incoming else {
+            bump(&self.counters.malformed);
+            return Vec::new();
+        };
+        let topic_destination;
+        let (audience, destination) = match route {
+            Route::Topic(id) => {
+                if self.filters.read().first_match(&message.subject) != Some(*id) {
+                    // Another subscription of this node matching the subject delivers it.
+                    bump(&self.counters.duplicates);
+                    return Vec::new();
+                }
+                topic_destination = self.subjects.topic_destination(&message.subject);
+                (Audience::Topic, topic_destination.as_deref())
+            }
+            Route::User(name) => (Audience::User { name }, incoming.destination.as_deref()),
+            Route::Node => match incoming.session.as_deref() {
+                Some(session) => (
+                    Audience::Session {
+                        node: &self.settings.node_id,
+                        session,
+                    },
+                    incoming.destination.as_deref(),
+                ),
+                None => (Audience::Topic, None),
+            },
+        };
+        let Some(destination) = destination else {
+            bump(&self.counters.malformed);
+            return Vec::new();
+        };
+        bump(&self.counters.delivered);
+        inbound.deliver(Crossing {
+            audience,
+            destination,
+            message_id: &incoming.message_id,
+            headers: &incoming.headers,
+            body: &message.payload,
+        })
+    }
+
+    /// Waits, within `max_pause` altogether, for the subscribers a delivery left congested;
+    /// closes those still congested as slow consumers.
+    async fn relieve(&self, congested: Vec<Arc<Outbox>>) {
+        if congested.is_empty() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.max_pause;
+        for outbox in &congested {
+            let _ = tokio::time::timeout_at(deadline, outbox.uncongested()).await;
+        }
+        for outbox in &congested {
+            outbox.close_if_congested();
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The NATS cluster: this node joined to others (see docs/cluster.md).
+//!
+//! Above routing: routing knows only its [`ClusterLink`](crate::routing::cluster::ClusterLink)
+//! seam, which [`NatsLink`] implements over the connection [`connect`] makes.
+
+pub mod connect;
+mod escape;
+mod filters;
+mod interest;
+mod link;
+pub mod presence;
+pub mod subject;
+mod wire;
+
+pub use link::{Inbound, LinkCounters, LinkSettings, NatsLink};
+pub use presence::ask_presence;

@@ -1,0 +1,122 @@
+//! Presence across the cluster: who is online, as a scatter-gather over NATS.
+//!
+//! A question is a request on `<c>.presence` whose payload is a user name (empty: every
+//! user); every node answers on the reply subject with the JSON
+//! `{"node": "<id>", "users": {"<name>": <sessions>}}` of its own sessions, and the asker
+//! adds up what arrives before its timeout. No node keeps a registry of the others' users.
+
+use std::collections::HashSet;
+use std::sync::Weak;
+use std::time::Duration;
+
+use async_nats::{Client, Subscriber};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tracing::debug;
+
+use super::link::Inbound;
+use super::subject::presence_subject;
+use crate::routing::cluster::{Presence, RemotePresence};
+
+/// One node's answer.
+#[derive(Debug, Serialize, Deserialize)]
+struct Answer {
+    node: String,
+    users: Presence,
+}
+
+/// Asks every node of cluster `cluster_name` reachable through `client` which users are
+/// online (only `user` if given), gathering answers for `timeout`. The asking connection's
+/// own node does not answer when the client was made with `no_echo` (a node's link is).
+pub async fn ask_presence(
+    client: &Client,
+    cluster_name: &str,
+    user: Option<&str>,
+    timeout: Duration,
+) -> RemotePresence {
+    ask(client, &presence_subject(cluster_name), user, timeout).await
+}
+
+pub(crate) async fn ask(
+    client: &Client,
+    subject: &str,
+    user: Option<&str>,
+    timeout: Duration,
+) -> RemotePresence {
+    let mut gathered = RemotePresence::default();
+    let mut nodes = HashSet::new();
+    // Everything, sending the question included, within the timeout: with NATS out of
+    // reach the question waits in the client and nobody answers.
+    let _ = tokio::time::timeout(timeout, async {
+        let inbox = client.new_inbox();
+        // Subscribed before asking: the subscription reaches the server first.
+        let mut answers = match client.subscribe(inbox.clone()).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                debug!(error = %e, "presence: cannot subscribe for answers");
+                return;
+            }
+        };
+        let question = user.unwrap_or_default().to_owned().into_bytes().into();
+        if let Err(e) = client
+            .publish_with_reply(subject.to_owned(), inbox, question)
+            .await
+        {
+            debug!(error = %e, "presence: cannot ask");
+            return;
+        }
+        while let Some(message) = answers.next().await {
+            let answer = match serde_json::from_slice::<Answer>(&message.payload) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    debug!(error = %e, "presence: unreadable answer");
+                    continue;
+                }
+            };
+            // A node answering twice (its answer duplicated) counts once.
+            if nodes.insert(answer.node) {
+                for (name, sessions) in answer.users {
+                    *gathered.users.entry(name).or_default() += sessions;
+                }
+            }
+        }
+    })
+    .await;
+    gathered.nodes = nodes.len();
+    gathered
+}
+
+/// Answers the presence questions arriving on `questions` with this node's sessions, until
+/// the subscription or routing goes away.
+pub(crate) async fn respond(
+    client: Client,
+    node_id: String,
+    mut questions: Subscriber,
+    inbound: Weak<dyn Inbound>,
+) {
+    while let Some(question) = questions.next().await {
+        let Some(reply) = question.reply else {
+            continue;
+        };
+        let Ok(user) = std::str::from_utf8(&question.payload) else {
+            continue;
+        };
+        let Some(inbound) = inbound.upgrade() else {
+            return;
+        };
+        let users = inbound.local_presence((!user.is_empty()).then_some(user));
+        drop(inbound);
+        let answer = Answer {
+            node: node_id.clone(),
+            users,
+        };
+        match serde_json::to_vec(&answer) {
+            Ok(json) => {
+                if let Err(e) = client.publish(reply, json.into()).await {
+                    debug!(error = %e, "presence: cannot answer");
+                }
+            }
+            Err(e) => debug!(error = %e, "presence: cannot encode the answer"),
+        }
+    }
+}

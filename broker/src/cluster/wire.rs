@@ -1,0 +1,350 @@
+//! A message between nodes as NATS carries it: subject (see `subject.rs`), headers, payload.
+//!
+//! NATS headers (docs/cluster.md, "Headers"):
+//! - `Herald-Message-Id`: the publishing node's message id, which every node delivers;
+//! - `Herald-Destination`: for user and session messages, the destination after the user
+//!   prefix (`/queue/x`); a topic's destination is its subject;
+//! - `Herald-Session`: for session messages, the session id;
+//! - `Herald-Header`, repeated: each STOMP header as `name:value`, in frame order. One NATS
+//!   name for all of them, because a NATS header map keeps the order of a repeated name but
+//!   not the order between names, and STOMP frames are ordered; and so that a STOMP header
+//!   can never pass for one of Herald's.
+//!
+//! Escaping is reversible (`%XX`, see `escape.rs`): NATS values may not hold CR or LF, and
+//! lose whitespace at either end (a line starting with whitespace continues the previous
+//! one); names here never hold `:`. So in STOMP names `:`, whitespace and control characters
+//! are escaped, in values control characters and whitespace at either end.
+//!
+//! On the way out, a message is encoded once into one buffer (the link's outbox holds it,
+//! see `link.rs`); the publisher turns it into what the NATS client takes, the body a slice
+//! of that buffer. On the way in, the body is the NATS payload as received.
+
+use std::borrow::Cow;
+
+use async_nats::{HeaderMap, HeaderName, Subject};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use herald_protocol::Headers;
+
+use super::escape::{Sink, escape_char, escape_into, unescape};
+use super::subject::Subjects;
+use crate::routing::cluster::{Audience, Crossing};
+
+/// The header names, by their code in an encoded message.
+const NAMES: [&str; 4] = [
+    "Herald-Message-Id",
+    "Herald-Destination",
+    "Herald-Session",
+    "Herald-Header",
+];
+const MESSAGE_ID: u8 = 0;
+const DESTINATION: u8 = 1;
+const SESSION: u8 = 2;
+const HEADER: u8 = 3;
+
+/// A header name without allocating (a `&str` key would be copied at every lookup).
+fn name(code: u8) -> HeaderName {
+    HeaderName::from_static(NAMES[usize::from(code)])
+}
+
+/// Writes a header value: `%` and control characters escaped, and whitespace at either end.
+fn escape_value(out: &mut impl Sink, value: &str) {
+    let start = value.len() - value.trim_start().len();
+    let end = value.trim_end().len().max(start);
+    value[..start].chars().for_each(|c| escape_char(out, c));
+    escape_into(out, &value[start..end], char::is_control);
+    value[end..].chars().for_each(|c| escape_char(out, c));
+}
+
+/// Writes one STOMP header as a `Herald-Header` value.
+fn escape_header(out: &mut impl Sink, name: &str, value: &str) {
+    escape_into(out, name, |c| {
+        c == ':' || c.is_whitespace() || c.is_control()
+    });
+    out.put(":");
+    escape_value(out, value);
+}
+
+/// Encodes a message for the other nodes: `None` if a topic destination has no broadcast
+/// prefix. Layout: subject and header block, each after its `u32` length, then the body.
+pub(crate) fn encode(subjects: &Subjects, message: &Crossing<'_>) -> Option<Bytes> {
+    let text: usize = message
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 8)
+        .sum();
+    let mut buf = BytesMut::with_capacity(
+        message.destination.len() * 2 + message.message_id.len() + text + message.body.len() + 64,
+    );
+    let subject = buf.len();
+    buf.put_u32(0);
+    match message.audience {
+        Audience::Topic => {
+            if !subjects.write_topic(&mut buf, message.destination) {
+                return None;
+            }
+        }
+        Audience::User { name } => subjects.write_user(&mut buf, name),
+        Audience::Session { node, .. } => subjects.write_node(&mut buf, node),
+    }
+    patch_length(&mut buf, subject);
+    let block = buf.len();
+    buf.put_u32(0);
+    put_entry(&mut buf, MESSAGE_ID, |out| {
+        escape_value(out, message.message_id)
+    });
+    if let Audience::Session { session, .. } = message.audience {
+        put_entry(&mut buf, SESSION, |out| escape_value(out, session));
+    }
+    if message.audience != Audience::Topic {
+        put_entry(&mut buf, DESTINATION, |out| {
+            escape_value(out, message.destination);
+        });
+    }
+    for (name, value) in message.headers.iter() {
+        put_entry(&mut buf, HEADER, |out| escape_header(out, name, value));
+    }
+    patch_length(&mut buf, block);
+    buf.extend_from_slice(message.body);
+    Some(buf.freeze())
+}
+
+/// Writes the length of what follows the `u32` at `at` into it.
+fn patch_length(buf: &mut BytesMut, at: usize) {
+    let len = u32::try_from(buf.len() - at - 4).unwrap_or(u32::MAX);
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+fn put_entry(buf: &mut BytesMut, code: u8, write: impl FnOnce(&mut BytesMut)) {
+    buf.put_u8(code);
+    let at = buf.len();
+    buf.put_u32(0);
+    write(buf);
+    patch_length(buf, at);
+}
+
+/// An encoded message ready for the NATS client.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub subject: Subject,
+    pub headers: HeaderMap,
+    pub payload: Bytes,
+    /// Bytes NATS counts against its `max_payload`: header block and payload.
+    pub size: usize,
+}
+
+/// Decodes what [`encode`] wrote; `None` only for a buffer it did not write.
+pub(crate) fn decode(mut record: Bytes) -> Option<Outgoing> {
+    let subject = Subject::from_utf8(take(&mut record)?).ok()?;
+    let mut block = take(&mut record)?;
+    let mut headers = HeaderMap::new();
+    // `NATS/1.0\r\n`, each `name: value\r\n`, then `\r\n`.
+    let mut size = 12;
+    while block.has_remaining() {
+        let code = block.get_u8();
+        let value = take(&mut block)?;
+        let value = std::str::from_utf8(&value).ok()?;
+        let name_len = NAMES.get(usize::from(code))?.len();
+        size += name_len + value.len() + 4;
+        headers.append(name(code), value);
+    }
+    Some(Outgoing {
+        subject,
+        headers,
+        size: size + record.len(),
+        payload: record,
+    })
+}
+
+/// Splits off a part written after its `u32` length.
+fn take(buf: &mut Bytes) -> Option<Bytes> {
+    if buf.remaining() < 4 {
+        return None;
+    }
+    let len = usize::try_from(buf.get_u32()).ok()?;
+    (len <= buf.len()).then(|| buf.split_to(len))
+}
+
+/// A message from another node, read from its NATS headers.
+#[derive(Debug)]
+pub(crate) struct Incoming<'a> {
+    pub message_id: Cow<'a, str>,
+    /// The destination after the user prefix (user and session messages).
+    pub destination: Option<Cow<'a, str>>,
+    /// The session a session message is for.
+    pub session: Option<Cow<'a, str>>,
+    /// The STOMP headers, in frame order.
+    pub headers: Headers,
+}
+
+/// Reads the headers of a message from another node; `None` if they were not written by a
+/// Herald node (no message id, or a value that does not decode).
+pub(crate) fn incoming(map: &HeaderMap) -> Option<Incoming<'_>> {
+    let value = |code| map.get(name(code)).map(|v| unescape(v.as_str()));
+    let message_id = value(MESSAGE_ID)??;
+    let destination = value(DESTINATION).map(|v| v.ok_or(())).transpose().ok()?;
+    let session = value(SESSION).map(|v| v.ok_or(())).transpose().ok()?;
+    let entries = map.get_all(name(HEADER));
+    let mut headers = Headers::with_capacity(
+        map.get_all(name(HEADER)).count(),
+        map.get_all(name(HEADER)).map(|v| v.as_str().len()).sum(),
+    );
+    for entry in entries {
+        let (name, value) = entry.as_str().split_once(':')?;
+        headers.push(&unescape(name)?, &unescape(value)?);
+    }
+    Some(Incoming {
+        message_id,
+        destination,
+        session,
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::routing::Separator;
+
+    fn subjects() -> Subjects {
+        Subjects::new("herald", &["/topic/".to_owned()], Separator::Slash)
+    }
+
+    /// What the receiving client makes of a header map: async-nats writes `name: value`
+    /// lines and its parser splits at the first `:`, splits lines at LF (dropping a CR before
+    /// it) and trims whitespace at both ends of the value (async-nats 0.46, connection.rs).
+    fn through_the_wire(map: &HeaderMap) -> HeaderMap {
+        let mut text = String::new();
+        for (name, values) in map.iter() {
+            for value in values {
+                text.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        let mut parsed = HeaderMap::new();
+        for line in text.lines() {
+            let (name, value) = line.split_once(':').expect("a line per header");
+            assert!(
+                !name.is_empty() && name.bytes().all(|b| (33..127).contains(&b) && b != b':'),
+                "bad NATS header name {name:?}"
+            );
+            parsed.append(name, value.trim());
+        }
+        parsed
+    }
+
+    fn round_trip(message: &Crossing<'_>) -> (Outgoing, HeaderMap) {
+        let record = encode(&subjects(), message).expect("encodable");
+        let outgoing = decode(record).expect("decodes");
+        let received = through_the_wire(&outgoing.headers);
+        (outgoing, received)
+    }
+
+    #[test]
+    fn a_session_message_carries_its_session_and_destination() {
+        let headers: Headers = [("content-type", "text/plain"), ("x", "1"), ("x", "2 ")]
+            .into_iter()
+            .collect();
+        let body = Bytes::from_static(b"hello");
+        let message = Crossing {
+            audience: Audience::Session {
+                node: "n2",
+                session: "n2-00ff",
+            },
+            destination: "/queue/a b ",
+            message_id: "n1-7",
+            headers: &headers,
+            body: &body,
+        };
+        let (outgoing, received) = round_trip(&message);
+        assert_eq!(outgoing.subject.as_str(), "herald.n.n2");
+        assert_eq!(outgoing.payload, body);
+        let names: Vec<_> = outgoing
+            .headers
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        let incoming = incoming(&received).unwrap();
+        assert_eq!(incoming.message_id, "n1-7");
+        assert_eq!(incoming.session.as_deref(), Some("n2-00ff"));
+        assert_eq!(incoming.destination.as_deref(), Some("/queue/a b "));
+        assert_eq!(incoming.headers, headers);
+        let expected_size = 12
+            + outgoing
+                .headers
+                .iter()
+                .flat_map(|(n, vs)| {
+                    vs.iter()
+                        .map(move |v| n.to_string().len() + v.as_str().len() + 4)
+                })
+                .sum::<usize>()
+            + body.len();
+        assert_eq!(outgoing.size, expected_size);
+    }
+
+    #[test]
+    fn topics_have_no_destination_header_and_unprefixed_topics_are_refused() {
+        let headers = Headers::new();
+        let body = Bytes::new();
+        let mut message = Crossing {
+            audience: Audience::Topic,
+            destination: "/topic/a",
+            message_id: "m",
+            headers: &headers,
+            body: &body,
+        };
+        let (outgoing, received) = round_trip(&message);
+        assert_eq!(outgoing.subject.as_str(), "herald.t./topic/.a");
+        let incoming = incoming(&received).unwrap();
+        assert_eq!((incoming.destination, incoming.session), (None, None));
+        message.destination = "/elsewhere/a";
+        assert!(encode(&subjects(), &message).is_none());
+    }
+
+    #[test]
+    fn foreign_messages_are_refused() {
+        assert!(incoming(&HeaderMap::new()).is_none());
+        let mut map = HeaderMap::new();
+        map.insert(name(MESSAGE_ID), "m");
+        map.insert(name(HEADER), "no colon");
+        assert!(incoming(&map).is_none());
+        map.insert(name(HEADER), "a:%zz");
+        assert!(incoming(&map).is_none());
+        assert!(decode(Bytes::from_static(b"\0\0\0\x09abc")).is_none());
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof!["\\PC{0,6}", "[ :%\\r\\n\\t\u{a0}\u{2028}a\\\\]{0,6}"]
+    }
+
+    proptest! {
+        /// Any headers, repeats and order included, and any user destination survive the
+        /// trip through NATS; the body is the same bytes.
+        #[test]
+        fn headers_round_trip(
+            entries in prop::collection::vec((text(), text()), 0..8),
+            user in text(),
+            destination in text(),
+            message_id in text(),
+            body in prop::collection::vec(any::<u8>(), 0..32),
+        ) {
+            let headers: Headers = entries.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let body = Bytes::from(body);
+            let message = Crossing {
+                audience: Audience::User { name: &user },
+                destination: &destination,
+                message_id: &message_id,
+                headers: &headers,
+                body: &body,
+            };
+            let (outgoing, received) = round_trip(&message);
+            prop_assert_eq!(outgoing.subject.as_str(), subjects().user(&user));
+            prop_assert_eq!(&outgoing.payload, &body);
+            let incoming = incoming(&received).unwrap();
+            prop_assert_eq!(&incoming.message_id, &message_id);
+            prop_assert_eq!(incoming.destination.as_deref(), Some(destination.as_str()));
+            prop_assert_eq!(incoming.headers, headers);
+        }
+    }
+}
