@@ -13,8 +13,8 @@ pub mod user;
 
 // The destination and pattern languages live below routing, because access reads them too;
 // these re-exports keep `routing::destination` and `routing::pattern` paths working.
-pub use crate::{destination, pattern};
 pub use crate::pattern::{
     Pattern, PatternError, PatternLimits, Segment, Separator, has_wildcards, is_literal,
 };
+pub use crate::{destination, pattern};
 pub use trie::{ShardedTrie, SubscriptionTrie};
