@@ -301,6 +301,10 @@ fn crate_paths(file: &str, source: &str) -> Vec<(usize, String, String)> {
                     }
                     match ident(j) {
                         Some(root) => vec![(root.to_owned(), path.join("::"))],
+                        // `use super::*` from a top-level file: the whole crate root.
+                        None if toks.get(j).map(|t| &t.0) == Some(&Token::Other) => {
+                            vec![("*".to_owned(), format!("{}::*", written.join("::")))]
+                        }
                         None => Vec::new(),
                     }
                 };
@@ -392,6 +396,9 @@ fn violations(layers: &Layers, file: &str, source: &str) -> Vec<Violation> {
                 "`{own}` may not import `{root}`, a layer above it; imports run downward only: {}",
                 layers.describe()
             ),
+            None if root == "*" => {
+                "a glob of the crate root reaches every layer; name the modules used".to_owned()
+            }
             None => format!("`{root}` is no module in any layer: {}", layers.describe()),
         };
         found.push(Violation {
@@ -529,6 +536,7 @@ fn paths_in_code_groups_and_through_super_are_read() {
         paths("access.rs", "use super::session::X;\n"),
         ["1:super::session::X"]
     );
+    assert_eq!(paths("access.rs", "use super::*;\n"), ["1:super::*"]);
     assert_eq!(
         paths("routing/queue/fifo.rs", "use super::super::topic::X;\n"),
         Vec::<String>::new()
