@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, LogLevel, Problem, UserConfig};
+use crate::config::{ClusterConfig, Config, ConfigError, LogLevel, Problem, UserConfig};
 
 /// Herald, a STOMP message broker over WebSocket and TCP.
 #[derive(Debug, Parser)]
@@ -89,6 +89,10 @@ pub struct Overrides {
     /// Adds a user to auth.users, for trials and tests; repeatable.
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
     pub users: Vec<StaticUser>,
+    /// Sets cluster.servers (comma-separated NATS URLs), adding a [cluster] section with
+    /// defaults if there is none.
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    pub cluster: Vec<String>,
 }
 
 /// A `--user NAME:PASSWORD`.
@@ -124,6 +128,10 @@ pub fn apply_overrides(config: &mut Config, overrides: &Overrides) -> Result<(),
     }
     if let Some(level) = overrides.log_level {
         config.log.level = level;
+    }
+    if !overrides.cluster.is_empty() {
+        let cluster = config.cluster.get_or_insert_with(ClusterConfig::default);
+        cluster.servers.clone_from(&overrides.cluster);
     }
     for user in &overrides.users {
         config.auth.users.retain(|u| u.login != user.name);
@@ -195,6 +203,68 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("websocket.enabled"), "{err}");
+    }
+
+    #[test]
+    fn cluster_flag_sets_the_servers_of_a_default_section() {
+        let cli =
+            Cli::try_parse_from(["herald", "--cluster", "nats://a:4222,tls://b:4443"]).unwrap();
+        let cluster = cli.settings.load().unwrap().cluster.unwrap();
+        assert_eq!(cluster.servers, ["nats://a:4222", "tls://b:4443"]);
+        assert_eq!(
+            cluster,
+            ClusterConfig {
+                servers: cluster.servers.clone(),
+                ..ClusterConfig::default()
+            }
+        );
+        assert_eq!(
+            Cli::try_parse_from(["herald"])
+                .unwrap()
+                .settings
+                .load()
+                .unwrap()
+                .cluster,
+            None
+        );
+    }
+
+    #[test]
+    fn cluster_flag_keeps_the_rest_of_the_file_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(
+            &file,
+            "[cluster]\nservers = [\"nats://old:4222\"]\nname = \"blue\"\n",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from([
+            "herald",
+            "--config",
+            file.to_str().unwrap(),
+            "--cluster",
+            "nats://new:4222",
+            "--cluster",
+            "nats://other:4222",
+        ])
+        .unwrap();
+        let cluster = cli.settings.load().unwrap().cluster.unwrap();
+        assert_eq!(cluster.servers, ["nats://new:4222", "nats://other:4222"]);
+        assert_eq!(cluster.name, "blue");
+    }
+
+    #[test]
+    fn cluster_flag_urls_are_validated() {
+        let cli = Cli::try_parse_from(["herald", "--cluster", "nats://a:4222,http://b"]).unwrap();
+        let err = cli.settings.load().unwrap_err().to_string();
+        assert!(
+            err.starts_with("command line: invalid configuration"),
+            "{err}"
+        );
+        assert!(
+            err.contains("cluster.servers[1]: \"http://b\" has scheme \"http\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -46,6 +46,19 @@ pub struct Stats {
     /// Bytes held by open transactions, all sessions together; the
     /// `limits.max_transaction_bytes_total` bound is checked against it.
     pub transaction_bytes: AtomicI64,
+    /// 1 while this node's NATS link is up, 0 while it is down or not yet made (stays 0 on
+    /// a single node).
+    pub cluster_link_up: AtomicI64,
+    /// Times the NATS link went down.
+    pub cluster_disconnects: AtomicU64,
+    /// Times the NATS link came back after being up before.
+    pub cluster_reconnects: AtomicU64,
+    /// Failed attempts to reach a NATS server (unreachable, TLS, refused credentials).
+    pub cluster_connect_errors: AtomicU64,
+    /// Of those, attempts NATS refused for this node's credentials.
+    pub cluster_auth_errors: AtomicU64,
+    /// Messages from NATS dropped because a subscription's channel was full.
+    pub cluster_slow_consumer: AtomicU64,
     closes: [AtomicU64; CLOSE_LABELS.len()],
 }
 

@@ -22,6 +22,7 @@ pub use sections::{
     Separator, ShutdownConfig, StompConfig, TcpConfig, UserConfig, WebSocketConfig,
 };
 pub use sections::{ClientAuth, IpNetwork, TlsConfig};
+pub use sections::{ClusterConfig, ClusterTlsConfig};
 
 /// The whole configuration. `Config::default()` is what an empty file gives.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -39,6 +40,9 @@ pub struct Config {
     pub access: AccessConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    /// `[cluster]`; `None` (no section): a single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {

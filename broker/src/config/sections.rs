@@ -601,6 +601,84 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[cluster]`: this node as one of several joined over NATS. Absent (the default), the node
+/// runs alone and needs no NATS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// NATS server URLs (`nats://host:4222`, `tls://host:4222`); several for failover.
+    pub servers: Vec<String>,
+    /// The subject prefix, so that two clusters can share one NATS.
+    pub name: String,
+    /// This node's id (session ids start with it); empty: random at each start.
+    pub node_id: String,
+    /// Credentials: at most one kind of token, user and password, NKey seed, `.creds` file.
+    pub token: String,
+    pub user: String,
+    pub password: String,
+    pub nkey_seed: String,
+    /// A file holding the NKey seed, instead of `nkey_seed`.
+    pub nkey_seed_file: String,
+    /// A NATS `.creds` file (user JWT and NKey seed).
+    pub credentials_file: String,
+    /// `[cluster.tls]`.
+    pub tls: ClusterTlsConfig,
+    /// How long a presence question waits for other nodes' answers.
+    pub presence_timeout_ms: u64,
+    /// Most bytes of messages waiting to go out to NATS.
+    pub max_pending_bytes: usize,
+    /// Messages one NATS subscription holds before NATS reports this node a slow consumer.
+    pub subscription_capacity: usize,
+    /// Longest one attempt to reach a NATS server may take.
+    pub connect_timeout_ms: u64,
+    /// Whether the node reports itself ready only while its NATS link is up.
+    pub ready_requires_link: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            servers: vec!["nats://127.0.0.1:4222".to_owned()],
+            name: "herald".to_owned(),
+            node_id: String::new(),
+            token: String::new(),
+            user: String::new(),
+            password: String::new(),
+            nkey_seed: String::new(),
+            nkey_seed_file: String::new(),
+            credentials_file: String::new(),
+            tls: ClusterTlsConfig::default(),
+            presence_timeout_ms: 200,
+            max_pending_bytes: 16 * MIB,
+            subscription_capacity: 8192,
+            connect_timeout_ms: 5_000,
+            ready_requires_link: true,
+        }
+    }
+}
+
+/// `[cluster.tls]`: TLS to the NATS servers. Setting `ca_file` or `cert_file` makes TLS
+/// required, like `required = true` or a `tls://` URL.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterTlsConfig {
+    /// PEM file with the CA certificates the servers' certificates must chain to; empty: the
+    /// system's roots.
+    pub ca_file: String,
+    /// PEM file: the client certificate this node presents, with `key_file`.
+    pub cert_file: String,
+    pub key_file: String,
+    /// Refuse to talk to a server without TLS.
+    pub required: bool,
+}
+
+impl ClusterTlsConfig {
+    /// Whether the connection must use TLS whatever the server URLs say.
+    pub fn is_required(&self) -> bool {
+        self.required || !self.ca_file.is_empty() || !self.cert_file.is_empty()
+    }
+}
+
 fn any_v4(port: u16) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
 }

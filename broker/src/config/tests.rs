@@ -232,3 +232,296 @@ fn queue_bounds() {
     .unwrap();
     assert_eq!(config.queues.overflow, QueueOverflow::Reject);
 }
+
+fn cluster_config(text: &str) -> ClusterConfig {
+    Config::from_toml_str(text, "test.toml")
+        .unwrap()
+        .cluster
+        .expect("a [cluster] section")
+}
+
+/// Dotted names of every key of a `[cluster]` section, `[cluster.tls]` included.
+fn cluster_keys(section: &toml::Table) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for (key, value) in section {
+        match value.as_table() {
+            Some(table) => keys.extend(table.keys().map(|k| format!("cluster.{key}.{k}"))),
+            None => {
+                keys.insert(format!("cluster.{key}"));
+            }
+        }
+    }
+    keys
+}
+
+fn default_cluster_keys() -> BTreeSet<String> {
+    cluster_keys(&toml::Table::try_from(ClusterConfig::default()).unwrap())
+}
+
+/// The commented `[cluster]` example that ends `config/herald.toml`, uncommented.
+fn shipped_cluster_example() -> String {
+    let start = SHIPPED
+        .find("\n# [cluster]\n")
+        .expect("herald.toml ends with a commented [cluster] example");
+    SHIPPED[start + 1..]
+        .lines()
+        .map(|line| {
+            line.strip_prefix("# ")
+                .or_else(|| line.strip_prefix('#'))
+                .expect("every line commented")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn no_cluster_section_is_a_single_node() {
+    assert_eq!(Config::default().cluster, None);
+    let text = Config::default().to_toml_string().unwrap();
+    assert!(!text.contains("cluster"), "{text}");
+}
+
+#[test]
+fn an_empty_cluster_section_takes_the_defaults() {
+    let cluster = cluster_config("[cluster]\n");
+    assert_eq!(cluster, ClusterConfig::default());
+    assert_eq!(cluster.servers, ["nats://127.0.0.1:4222"]);
+    assert_eq!(cluster.name, "herald");
+    assert_eq!(cluster.node_id, "");
+    assert_eq!(cluster.presence_timeout_ms, 200);
+    assert_eq!(cluster.max_pending_bytes, 16 * 1024 * 1024);
+    assert_eq!(cluster.subscription_capacity, 8192);
+    assert_eq!(cluster.connect_timeout_ms, 5000);
+    assert!(cluster.ready_requires_link);
+    assert!(!cluster.tls.is_required());
+}
+
+#[test]
+fn a_full_cluster_section_parses_and_prints_back() {
+    let cluster = cluster_config(
+        "[cluster]\nservers = [\"nats://a:4222\", \"tls://b.example:4443\"]\nname = \"blue_1-x\"\n\
+         node_id = \"n0de7\"\nuser = \"herald\"\npassword = \"s3cret\"\n\
+         presence_timeout_ms = 50\nmax_pending_bytes = 1024\nsubscription_capacity = 16\n\
+         connect_timeout_ms = 100\nready_requires_link = false\n\
+         [cluster.tls]\nca_file = \"ca.pem\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+    );
+    assert_eq!(cluster.servers, ["nats://a:4222", "tls://b.example:4443"]);
+    assert_eq!(
+        (cluster.user.as_str(), cluster.password.as_str()),
+        ("herald", "s3cret")
+    );
+    assert_eq!(cluster.tls.ca_file, "ca.pem");
+    assert!(cluster.tls.is_required(), "a CA file makes TLS required");
+    assert!(!cluster.ready_requires_link);
+    let config = Config {
+        cluster: Some(cluster),
+        ..Config::default()
+    };
+    let text = config.to_toml_string().unwrap();
+    assert_eq!(Config::from_toml_str(&text, "printed").unwrap(), config);
+}
+
+#[test]
+fn cluster_keys_are_checked_by_name() {
+    let err = parse_err("[cluster]\nserver = [\"nats://a:4222\"]\n");
+    assert!(err.contains("unknown field `server`"), "{err}");
+    let err = parse_err("[cluster.tls]\nca = \"x\"\n");
+    assert!(err.contains("unknown field `ca`"), "{err}");
+}
+
+fn cluster_problems(edit: impl FnOnce(&mut ClusterConfig)) -> Vec<String> {
+    let mut cluster = ClusterConfig::default();
+    edit(&mut cluster);
+    let config = Config {
+        cluster: Some(cluster),
+        ..Config::default()
+    };
+    match config.validate() {
+        Ok(()) => Vec::new(),
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.into_iter().map(|p| p.to_string()).collect()
+        }
+        Err(other) => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn cluster_server_urls() {
+    assert_eq!(
+        cluster_problems(|c| c.servers.clear()),
+        ["cluster.servers: must list at least one NATS server URL"]
+    );
+    assert_eq!(
+        cluster_problems(|c| {
+            c.servers = [
+                "nats://a:4222",
+                "tls://b",
+                "a:4222",
+                "http://a:4222",
+                "nats://",
+                "nats://u:p@a:4222",
+                "nats://tok@a:4222",
+                "nats://a:port",
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        }),
+        [
+            "cluster.servers[2]: \"a:4222\" needs a scheme: nats://host:port or tls://host:port",
+            "cluster.servers[3]: \"http://a:4222\" has scheme \"http\"; use nats:// or tls://",
+            "cluster.servers[4]: \"nats://\" names no host",
+            "cluster.servers[5]: \"nats://u:p@a:4222\" carries credentials; use cluster.user and cluster.password (or token) instead",
+            "cluster.servers[6]: \"nats://tok@a:4222\" carries credentials; use cluster.user and cluster.password (or token) instead",
+            "cluster.servers[7]: \"nats://a:port\" is not a URL: NATS server URL is invalid: invalid port number",
+        ]
+    );
+}
+
+#[test]
+fn cluster_name_is_one_subject_token() {
+    for good in ["herald", "Blue_cluster-2"] {
+        assert!(
+            cluster_problems(|c| c.name = good.to_owned()).is_empty(),
+            "{good}"
+        );
+    }
+    for bad in ["", "a.b", "a*", "a>", "a b", "é"] {
+        assert_eq!(
+            cluster_problems(|c| c.name = bad.to_owned()),
+            [format!(
+                "cluster.name: {bad:?} must be one or more of A-Z a-z 0-9 _ - (it starts every NATS subject)"
+            )],
+        );
+    }
+}
+
+#[test]
+fn cluster_node_id_is_empty_or_short_lowercase() {
+    for good in ["", "a", "node7", "0123456789abcdef"] {
+        assert!(
+            cluster_problems(|c| c.node_id = good.to_owned()).is_empty(),
+            "{good}"
+        );
+    }
+    for bad in ["Node7", "n-1", "n.1", "0123456789abcdefg", "n 1"] {
+        assert_eq!(
+            cluster_problems(|c| c.node_id = bad.to_owned()),
+            [format!(
+                "cluster.node_id: {bad:?} must be 1 to 16 of a-z 0-9, or empty for a random id"
+            )],
+        );
+    }
+}
+
+#[test]
+fn cluster_credentials_are_one_complete_kind() {
+    let seed = nkeys::KeyPair::new_user().seed().unwrap();
+    assert!(cluster_problems(|c| c.token = "t".to_owned()).is_empty());
+    assert!(cluster_problems(|c| c.nkey_seed = seed.clone()).is_empty());
+    assert!(cluster_problems(|c| c.nkey_seed_file = "seed.nk".to_owned()).is_empty());
+    assert!(cluster_problems(|c| c.credentials_file = "a.creds".to_owned()).is_empty());
+    assert!(
+        cluster_problems(|c| {
+            c.user = "u".to_owned();
+            c.password = "p".to_owned();
+        })
+        .is_empty()
+    );
+    assert_eq!(
+        cluster_problems(|c| {
+            c.token = "t".to_owned();
+            c.user = "u".to_owned();
+            c.password = "p".to_owned();
+            c.nkey_seed = seed.clone();
+            c.nkey_seed_file = "seed.nk".to_owned();
+            c.credentials_file = "a.creds".to_owned();
+        }),
+        [
+            "cluster: set at most one kind of NATS credentials; found token, user/password, nkey_seed, nkey_seed_file, credentials_file"
+        ]
+    );
+    assert_eq!(
+        cluster_problems(|c| c.user = "u".to_owned()),
+        ["cluster.password: must be set together with cluster.user"]
+    );
+    assert_eq!(
+        cluster_problems(|c| c.password = "p".to_owned()),
+        ["cluster.user: must be set together with cluster.password"]
+    );
+}
+
+#[test]
+fn cluster_nkey_seed_must_be_a_user_seed_and_is_never_echoed() {
+    let account = nkeys::KeyPair::new_account().seed().unwrap();
+    assert_eq!(
+        cluster_problems(|c| c.nkey_seed = account.clone()),
+        ["cluster.nkey_seed: is not a user seed (SU...)"]
+    );
+    let problems = cluster_problems(|c| c.nkey_seed = "SUnotaseed".to_owned());
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].starts_with("cluster.nkey_seed: is not an NKey seed"),
+        "{problems:?}"
+    );
+    assert!(!problems[0].contains("SUnotaseed"), "{problems:?}");
+}
+
+#[test]
+fn cluster_client_certificate_needs_both_files() {
+    assert_eq!(
+        cluster_problems(|c| c.tls.cert_file = "c.pem".to_owned()),
+        ["cluster.tls.key_file: a client certificate needs both; cluster.tls.cert_file is set"]
+    );
+    assert_eq!(
+        cluster_problems(|c| c.tls.key_file = "k.pem".to_owned()),
+        ["cluster.tls.cert_file: a client certificate needs both; cluster.tls.key_file is set"]
+    );
+    assert!(cluster_problems(|c| c.tls.required = true).is_empty());
+}
+
+#[test]
+fn cluster_bounds_must_be_positive() {
+    assert_eq!(
+        cluster_problems(|c| {
+            c.presence_timeout_ms = 0;
+            c.max_pending_bytes = 0;
+            c.subscription_capacity = 0;
+            c.connect_timeout_ms = 0;
+        }),
+        [
+            "cluster.presence_timeout_ms: must be greater than 0",
+            "cluster.max_pending_bytes: must be greater than 0",
+            "cluster.subscription_capacity: must be greater than 0",
+            "cluster.connect_timeout_ms: must be greater than 0",
+        ]
+    );
+}
+
+#[test]
+fn cluster_problems_are_reported_with_the_file_name() {
+    let err = parse_err("[cluster]\nservers = []\nname = \"a.b\"\n");
+    assert!(err.starts_with("test.toml: invalid configuration"), "{err}");
+    assert!(err.contains("\n  cluster.servers: "), "{err}");
+    assert!(err.contains("\n  cluster.name: "), "{err}");
+}
+
+#[test]
+fn docs_name_every_cluster_key() {
+    let missing: Vec<_> = default_cluster_keys()
+        .into_iter()
+        .filter(|key| !DOCS.contains(&format!("`{key}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md lacks {missing:?}"
+    );
+}
+
+#[test]
+fn shipped_cluster_example_sets_every_key_at_its_default() {
+    let example = shipped_cluster_example();
+    let table: toml::Table = toml::from_str(&example).unwrap();
+    let section = table["cluster"].as_table().unwrap();
+    assert_eq!(cluster_keys(section), default_cluster_keys());
+    assert_eq!(cluster_config(&example), ClusterConfig::default());
+}

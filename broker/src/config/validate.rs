@@ -4,8 +4,8 @@
 //! The files a configuration names are read by `check::files`, above the modules that know
 //! them (config sits below almost everything and imports only the pattern language).
 
-use super::Config;
 use super::error::Problem;
+use super::{ClusterConfig, Config};
 use crate::pattern::{Pattern, Separator as PatternSeparator};
 
 /// Characters with a meaning in subscription patterns; a prefix containing one could never be
@@ -28,7 +28,137 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     auth(&mut check, config);
     jwt(&mut check, config);
     access(&mut check, config);
+    if let Some(cluster) = &config.cluster {
+        self::cluster(&mut check, cluster);
+    }
     check.problems
+}
+
+/// `[cluster]`: what can be told without reading files or reaching NATS (the files are read
+/// when the node connects).
+fn cluster(check: &mut Checker, cluster: &ClusterConfig) {
+    if cluster.servers.is_empty() {
+        check.fail("cluster.servers", "must list at least one NATS server URL");
+    }
+    for (i, url) in cluster.servers.iter().enumerate() {
+        if let Err(e) = server_url(url) {
+            check.fail(format!("cluster.servers[{i}]"), format!("{url:?} {e}"));
+        }
+    }
+    if cluster.name.is_empty() || !cluster.name.bytes().all(is_name_byte) {
+        check.fail(
+            "cluster.name",
+            format!(
+                "{:?} must be one or more of A-Z a-z 0-9 _ - (it starts every NATS subject)",
+                cluster.name
+            ),
+        );
+    }
+    // The same rule as `routing::user::is_node_id`: the id starts session ids and is a
+    // subject token.
+    let id = &cluster.node_id;
+    if !id.is_empty()
+        && (id.len() > 16
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()))
+    {
+        check.fail(
+            "cluster.node_id",
+            format!("{id:?} must be 1 to 16 of a-z 0-9, or empty for a random id"),
+        );
+    }
+    credentials(check, cluster);
+    let tls = &cluster.tls;
+    if tls.cert_file.is_empty() != tls.key_file.is_empty() {
+        let (key, other) = if tls.cert_file.is_empty() {
+            ("cluster.tls.cert_file", "cluster.tls.key_file")
+        } else {
+            ("cluster.tls.key_file", "cluster.tls.cert_file")
+        };
+        check.fail(
+            key,
+            format!("a client certificate needs both; {other} is set"),
+        );
+    }
+    check.positive("cluster.presence_timeout_ms", cluster.presence_timeout_ms);
+    check.positive("cluster.max_pending_bytes", cluster.max_pending_bytes);
+    check.positive(
+        "cluster.subscription_capacity",
+        cluster.subscription_capacity,
+    );
+    check.positive("cluster.connect_timeout_ms", cluster.connect_timeout_ms);
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// A NATS server URL: `nats://` or `tls://`, a host, no credentials (they have their own
+/// keys, and URLs get logged).
+fn server_url(url: &str) -> Result<(), String> {
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Err("needs a scheme: nats://host:port or tls://host:port".to_owned());
+    };
+    if scheme != "nats" && scheme != "tls" {
+        return Err(format!("has scheme {scheme:?}; use nats:// or tls://"));
+    }
+    let parsed = url
+        .parse::<async_nats::ServerAddr>()
+        .map_err(|e| format!("is not a URL: {e}"))?
+        .into_inner();
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("names no host".to_owned());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "carries credentials; use cluster.user and cluster.password (or token) instead"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// At most one kind of credentials, each complete; an inline NKey seed must be a user seed.
+fn credentials(check: &mut Checker, cluster: &ClusterConfig) {
+    let kinds: Vec<&str> = [
+        ("token", !cluster.token.is_empty()),
+        (
+            "user/password",
+            !cluster.user.is_empty() || !cluster.password.is_empty(),
+        ),
+        ("nkey_seed", !cluster.nkey_seed.is_empty()),
+        ("nkey_seed_file", !cluster.nkey_seed_file.is_empty()),
+        ("credentials_file", !cluster.credentials_file.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(kind, set)| set.then_some(kind))
+    .collect();
+    if kinds.len() > 1 {
+        check.fail(
+            "cluster",
+            format!(
+                "set at most one kind of NATS credentials; found {}",
+                kinds.join(", ")
+            ),
+        );
+    }
+    if cluster.user.is_empty() != cluster.password.is_empty() {
+        let (key, other) = if cluster.user.is_empty() {
+            ("cluster.user", "cluster.password")
+        } else {
+            ("cluster.password", "cluster.user")
+        };
+        check.fail(key, format!("must be set together with {other}"));
+    }
+    if !cluster.nkey_seed.is_empty() {
+        // The seed is a secret: the message never repeats it.
+        match nkeys::KeyPair::from_seed(&cluster.nkey_seed) {
+            Ok(pair) if pair.key_pair_type() == nkeys::KeyPairType::User => {}
+            Ok(_) => check.fail("cluster.nkey_seed", "is not a user seed (SU...)"),
+            Err(e) => check.fail("cluster.nkey_seed", format!("is not an NKey seed: {e}")),
+        }
+    }
 }
 
 fn access(check: &mut Checker, config: &Config) {
