@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use tokio_util::sync::CancellationToken;
@@ -11,10 +11,8 @@ use crate::access::Access;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::metrics::Stats;
-use crate::routing::destination::Destinations;
-use crate::routing::publish::MessageIds;
-use crate::routing::queue::QueueRouter;
-use crate::routing::topic::TopicRouter;
+use crate::routing::cluster::{ClusterLink, NoCluster};
+use crate::routing::router::Router;
 use crate::routing::user::{LocalUsers, UserDirectory};
 use crate::throttle::LoginThrottle;
 
@@ -24,18 +22,14 @@ pub struct Node {
     /// Distinguishes this process's session and message ids from other nodes' and from
     /// earlier runs.
     pub id: String,
-    pub destinations: Destinations,
     /// Checks CONNECT credentials.
     pub auth: Authenticator,
     /// Authorization rules.
     pub access: Access,
     /// Spaces out the answers to failed logins per client address.
     pub login_throttle: LoginThrottle,
-    pub topics: TopicRouter,
-    /// Point-to-point queues (empty when `queue_semantics = "broadcast"`).
-    pub queues: QueueRouter,
-    /// Which sessions each user has, for user destinations.
-    pub users: Arc<dyn UserDirectory>,
+    /// Topics, queues, user destinations and the link to other nodes.
+    pub router: Router,
     pub stats: Arc<Stats>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
@@ -43,32 +37,36 @@ pub struct Node {
 }
 
 impl Node {
+    /// A single node: its own user directory, no cluster.
     pub fn new(config: Config) -> Node {
-        let id = node_id();
+        Node::with_parts(
+            config,
+            &random_node_id(),
+            Arc::new(LocalUsers::default()),
+            Arc::new(NoCluster),
+        )
+    }
+
+    /// A node with the given id, user directory and link to other nodes.
+    pub fn with_parts(
+        config: Config,
+        id: &str,
+        users: Arc<dyn UserDirectory>,
+        link: Arc<dyn ClusterLink>,
+    ) -> Node {
         let auth = Authenticator::new(&config.auth, &config.jwt);
         let access = Access::new(&config.access);
         let login_throttle =
             LoginThrottle::new(Duration::from_millis(config.auth.failure_delay_ms));
-        let destinations = Destinations::new(&config.destinations);
-        // One id source for topics and queues keeps message ids unique on the node.
-        let message_ids = Arc::new(MessageIds::new(&id));
-        let topics = TopicRouter::new(
-            destinations.broadcast_prefixes(),
-            &config.destinations,
-            Arc::clone(&message_ids),
-        );
         let stats = Arc::new(Stats::default());
-        let queues = QueueRouter::new(&config.queues, message_ids, Arc::clone(&stats));
+        let router = Router::new(&config, id, users, link, Arc::clone(&stats));
         Node {
             config,
-            id,
+            id: id.to_owned(),
             auth,
             access,
             login_throttle,
-            destinations,
-            topics,
-            queues,
-            users: Arc::new(LocalUsers::default()),
+            router,
             stats,
             shutdown: CancellationToken::new(),
             next_session: AtomicU64::new(1),
@@ -85,14 +83,9 @@ impl Node {
     }
 }
 
-/// Eight hex digits from the start time and process id: unique enough to tell nodes and
-/// restarts apart in ids, without a random number generator.
-fn node_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mixed = (nanos ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    format!("{:08x}", (mixed >> 32) as u32)
+/// A node id for a node not given one: eight random lowercase hex digits.
+pub fn random_node_id() -> String {
+    format!("{:08x}", OsRng.next_u32())
 }
 
 #[cfg(test)]

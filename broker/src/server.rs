@@ -233,13 +233,13 @@ async fn reload_on_hangup(
 /// Deletes queues left empty without subscribers past their grace period, and drops expired
 /// messages from queues nobody consumes, until the node shuts down.
 async fn sweep_queues(node: Arc<Node>) {
-    let mut interval = tokio::time::interval(node.queues.sweep_interval());
+    let mut interval = tokio::time::interval(node.router.queues.sweep_interval());
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = node.shutdown.cancelled() => return,
             _ = interval.tick() => {
-                let deleted = node.queues.sweep(std::time::Instant::now());
+                let deleted = node.router.queues.sweep(std::time::Instant::now());
                 if deleted > 0 {
                     tracing::debug!(deleted, "deleted idle queues");
                 }

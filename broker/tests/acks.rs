@@ -57,7 +57,10 @@ async fn prefetch_one_alternates_between_two_client_ack_consumers(transport: Tra
     let mut held_b = b.expect_body("m1").await;
     a.expect_silence(QUIET).await;
     b.expect_silence(QUIET).await;
-    assert_eq!(server.node.queues.depth("/queue/alt").unwrap().ready, 8);
+    assert_eq!(
+        server.node.router.queues.depth("/queue/alt").unwrap().ready,
+        8
+    );
     for n in (2..10).step_by(2) {
         a.settle_confirmed(Command::Ack, &held_a).await;
         held_a = a.expect_body(&format!("m{n}")).await;
@@ -68,7 +71,7 @@ async fn prefetch_one_alternates_between_two_client_ack_consumers(transport: Tra
     b.settle_confirmed(Command::Ack, &held_b).await;
     a.expect_silence(QUIET).await;
     b.expect_silence(QUIET).await;
-    let depth = server.node.queues.depth("/queue/alt").unwrap();
+    let depth = server.node.router.queues.depth("/queue/alt").unwrap();
     assert_eq!((depth.ready, depth.unacked), (0, 0));
     assert_eq!(server.node.stats.queues.acked.load(Ordering::Relaxed), 10);
 }
@@ -84,7 +87,16 @@ async fn client_ack_is_cumulative(transport: Transport) {
         messages.push(a.expect_body(&format!("m{n}")).await);
     }
     a.settle_confirmed(Command::Ack, &messages[1]).await;
-    assert_eq!(server.node.queues.depth("/queue/cum").unwrap().unacked, 1);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/cum")
+            .unwrap()
+            .unacked,
+        1
+    );
     // m0 was settled by the ACK of m1: acknowledging it now is an error.
     a.settle_confirmed(Command::Ack, &messages[2]).await;
     a.send(&settle_frame(Command::Ack, &messages[0])).await;
@@ -200,7 +212,16 @@ async fn unsubscribe_returns_unacked_messages(transport: Transport) {
     let m0 = a.expect_body("m0").await;
     a.expect_body("m1").await;
     a.unsubscribe("s").await;
-    assert_eq!(server.node.queues.depth("/queue/back").unwrap().ready, 2);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/back")
+            .unwrap()
+            .ready,
+        2
+    );
     // The old ack id died with its subscription, even under a reused subscription id.
     a.subscribe_with("s", "/queue/back", &INDIVIDUAL).await;
     a.expect_body("m0").await;
@@ -293,7 +314,16 @@ async fn stomp_1_1_acks_by_message_id() {
     let again = a.expect_body("m0").await;
     assert_eq!(again.headers.get("redelivered"), Some("true"));
     a.send_with_receipt(ack(&again)).await;
-    assert_eq!(server.node.queues.depth("/queue/v11").unwrap().unacked, 0);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/v11")
+            .unwrap()
+            .unacked,
+        0
+    );
     a.send(&ack(&m1)).await;
     a.expect_error_then_close("unknown ack id").await;
 }
@@ -336,7 +366,7 @@ async fn stomp_1_1_competing_consumers_ack_by_the_ack_header_value(transport: Tr
     let expected: [Vec<String>; 2] =
         [0, 1].map(|first| (first..10).step_by(2).map(|n| format!("m{n}")).collect());
     assert_eq!(received, expected);
-    let depth = server.node.queues.depth("/queue/v11c").unwrap();
+    let depth = server.node.router.queues.depth("/queue/v11c").unwrap();
     assert_eq!((depth.ready, depth.unacked), (0, 0));
     assert_eq!(server.node.stats.queues.acked.load(Ordering::Relaxed), 10);
 }

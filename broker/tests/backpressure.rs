@@ -179,7 +179,8 @@ async fn a_full_queue_pauses_its_producer_until_a_consumer_makes_room(transport:
         "the queue to fill and its producer to wait",
         PATIENCE,
         || {
-            node.queues
+            node.router
+                .queues
                 .depth("/queue/work")
                 .is_some_and(|d| d.ready == 100)
                 && node.stats.backpressure_pauses.load(Ordering::Relaxed) > 0
@@ -230,6 +231,11 @@ async fn a_producer_blocked_past_block_timeout_gets_queue_full(transport: Transp
         show(&error)
     );
     producer.expect_clean_close().await;
-    let depth = server.node.queues.depth("/queue/work").expect("queue");
+    let depth = server
+        .node
+        .router
+        .queues
+        .depth("/queue/work")
+        .expect("queue");
     assert_eq!(depth.ready, 100);
 }

@@ -82,7 +82,7 @@ async fn two_consumers_share_a_queue_without_duplicates_or_loss(transport: Trans
     );
     a.expect_silence(QUIET).await;
     b.expect_silence(QUIET).await;
-    let depth = server.node.queues.depth("/queue/work").unwrap();
+    let depth = server.node.router.queues.depth("/queue/work").unwrap();
     assert_eq!((depth.ready, depth.unacked, depth.consumers), (0, 0, 2));
 }
 
@@ -132,7 +132,16 @@ async fn messages_wait_for_the_first_subscriber(transport: Transport) {
             .publish_confirmed("/queue/later", &format!("m{n}"))
             .await;
     }
-    assert_eq!(server.node.queues.depth("/queue/later").unwrap().ready, 3);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/later")
+            .unwrap()
+            .ready,
+        3
+    );
     assert_eq!(server.node.stats.queues.depth.load(Ordering::Relaxed), 3);
     let mut consumer = server.client(transport).await;
     // The RECEIPT of the SUBSCRIBE comes first, then the backlog.
@@ -165,7 +174,16 @@ async fn a_backlog_of_100000_drains_in_order_to_a_late_subscriber() {
     producer
         .publish_confirmed("/queue/backlog", &(N - 1).to_string())
         .await;
-    assert_eq!(server.node.queues.depth("/queue/backlog").unwrap().ready, N);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/backlog")
+            .unwrap()
+            .ready,
+        N
+    );
 
     let mut consumer = server.client(Transport::Tcp).await;
     consumer.subscribe("s", "/queue/backlog").await;
@@ -174,7 +192,16 @@ async fn a_backlog_of_100000_drains_in_order_to_a_late_subscriber() {
         assert_eq!(body(&frame), n.to_string(), "{}", show(&frame));
     }
     consumer.expect_silence(QUIET).await;
-    assert_eq!(server.node.queues.depth("/queue/backlog").unwrap().ready, 0);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/backlog")
+            .unwrap()
+            .ready,
+        0
+    );
     assert_eq!(server.node.stats.closes("slow_consumer"), 0);
 }
 
@@ -231,7 +258,16 @@ async fn a_full_queue_drops_its_oldest_messages(transport: Transport) {
             .publish_confirmed("/queue/bounded", &format!("m{n}"))
             .await;
     }
-    assert_eq!(server.node.queues.depth("/queue/bounded").unwrap().ready, 3);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/bounded")
+            .unwrap()
+            .ready,
+        3
+    );
     let mut consumer = server.client(transport).await;
     consumer.subscribe("s", "/queue/bounded").await;
     for n in 2..5 {
@@ -308,7 +344,7 @@ async fn empty_queues_are_deleted_after_the_grace_period(transport: Transport) {
     let mut config = config();
     config.queues.empty_queue_grace_ms = 100;
     let server = TestServer::start(config).await;
-    let queues = &server.node.queues;
+    let queues = &server.node.router.queues;
     let mut client = server.client(transport).await;
     // As a per-session user queue would be.
     let name = format!("/queue/updates-user{}", server.node.id);
@@ -354,7 +390,10 @@ async fn broadcast_semantics_gives_every_subscriber_a_copy(transport: Transport)
     producer.publish_confirmed("/queue/all", "hello").await;
     a.expect_message("s", "/queue/all", "hello").await;
     b.expect_message("s", "/queue/all", "hello").await;
-    assert!(server.node.queues.is_empty(), "no point-to-point queue");
+    assert!(
+        server.node.router.queues.is_empty(),
+        "no point-to-point queue"
+    );
 }
 
 async fn a_queue_destination_cannot_be_a_pattern(transport: Transport) {
@@ -438,10 +477,17 @@ async fn throughput_one_producer_four_client_individual_consumers() {
     }
     let elapsed = started.elapsed();
     eventually("every ACK to be applied", TIMEOUT, || {
-        server.node.queues.depth("/queue/bench").unwrap().unacked == 0
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/bench")
+            .unwrap()
+            .unacked
+            == 0
     })
     .await;
-    let depth = server.node.queues.depth("/queue/bench").unwrap();
+    let depth = server.node.router.queues.depth("/queue/bench").unwrap();
     assert_eq!(shares.iter().sum::<usize>(), N);
     assert_eq!((depth.ready, depth.unacked), (0, 0));
     println!(
@@ -474,12 +520,12 @@ async fn one_session_creates_at_most_max_queues_per_session(transport: Transport
         producer.send_bytes(&bytes).await;
     }
     producer.publish_confirmed("/queue/q0", "again").await;
-    assert_eq!(server.node.queues.len(), max);
+    assert_eq!(server.node.router.queues.len(), max);
     producer
         .send(&send_frame(&format!("/queue/q{max}"), "one too many"))
         .await;
     expect_queue_bound(&mut producer, "queues.max_queues_per_session").await;
-    assert_eq!(server.node.queues.len(), max);
+    assert_eq!(server.node.router.queues.len(), max);
     let stats = &server.node.stats.queues;
     assert_eq!(stats.refused_creations.load(Ordering::Relaxed), 1);
     // Another session has its own count.
@@ -506,7 +552,7 @@ async fn the_node_holds_at_most_max_queues(transport: Transport) {
     expect_queue_bound(&mut b, "queues.max_queues").await;
     a.send(&send_frame("/queue/a3", "m")).await;
     expect_queue_bound(&mut a, "queues.max_queues").await;
-    assert_eq!(server.node.queues.len(), 3);
+    assert_eq!(server.node.router.queues.len(), 3);
 }
 
 /// `max_total_bytes` counted ~25 bytes for a message with an empty body; a queue and its
@@ -516,7 +562,7 @@ async fn a_queue_and_its_message_are_charged_their_memory(transport: Transport) 
     let mut producer = server.client(transport).await;
     producer.publish_confirmed("/queue/q1", "").await;
     let charged = server.node.stats.queues.bytes();
-    let depth = server.node.queues.depth("/queue/q1").unwrap();
+    let depth = server.node.router.queues.depth("/queue/q1").unwrap();
     assert!(depth.bytes >= 200, "message charged {}", depth.bytes);
     assert!(
         charged >= depth.bytes + 400,

@@ -68,7 +68,7 @@ async fn commit_delivers_both_sends_in_order(transport: Transport) {
     }
     topic_sub.expect_silence(QUIET).await;
     queue_sub.expect_silence(QUIET).await;
-    assert!(server.node.queues.depth("/queue/tx").unwrap().ready == 0);
+    assert!(server.node.router.queues.depth("/queue/tx").unwrap().ready == 0);
     producer.send_with_receipt(commit("t1")).await;
     for body in ["one", "two"] {
         let message = topic_sub.expect_message("t", "/topic/tx", body).await;
@@ -99,7 +99,10 @@ async fn abort_discards_the_sends(transport: Transport) {
     producer.publish_confirmed("/topic/tx", "outside").await;
     sub.expect_message("t", "/topic/tx", "outside").await;
     sub.expect_silence(QUIET).await;
-    assert_eq!(server.node.queues.depth("/queue/tx").unwrap().ready, 0);
+    assert_eq!(
+        server.node.router.queues.depth("/queue/tx").unwrap().ready,
+        0
+    );
 }
 
 /// RECEIPT for a frame in a transaction confirms it was accepted into the transaction, not
@@ -148,9 +151,27 @@ async fn ack_in_a_transaction_applies_at_commit(transport: Transport) {
         .await;
     a.send_with_receipt(tx_settle(Command::Ack, &held[1], "t1"))
         .await;
-    assert_eq!(server.node.queues.depth("/queue/txack").unwrap().unacked, 2);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/txack")
+            .unwrap()
+            .unacked,
+        2
+    );
     a.send_with_receipt(commit("t1")).await;
-    assert_eq!(server.node.queues.depth("/queue/txack").unwrap().unacked, 0);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/txack")
+            .unwrap()
+            .unacked,
+        0
+    );
     // Settled: ACKing again is an error.
     a.send(&settle_frame(Command::Ack, &held[0])).await;
     a.expect_error_then_close("unknown ack id").await;
@@ -167,7 +188,13 @@ async fn aborted_ack_and_nack_never_happened(transport: Transport) {
     a.send_with_receipt(abort("t1")).await;
     a.expect_silence(QUIET).await;
     assert_eq!(
-        server.node.queues.depth("/queue/txabort").unwrap().unacked,
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/txabort")
+            .unwrap()
+            .unacked,
         2
     );
     a.settle_confirmed(Command::Ack, &held[0]).await;
@@ -321,7 +348,10 @@ async fn commit_stops_at_a_send_refused_by_a_full_queue(transport: Transport) {
     assert_eq!(error.headers.get("receipt-id"), Some("c"));
     let detail = String::from_utf8_lossy(&error.body).into_owned();
     assert!(detail.contains("frame 2 of 2"), "{detail}");
-    assert_eq!(server.node.queues.depth("/queue/one").unwrap().ready, 1);
+    assert_eq!(
+        server.node.router.queues.depth("/queue/one").unwrap().ready,
+        1
+    );
 }
 
 /// Bytes held by the node's open transactions.
@@ -360,7 +390,10 @@ async fn a_transaction_past_its_byte_bound_is_aborted(transport: Transport) {
     assert_eq!(held(&server.node), 0, "given back when refused");
     // Aborted: nothing of it reaches the queue.
     sub.expect_silence(QUIET).await;
-    assert_eq!(server.node.queues.depth("/queue/big").unwrap().ready, 0);
+    assert_eq!(
+        server.node.router.queues.depth("/queue/big").unwrap().ready,
+        0
+    );
 }
 
 /// All open transactions of the node draw from `limits.max_transaction_bytes_total`; COMMIT,
@@ -393,7 +426,16 @@ async fn open_transactions_share_the_nodes_byte_budget(transport: Transport) {
     let two = held(&server.node);
     a.send_with_receipt(commit("a")).await;
     assert_eq!(held(&server.node), two / 2, "COMMIT gives back");
-    assert_eq!(server.node.queues.depth("/queue/shared").unwrap().ready, 1);
+    assert_eq!(
+        server
+            .node
+            .router
+            .queues
+            .depth("/queue/shared")
+            .unwrap()
+            .ready,
+        1
+    );
     b.send_with_receipt(abort("b")).await;
     assert_eq!(held(&server.node), 0, "ABORT gives back");
 

@@ -6,6 +6,8 @@ pub mod cluster;
 mod node;
 pub mod publish;
 pub mod queue;
+pub mod router;
+pub mod subscriber;
 mod subset;
 pub mod topic;
 pub mod trie;

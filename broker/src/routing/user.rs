@@ -5,24 +5,32 @@
 //! - SEND `/user/<name>/queue/x` delivers to the resolved destination of every session of user
 //!   `<name>` subscribed to `/user/queue/x`; `<name>` may also be a session id (one session).
 //!
-//! This module knows sessions only by their ids. The [`UserDirectory`] trait is the seam a
-//! cluster extends: [`LocalUsers`] knows this node's sessions; a clustered directory would
-//! add the sessions other nodes announce.
+//! This module knows sessions only by their ids. The [`UserDirectory`] trait is what routing
+//! needs of a directory; [`LocalUsers`] knows this node's sessions. Other nodes' sessions are
+//! reached through the cluster link (one subject per user), not through a shared directory.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use parking_lot::RwLock;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+
+use super::cluster::Presence;
 
 /// What separates a destination from the session id in a resolved name.
 pub const USER_SUFFIX: &str = "-user";
 
+/// Called with a user name and `true` when the node gets its first session of that user, or
+/// `false` when it loses its last; called under the directory's lock for that user, so calls
+/// for one user arrive in order.
+pub type UserInterest<'a> = &'a dyn Fn(&str, bool);
+
 /// Who is connected as whom, and which user destinations each session subscribes to.
 pub trait UserDirectory: Send + Sync + fmt::Debug {
     /// A session was accepted, as `user` (`None`: anonymous).
-    fn open(&self, session: &str, user: Option<&str>);
+    fn open(&self, session: &str, user: Option<&str>, interest: UserInterest<'_>);
     /// A session ended; forgets it and its subscriptions.
-    fn close(&self, session: &str);
+    fn close(&self, session: &str, interest: UserInterest<'_>);
     /// The session subscribed to the user destination `destination` (`/queue/x` for
     /// `/user/queue/x`); subscriptions are counted, so two of one name need two unsubscribes.
     fn subscribe(&self, session: &str, destination: &str);
@@ -33,18 +41,17 @@ pub trait UserDirectory: Send + Sync + fmt::Debug {
     fn targets(&self, name: &str, destination: &str) -> Vec<String>;
     /// Whether `session` is a live session.
     fn is_live(&self, session: &str) -> bool;
+    /// Sessions per user (only `user`, if given).
+    fn presence(&self, user: Option<&str>) -> Presence;
 }
 
-/// The sessions of this node.
+/// The sessions of this node. Sharded maps: sessions of different users rarely share a lock.
+/// Locks never nest: a `sessions` guard is dropped before `users` is touched, and a `users`
+/// guard is held only while looking sessions up.
 #[derive(Debug, Default)]
 pub struct LocalUsers {
-    inner: RwLock<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    sessions: HashMap<String, SessionEntry>,
-    users: HashMap<String, HashSet<String>>,
+    sessions: DashMap<String, SessionEntry>,
+    users: DashMap<String, HashSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -54,47 +61,47 @@ struct SessionEntry {
 }
 
 impl UserDirectory for LocalUsers {
-    fn open(&self, session: &str, user: Option<&str>) {
-        let mut inner = self.inner.write();
-        if let Some(user) = user {
-            inner
-                .users
-                .entry(user.to_owned())
-                .or_default()
-                .insert(session.to_owned());
-        }
-        inner.sessions.insert(
+    fn open(&self, session: &str, user: Option<&str>, interest: UserInterest<'_>) {
+        self.sessions.insert(
             session.to_owned(),
             SessionEntry {
                 user: user.map(str::to_owned),
                 subscribed: HashMap::new(),
             },
         );
+        if let Some(user) = user {
+            let mut sessions = self.users.entry(user.to_owned()).or_default();
+            if sessions.is_empty() {
+                interest(user, true);
+            }
+            sessions.insert(session.to_owned());
+        }
     }
 
-    fn close(&self, session: &str) {
-        let mut inner = self.inner.write();
-        let Some(entry) = inner.sessions.remove(session) else {
+    fn close(&self, session: &str, interest: UserInterest<'_>) {
+        let Some((_, entry)) = self.sessions.remove(session) else {
             return;
         };
-        if let Some(user) = entry.user {
-            if let Some(sessions) = inner.users.get_mut(&user) {
-                sessions.remove(session);
-                if sessions.is_empty() {
-                    inner.users.remove(&user);
-                }
+        let Some(user) = entry.user else {
+            return;
+        };
+        if let Entry::Occupied(mut sessions) = self.users.entry(user) {
+            sessions.get_mut().remove(session);
+            if sessions.get().is_empty() {
+                interest(sessions.key(), false);
+                sessions.remove();
             }
         }
     }
 
     fn subscribe(&self, session: &str, destination: &str) {
-        if let Some(entry) = self.inner.write().sessions.get_mut(session) {
+        if let Some(mut entry) = self.sessions.get_mut(session) {
             *entry.subscribed.entry(destination.to_owned()).or_default() += 1;
         }
     }
 
     fn unsubscribe(&self, session: &str, destination: &str) {
-        if let Some(entry) = self.inner.write().sessions.get_mut(session) {
+        if let Some(mut entry) = self.sessions.get_mut(session) {
             if let Some(count) = entry.subscribed.get_mut(destination) {
                 *count -= 1;
                 if *count == 0 {
@@ -105,41 +112,70 @@ impl UserDirectory for LocalUsers {
     }
 
     fn targets(&self, name: &str, destination: &str) -> Vec<String> {
-        let inner = self.inner.read();
         let subscribed = |session: &str| {
-            inner
-                .sessions
+            self.sessions
                 .get(session)
                 .is_some_and(|e| e.subscribed.contains_key(destination))
         };
-        if inner.sessions.contains_key(name) {
+        if self.sessions.contains_key(name) {
             return if subscribed(name) {
                 vec![name.to_owned()]
             } else {
                 Vec::new()
             };
         }
-        inner.users.get(name).map_or_else(Vec::new, |sessions| {
+        self.users.get(name).map_or_else(Vec::new, |sessions| {
             sessions.iter().filter(|s| subscribed(s)).cloned().collect()
         })
     }
 
     fn is_live(&self, session: &str) -> bool {
-        self.inner.read().sessions.contains_key(session)
+        self.sessions.contains_key(session)
+    }
+
+    fn presence(&self, user: Option<&str>) -> Presence {
+        match user {
+            Some(user) => self
+                .users
+                .get(user)
+                .map(|sessions| (user.to_owned(), sessions.len()))
+                .into_iter()
+                .collect(),
+            None => self
+                .users
+                .iter()
+                .map(|entry| (entry.key().clone(), entry.value().len()))
+                .collect(),
+        }
     }
 }
 
-/// Whether `id` has the form of a Herald session id: eight lowercase hex digits (the node),
-/// `-`, and sixteen (64 random bits; see `Node::next_session`).
+/// Longest node id (`[cluster] node_id`), the first part of session ids.
+pub const MAX_NODE_ID_LEN: usize = 16;
+
+/// Whether `node` can be a node id: 1 to 16 lowercase ASCII letters and digits (it starts
+/// session ids and is a NATS subject token).
+pub fn is_node_id(node: &str) -> bool {
+    (1..=MAX_NODE_ID_LEN).contains(&node.len())
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+}
+
+/// Whether `id` has the form of a Herald session id: the node id, `-`, and sixteen lowercase
+/// hex digits (64 random bits; see `Node::next_session`).
 pub fn is_session_id(id: &str) -> bool {
-    let lower_hex = |part: &str, len: usize| {
-        part.len() == len
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    id.split_once('-')
-        .is_some_and(|(node, random)| lower_hex(node, 8) && lower_hex(random, 16))
+    session_node(id).is_some()
+}
+
+/// The node id a session id starts with: the node that holds the session.
+pub fn session_node(id: &str) -> Option<&str> {
+    let (node, random) = id.split_once('-')?;
+    let random_ok = random.len() == 16
+        && random
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (random_ok && is_node_id(node)).then_some(node)
 }
 
 /// The Herald session whose resolved destination `destination` is (`/queue/x-user<id>`).
@@ -203,7 +239,10 @@ mod tests {
     fn session_ids_and_resolved_names() {
         assert!(is_session_id(ID));
         assert!(!is_session_id("0A1B2C3D-00F1E2D3C4B5A697"));
-        assert!(!is_session_id("0a1b2c3-00f1e2d3c4b5a697"));
+        assert!(is_session_id("node7-00f1e2d3c4b5a697"));
+        assert_eq!(session_node("node7-00f1e2d3c4b5a697"), Some("node7"));
+        assert!(!is_session_id("-00f1e2d3c4b5a697"));
+        assert!(!is_session_id("abcdefghijklmnopq-00f1e2d3c4b5a697"));
         assert!(!is_session_id("0a1b2c3d-"));
         // The sequential form of earlier versions is an ordinary name now.
         assert!(!is_session_id("0a1b2c3d-17"));
@@ -248,9 +287,10 @@ mod tests {
     #[test]
     fn directory_targets_subscribed_sessions() {
         let users = LocalUsers::default();
-        users.open("s-1", Some("alice"));
-        users.open("s-2", Some("alice"));
-        users.open("s-3", None);
+        let none = &|_: &str, _: bool| {};
+        users.open("s-1", Some("alice"), none);
+        users.open("s-2", Some("alice"), none);
+        users.open("s-3", None, none);
         users.subscribe("s-1", "/queue/x");
         users.subscribe("s-3", "/queue/x");
         assert_eq!(users.targets("alice", "/queue/x"), ["s-1"]);
@@ -262,9 +302,42 @@ mod tests {
         assert_eq!(users.targets("s-2", "/queue/x"), ["s-2"]);
         assert!(users.targets("bob", "/queue/x").is_empty());
         users.unsubscribe("s-1", "/queue/x");
-        users.close("s-2");
+        users.close("s-2", none);
         assert!(users.targets("alice", "/queue/x").is_empty());
         assert!(!users.is_live("s-2"));
         assert!(users.is_live("s-3"));
+    }
+
+    #[test]
+    fn interest_follows_a_users_first_and_last_session() {
+        let users = LocalUsers::default();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = &|user: &str, on: bool| seen.lock().unwrap().push((user.to_owned(), on));
+        users.open("s-1", Some("alice"), record);
+        users.open("s-2", Some("alice"), record);
+        users.open("s-3", None, record);
+        users.open("s-4", Some("bob"), record);
+        assert_eq!(
+            users.presence(None),
+            Presence::from([("alice".to_owned(), 2), ("bob".to_owned(), 1)])
+        );
+        assert_eq!(
+            users.presence(Some("alice")),
+            Presence::from([("alice".to_owned(), 2)])
+        );
+        assert!(users.presence(Some("carol")).is_empty());
+        users.close("s-1", record);
+        users.close("s-3", record);
+        users.close("s-2", record);
+        users.close("s-2", record);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                ("alice".to_owned(), true),
+                ("bob".to_owned(), true),
+                ("alice".to_owned(), false)
+            ]
+        );
+        assert_eq!(users.presence(None).len(), 1);
     }
 }

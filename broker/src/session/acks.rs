@@ -11,7 +11,7 @@ use herald_protocol::{Command, Frame, Version};
 use super::Session;
 use super::close::{CloseReason, ErrorReply};
 use crate::routing::queue::{AckId, Queue, Settle};
-use crate::routing::topic::Subscriber;
+use crate::routing::subscriber::Subscriber;
 
 /// Client-ack subscriptions by the tag their ack ids carry.
 #[derive(Debug, Default)]
@@ -78,7 +78,7 @@ impl Session {
         let Some(subscription) = self.subscriptions.get(&target.subscription) else {
             return Err(unknown(&format!("id {:?}", describe(frame))));
         };
-        let Some(queue) = &subscription.queue else {
+        let Some(queue) = &subscription.route.queue else {
             return Err(unknown(&format!("id {:?}", describe(frame))));
         };
         let (queue, subscriber) = (Arc::clone(queue), subscription.subscriber.clone());
@@ -128,7 +128,11 @@ impl Session {
                 .iter()
                 .filter(|(id, s)| s.ack.is_client() && wanted.is_none_or(|w| w == id.as_str()))
                 .find_map(|(id, s)| {
-                    let seq = s.queue.as_ref()?.find_unacked(&s.subscriber, message_id)?;
+                    let seq = s
+                        .route
+                        .queue
+                        .as_ref()?
+                        .find_unacked(&s.subscriber, message_id)?;
                     Some(AckTarget {
                         subscription: id.clone(),
                         seq,
@@ -148,7 +152,7 @@ impl Session {
         let AckId { tag, seq } = AckId::parse(id)?;
         let subscription = self.acks.subscription(tag)?;
         let s = self.subscriptions.get(subscription)?;
-        if !s.queue.as_ref()?.is_pending(&s.subscriber, seq) {
+        if !s.route.queue.as_ref()?.is_pending(&s.subscriber, seq) {
             return None;
         }
         Some(AckTarget {
@@ -179,7 +183,7 @@ impl Session {
     /// session consumes from may deliver again.
     pub(super) fn resume_queues(&self) {
         for subscription in self.subscriptions.values() {
-            if let Some(queue) = &subscription.queue {
+            if let Some(queue) = &subscription.route.queue {
                 queue.resume(&subscription.subscriber);
             }
         }

@@ -13,10 +13,9 @@ use super::pause::{BlockedSend, Pause, RoomWait};
 use super::{Session, Subscription, connect, frames, limits};
 use crate::access::{Principal, Routing};
 use crate::config::AccessAction;
-use crate::routing::destination::DestinationKind;
-use crate::routing::has_wildcards;
-use crate::routing::queue::{AckMode, Bound, ConsumerSpec, Enqueued, Room};
-use crate::routing::topic::Subscriber;
+use crate::routing::queue::{AckMode, ConsumerSpec, Enqueued, Room};
+use crate::routing::router::{Refusal, SessionRef};
+use crate::routing::subscriber::Subscriber;
 use crate::routing::user;
 
 /// Most authorization verdicts a session keeps; the cache starts over past this.
@@ -27,6 +26,12 @@ type Handled = Result<(), CloseReason>;
 
 fn refuse(message: &str, detail: impl Into<String>) -> CloseReason {
     CloseReason::Protocol(ErrorReply::new(message, detail))
+}
+
+impl From<Refusal> for CloseReason {
+    fn from(refusal: Refusal) -> CloseReason {
+        refuse(refusal.message, refusal.detail)
+    }
 }
 
 fn required<'a>(frame: &'a Frame, header: &str) -> Result<&'a str, CloseReason> {
@@ -130,6 +135,9 @@ impl Session {
             version: accepted.version,
             limits: limits(&self.node, true),
         });
+        self.node
+            .router
+            .open_session(&self.id, self.user.as_deref());
         self.outbox
             .push_control(frames::control(&accepted.reply, accepted.version));
         Ok(())
@@ -149,7 +157,10 @@ impl Session {
                     user: self.user.as_deref(),
                     roles: &self.roles,
                 };
-                let routing = Routing::new(&self.node.destinations, &self.node.config.destinations);
+                let routing = Routing::new(
+                    self.node.router.destinations(),
+                    &self.node.config.destinations,
+                );
                 let allowed = self
                     .node
                     .access
@@ -186,25 +197,17 @@ impl Session {
         {
             self.authorize(AccessAction::Send, &user_form)?;
         }
-        match self.node.destinations.classify(destination) {
-            DestinationKind::User => {
-                self.user_target(destination)?;
-            }
-            DestinationKind::Topic | DestinationKind::Queue => {
-                if has_wildcards(destination) {
-                    return Err(refuse(
-                        "invalid destination",
-                        format!("cannot SEND to a destination with wildcards: {destination}"),
-                    ));
-                }
-            }
-            kind => return Err(unsupported(kind, destination)),
-        }
+        let route = self.node.router.parse_send(destination)?;
         if let Some(transaction) = frame.headers.get("transaction") {
             let transaction = transaction.to_owned();
             return self.add_to_transaction(&transaction, frame);
         }
-        let mut targets = self.route_send(&frame)?;
+        let published = self
+            .node
+            .router
+            .publish(&route, &frame.headers, &frame.body);
+        let mut targets = published.queues;
+        self.wait_for_room(published.congested);
         if let Some(room) = self.publish_to_queues(&frame, &mut targets)? {
             self.block(frame, targets, room)?;
         }
@@ -215,37 +218,13 @@ impl Session {
     /// queues it must reach are returned, for the caller to publish to (and maybe wait).
     pub(super) fn route_send(&mut self, frame: &Frame) -> Result<VecDeque<String>, CloseReason> {
         let destination = required(frame, "destination")?;
-        let kind = self.node.destinations.classify(destination);
-        if kind == DestinationKind::User {
-            let (name, user_destination) = self.user_target(destination)?;
-            let targets = self.node.users.targets(&name, user_destination);
-            if targets.is_empty() {
-                self.node.stats.record_user_unrouted();
-            }
-            return Ok(targets
-                .iter()
-                .map(|session| user::resolve(user_destination, session))
-                .collect());
-        }
-        if user::resolved_session(destination).is_some() {
-            // A resolved user destination is a queue, whatever its kind prefix.
-            return Ok(VecDeque::from([destination.to_owned()]));
-        }
-        match kind {
-            DestinationKind::Topic => {
-                let mut fanout = self
-                    .node
-                    .topics
-                    .publish(destination, &frame.headers, &frame.body);
-                self.node
-                    .stats
-                    .record_publish(fanout.delivered, fanout.dropped, fanout.expired);
-                self.wait_for_room(std::mem::take(&mut fanout.congested));
-                Ok(VecDeque::new())
-            }
-            DestinationKind::Queue => Ok(VecDeque::from([destination.to_owned()])),
-            kind => Err(unsupported(kind, destination)),
-        }
+        let route = self.node.router.parse_send(destination)?;
+        let published = self
+            .node
+            .router
+            .publish(&route, &frame.headers, &frame.body);
+        self.wait_for_room(published.congested);
+        Ok(published.queues)
     }
 
     /// Publishes `frame` to each queue of `targets` in turn, removing those that took it;
@@ -258,10 +237,12 @@ impl Session {
         while let Some(destination) = targets.front() {
             match self
                 .node
-                .queues
-                .publish(destination, &frame.headers, &frame.body, &self.creator)
+                .router
+                .enqueue(destination, &frame.headers, &frame.body, &self.creator)
             {
-                Enqueued::Rejected(bound) => return Err(queue_full(destination, bound)),
+                Enqueued::Rejected(bound) => {
+                    return Err(Refusal::queue_full(destination, bound).into());
+                }
                 Enqueued::Blocked(room) => return Ok(Some(room)),
                 Enqueued::Accepted | Enqueued::Expired | Enqueued::Dropped => {
                     targets.pop_front();
@@ -339,51 +320,6 @@ impl Session {
         }
     }
 
-    /// The user destination after the prefix (`/queue/x` for `/user/queue/x`), if it names a
-    /// topic or queue destination without wildcards.
-    fn user_destination<'a>(&self, destination: &'a str) -> Result<&'a str, CloseReason> {
-        let rest = user::strip_prefix(&self.node.config.destinations.user_prefix, destination)
-            .unwrap_or_default();
-        self.user_kind_checked(destination, rest)
-    }
-
-    fn user_kind_checked<'a>(
-        &self,
-        destination: &str,
-        rest: &'a str,
-    ) -> Result<&'a str, CloseReason> {
-        match self.node.destinations.classify(rest) {
-            DestinationKind::Topic | DestinationKind::Queue if !has_wildcards(rest) => Ok(rest),
-            DestinationKind::Topic | DestinationKind::Queue => Err(refuse(
-                "invalid destination",
-                format!("a user destination cannot be a pattern: {destination}"),
-            )),
-            _ => Err(refuse(
-                "invalid destination",
-                format!(
-                    "a user destination must name a topic or queue destination after the user prefix: {destination}"
-                ),
-            )),
-        }
-    }
-
-    /// A SEND's user destination `/user/<name>/queue/x`: the user name (or session id) and
-    /// `/queue/x`.
-    fn user_target<'a>(&self, destination: &'a str) -> Result<(String, &'a str), CloseReason> {
-        let parsed = user::strip_prefix(&self.node.config.destinations.user_prefix, destination)
-            .and_then(user::parse_target);
-        let Some((name, rest)) = parsed else {
-            return Err(refuse(
-                "invalid destination",
-                format!(
-                    "a SEND to a user destination names the user: /user/<name>/queue/x, not {destination}"
-                ),
-            ));
-        };
-        let rest = self.user_kind_checked(destination, rest)?;
-        Ok((name, rest))
-    }
-
     fn on_subscribe(&mut self, frame: &Frame) -> Handled {
         let id = required(frame, "id")?;
         let destination = required(frame, "destination")?;
@@ -420,102 +356,40 @@ impl Session {
                 )
             })?,
         };
-        let mut kind = self.node.destinations.classify(destination);
-        let shown = destination;
-        let mut destination = destination;
-        let mut resolved = None;
-        let user_destination = if kind == DestinationKind::User {
-            let rest = self.user_destination(destination)?;
-            resolved = Some(user::resolve(rest, &self.id));
-            Some(rest.to_owned())
-        } else {
-            None
-        };
-        if let Some(resolved) = &resolved {
-            destination = resolved;
-        }
-        if let Some(owner) = user::resolved_session(destination) {
-            if owner != self.id {
-                return Err(refuse(
-                    "access denied",
-                    format!("{shown} is the user destination of another session"),
-                ));
-            }
-            // A resolved user destination is a queue, whatever its kind prefix.
-            kind = DestinationKind::Queue;
-        }
-        let shown_destination: Option<Arc<str>> =
-            user_destination.as_ref().map(|_| Arc::from(shown));
+        let route = self.node.router.parse_subscribe(destination, &self.id)?;
         let tag = self.acks.next_tag();
-        let mut subscriber = Subscriber::new(
+        let subscriber = Subscriber::new(
             self.key,
             id,
             self.version.unwrap_or(Version::V1_2),
             Arc::clone(&self.outbox),
         );
-        let spec = |subscriber: &Subscriber| ConsumerSpec {
+        let spec = ConsumerSpec {
             subscriber: subscriber.clone(),
             ack,
             prefetch,
             tag,
-            shown_destination: shown_destination.clone(),
+            shown_destination: None,
         };
-        let queue = match kind {
-            DestinationKind::Topic => {
-                if ack.is_client() {
-                    let private = self
-                        .node
-                        .queues
-                        .private_queue(destination, spec(&subscriber));
-                    subscriber.queue = Some(Arc::clone(&private));
-                }
-                self.node
-                    .topics
-                    .subscribe(destination, subscriber.clone())
-                    .map_err(|e| refuse("invalid destination", e.to_string()))?;
-                subscriber.queue.clone()
-            }
-            DestinationKind::Queue => {
-                if has_wildcards(destination) {
-                    return Err(refuse(
-                        "invalid destination",
-                        format!("a queue subscription cannot be a pattern: {destination}"),
-                    ));
-                }
-                let queue = self
-                    .node
-                    .queues
-                    .subscribe(destination, spec(&subscriber), &self.creator)
-                    .map_err(|bound| queue_full(destination, bound))?;
-                Some(queue)
-            }
-            kind => return Err(unsupported(kind, destination)),
+        let session = SessionRef {
+            id: &self.id,
+            user: self.user.as_deref(),
+            creator: &self.creator,
         };
-        if let Some(queue) = &queue {
+        let route = self.node.router.subscribe(session, route, spec)?;
+        if let Some(queue) = &route.queue {
             self.pump_later(Arc::clone(queue), subscriber.clone());
         }
         if ack.is_client() {
             self.acks.register(tag, id);
         }
-        if let Some(user_destination) = &user_destination {
-            // Only sessions with user-destination subscriptions can be targets, so a session
-            // joins the directory on its first one: others cost it nothing.
-            if !self.in_user_directory {
-                self.node.users.open(&self.id, self.user.as_deref());
-                self.in_user_directory = true;
-            }
-            self.node.users.subscribe(&self.id, user_destination);
-        }
         self.subscriptions.insert(
             id.to_owned(),
             Subscription {
-                destination: destination.to_owned(),
-                user_destination,
-                in_topics: kind == DestinationKind::Topic,
+                route,
                 subscriber,
                 ack,
                 tag,
-                queue,
             },
         );
         Ok(())
@@ -536,40 +410,8 @@ impl Session {
         if subscription.ack.is_client() {
             self.acks.unregister(subscription.tag);
         }
-        if let Some(user_destination) = &subscription.user_destination {
-            self.node.users.unsubscribe(&self.id, user_destination);
-        }
-        if subscription.in_topics {
-            self.node
-                .topics
-                .unsubscribe(&subscription.destination, &subscription.subscriber);
-        }
-        if let Some(queue) = &subscription.queue {
-            queue.remove_consumer(&subscription.subscriber);
-        }
-    }
-}
-
-/// The ERROR for a SEND refused at a queue bound (policy `reject`, or a queue count bound).
-fn queue_full(destination: &str, bound: Bound) -> CloseReason {
-    refuse(
-        "queue full",
-        format!(
-            "{destination} is at {}; the message was not accepted",
-            bound.config_key()
-        ),
-    )
-}
-
-/// The ERROR for a destination kind that cannot be used (yet).
-fn unsupported(kind: DestinationKind, destination: &str) -> CloseReason {
-    match kind {
-        DestinationKind::User
-        | DestinationKind::Topic
-        | DestinationKind::Queue
-        | DestinationKind::Unknown => refuse(
-            "unknown destination",
-            format!("{destination} is outside every configured destination prefix"),
-        ),
+        self.node
+            .router
+            .unsubscribe(&self.id, &subscription.route, &subscription.subscriber);
     }
 }

@@ -31,7 +31,8 @@ use crate::config::AccessAction;
 use crate::node::Node;
 use crate::outbox::{OutFrame, Outbox};
 use crate::routing::queue::{AckMode, Creator, Queue};
-use crate::routing::topic::Subscriber;
+use crate::routing::router::Route;
+use crate::routing::subscriber::Subscriber;
 use crate::transport::{CloseKind, FrameIo, InputTooLarge};
 use close::{CloseReason, ErrorReply};
 
@@ -64,8 +65,6 @@ pub struct Session {
     url_token: Option<String>,
     /// When the session's token expires: ERROR `token expired`, then close.
     token_expires: Option<Instant>,
-    /// Registered in the node's user directory (on its first user-destination subscription).
-    in_user_directory: bool,
     heartbeat: Negotiated,
     /// Active subscriptions by subscription id.
     subscriptions: HashMap<String, Subscription>,
@@ -87,20 +86,12 @@ pub struct Session {
 
 #[derive(Debug)]
 struct Subscription {
-    /// Where it is routed: the destination subscribed to, or the resolved destination
-    /// (`/queue/x-user<sessionId>`) of a user destination.
-    destination: String,
-    /// The user destination it stands for (`/queue/x` for `/user/queue/x`).
-    user_destination: Option<String>,
-    /// Subscribed in the topic router (rather than a named queue).
-    in_topics: bool,
+    /// Where routing put it.
+    route: Route,
     subscriber: Subscriber,
     ack: AckMode,
     /// Names the subscription in its ack ids.
     tag: u64,
-    /// Where its messages wait: the named queue of a queue subscription, or the private
-    /// queue of a client-ack topic subscription; `None` for an auto-ack topic subscription.
-    queue: Option<Arc<Queue>>,
 }
 
 impl Session {
@@ -129,7 +120,6 @@ impl Session {
             version: None,
             user: None,
             roles: Vec::new(),
-            in_user_directory: false,
             verdicts: HashMap::new(),
             url_token: None,
             token_expires: None,
@@ -439,20 +429,10 @@ impl Session {
         self.pumps.clear();
         self.pause = None;
         let subscriptions = std::mem::take(&mut self.subscriptions);
-        self.node.topics.unsubscribe_all(
-            subscriptions
-                .values()
-                .filter(|s| s.in_topics)
-                .map(|s| (s.destination.as_str(), s.subscriber.clone())),
+        self.node.router.unsubscribe_session(
+            &self.id,
+            subscriptions.values().map(|s| (&s.route, &s.subscriber)),
         );
-        if std::mem::take(&mut self.in_user_directory) {
-            self.node.users.close(&self.id);
-        }
-        for subscription in subscriptions.values() {
-            if let Some(queue) = &subscription.queue {
-                queue.remove_consumer(&subscription.subscriber);
-            }
-        }
     }
 
     async fn finish<T: FrameIo>(&mut self, io: &mut T, reason: CloseReason) {

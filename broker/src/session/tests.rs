@@ -100,7 +100,11 @@ async fn a_panic_in_the_session_task_still_cleans_up() {
     let written = Arc::clone(&io.written);
     session.run(io).await;
 
-    let depth = node.queues.depth("/queue/work").expect("the queue exists");
+    let depth = node
+        .router
+        .queues
+        .depth("/queue/work")
+        .expect("the queue exists");
     assert_eq!(depth.consumers, 0, "the dead consumer left the queue");
     assert_eq!(depth.ready, 1, "its unacknowledged message is ready again");
     assert_eq!(node.stats.closes("internal_error"), 1);
@@ -120,6 +124,7 @@ async fn a_session_task_dropped_mid_way_still_cleans_up() {
     // The scripted frames are handled without any real waiting; then the task waits forever.
     let mut turns = 0;
     while node
+        .router
         .queues
         .depth("/queue/work")
         .is_none_or(|d| d.consumers == 0)
@@ -131,7 +136,11 @@ async fn a_session_task_dropped_mid_way_still_cleans_up() {
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
 
-    let depth = node.queues.depth("/queue/work").expect("the queue exists");
+    let depth = node
+        .router
+        .queues
+        .depth("/queue/work")
+        .expect("the queue exists");
     assert_eq!(depth.consumers, 0);
     assert_eq!(depth.ready, 1);
 }

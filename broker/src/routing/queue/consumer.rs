@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::message::QueuedMessage;
-use crate::routing::topic::Subscriber;
+use crate::routing::subscriber::Subscriber;
 
 /// SUBSCRIBE `ack` modes (STOMP 1.2 "SUBSCRIBE ack Header").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -127,11 +127,9 @@ pub(super) struct Consumer {
 
 impl Consumer {
     pub fn new(key: u64, spec: ConsumerSpec) -> Consumer {
-        let mut subscriber = spec.subscriber;
-        subscriber.queue = None;
         Consumer {
             key,
-            subscriber,
+            subscriber: spec.subscriber,
             ack: spec.ack,
             prefetch: spec.prefetch,
             tag: spec.tag,

@@ -21,7 +21,7 @@ use crate::config::QueueOverflow;
 use crate::metrics::QueueStats;
 use crate::outbox::Offered;
 use crate::routing::publish::{is_expired, now_ms};
-use crate::routing::topic::Subscriber;
+use crate::routing::subscriber::Subscriber;
 
 /// What became of a message given to a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -213,10 +213,8 @@ impl QueueRouter {
     }
 
     /// A private queue for a client-ack subscription to the topic `destination`, with `spec`
-    /// as its only consumer; the caller puts it in the subscription's [`Subscriber`] handle,
-    /// where topic fan-out finds it.
-    ///
-    /// [`Subscriber`]: crate::routing::topic::Subscriber
+    /// as its only consumer; the caller subscribes it to the topic with the subscription, where
+    /// topic fan-out finds it.
     pub fn private_queue(&self, destination: &str, spec: ConsumerSpec) -> Arc<Queue> {
         let queue = Arc::new(Queue::private(destination, Arc::clone(&self.shared)));
         queue

@@ -14,7 +14,7 @@ use super::*;
 use crate::config::{OverflowPolicy, QueueOverflow, QueuesConfig};
 use crate::metrics::Stats;
 use crate::outbox::Outbox;
-use crate::routing::topic::Subscriber;
+use crate::routing::subscriber::Subscriber;
 
 fn router_with(config: QueuesConfig) -> (QueueRouter, Arc<Stats>) {
     let stats = Arc::new(Stats::default());

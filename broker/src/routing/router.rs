@@ -1,0 +1,625 @@
+//! The router: the one entry point for everything that subscribes or publishes — sessions,
+//! the HTTP API, other nodes. A destination is parsed once into a route; the router then
+//! reaches the topic trie, the queues, the user directory and the cluster link.
+//!
+//! Interest: the router counts local subscriptions per topic destination (or pattern) and
+//! tells the cluster link about the first and the last, and the user directory tells it
+//! about a user's first and last session here, so a NATS link subscribes a subject only
+//! while someone on this node wants it.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use herald_protocol::Headers;
+
+use super::cluster::{Audience, ClusterLink, Crossing, LinkState, Presence};
+use super::destination::{DestinationKind, Destinations};
+use super::has_wildcards;
+use super::publish::{MessageIds, expires, forwarded_headers, is_expired, now_ms};
+use super::queue::{Bound, ConsumerSpec, Creator, Enqueued, Queue, QueueRouter};
+use super::subscriber::Subscriber;
+use super::topic::{Fanout, TopicMessage, TopicRouter, TopicSubscriber};
+use super::user::{self, UserDirectory};
+use crate::config::Config;
+use crate::metrics::Stats;
+use crate::outbox::Outbox;
+
+/// Why the router refused a destination: the ERROR frame's `message` and its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: &'static str,
+    pub detail: String,
+}
+
+impl Refusal {
+    fn new(message: &'static str, detail: impl Into<String>) -> Refusal {
+        Refusal {
+            message,
+            detail: detail.into(),
+        }
+    }
+
+    /// A SEND or SUBSCRIBE refused at a queue bound.
+    pub fn queue_full(destination: &str, bound: Bound) -> Refusal {
+        Refusal::new(
+            "queue full",
+            format!(
+                "{destination} is at {}; the message was not accepted",
+                bound.config_key()
+            ),
+        )
+    }
+}
+
+/// Where a SEND goes, parsed once from its destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendRoute<'a> {
+    /// Every matching subscription, on every node.
+    Topic(&'a str),
+    /// One consumer of this node's queue.
+    Queue(&'a str),
+    /// `/user/<name>/queue/x`: each session of user `name` (or the one session `name`)
+    /// subscribed to `/user/queue/x`, wherever it is. `destination` is `/queue/x`.
+    User {
+        name: Cow<'a, str>,
+        destination: &'a str,
+    },
+    /// A resolved name (`/queue/x-user<sessionId>`): the queue of that session's user
+    /// destination.
+    Resolved { resolved: &'a str, session: &'a str },
+}
+
+/// Where a SUBSCRIBE goes, parsed once from its destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeRoute<'a> {
+    /// A topic destination or pattern.
+    Topic(&'a str),
+    /// A named queue, or the session's own resolved name.
+    Queue(&'a str),
+    /// `/user/queue/x`: the session's resolved queue `/queue/x-user<sessionId>`.
+    User {
+        shown: &'a str,
+        destination: &'a str,
+        resolved: String,
+    },
+}
+
+/// What a session keeps of one subscription, to leave it again.
+#[derive(Debug)]
+pub struct Route {
+    /// The destination routed: as subscribed, or the resolved name of a user destination.
+    pub destination: String,
+    /// The user destination it stands for (`/queue/x` for `/user/queue/x`).
+    pub user_destination: Option<String>,
+    /// In the topic trie (rather than a named queue).
+    pub in_topics: bool,
+    /// Where its messages wait: its named queue, or the private queue of a client-ack topic
+    /// subscription; `None` for an auto-ack topic subscription.
+    pub queue: Option<Arc<Queue>>,
+}
+
+/// The session a subscription belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRef<'a> {
+    pub id: &'a str,
+    pub user: Option<&'a str>,
+    /// Counts the queues the session creates.
+    pub creator: &'a Creator,
+}
+
+/// What routing a SEND did now, and what the caller still has to do.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// Outboxes (a subscriber's, or the cluster link's) left above their high-water mark:
+    /// the publisher should wait for them (back-pressure).
+    pub congested: Vec<Arc<Outbox>>,
+    /// Queues the message must be put in, in order, through [`Router::enqueue`] (which may
+    /// ask the publisher to wait for room).
+    pub queues: VecDeque<String>,
+}
+
+/// The node's routing.
+#[derive(Debug)]
+pub struct Router {
+    node_id: String,
+    destinations: Destinations,
+    user_prefix: String,
+    pub topics: TopicRouter,
+    pub queues: QueueRouter,
+    users: Arc<dyn UserDirectory>,
+    link: Arc<dyn ClusterLink>,
+    /// Local subscriptions per topic destination or pattern.
+    topic_interest: DashMap<String, usize>,
+    message_ids: Arc<MessageIds>,
+    stats: Arc<Stats>,
+    /// Creates the queues that messages from other nodes need.
+    remote_creator: Creator,
+}
+
+impl Router {
+    pub fn new(
+        config: &Config,
+        node_id: &str,
+        users: Arc<dyn UserDirectory>,
+        link: Arc<dyn ClusterLink>,
+        stats: Arc<Stats>,
+    ) -> Router {
+        let destinations = Destinations::new(&config.destinations);
+        // One id source for topics and queues keeps message ids unique on the node; the node id
+        // in them keeps them unique in the cluster.
+        let message_ids = Arc::new(MessageIds::new(node_id));
+        let topics = TopicRouter::new(
+            destinations.broadcast_prefixes(),
+            &config.destinations,
+            Arc::clone(&message_ids),
+        );
+        let queues = QueueRouter::new(&config.queues, Arc::clone(&message_ids), Arc::clone(&stats));
+        Router {
+            node_id: node_id.to_owned(),
+            destinations,
+            user_prefix: config.destinations.user_prefix.clone(),
+            topics,
+            queues,
+            users,
+            link,
+            topic_interest: DashMap::new(),
+            message_ids,
+            stats,
+            remote_creator: Creator::default(),
+        }
+    }
+
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
+    }
+
+    pub fn link_state(&self) -> LinkState {
+        self.link.state()
+    }
+
+    /// Parses a SEND's destination.
+    pub fn parse_send<'a>(&self, destination: &'a str) -> Result<SendRoute<'a>, Refusal> {
+        match self.destinations.classify(destination) {
+            DestinationKind::User => {
+                let (name, rest) = user::strip_prefix(&self.user_prefix, destination)
+                    .and_then(user::parse_target)
+                    .ok_or_else(|| {
+                        Refusal::new(
+                            "invalid destination",
+                            format!(
+                                "a SEND to a user destination names the user: /user/<name>/queue/x, not {destination}"
+                            ),
+                        )
+                    })?;
+                let destination = self.user_destination_checked(destination, rest)?;
+                Ok(SendRoute::User {
+                    name: Cow::Owned(name),
+                    destination,
+                })
+            }
+            DestinationKind::Topic | DestinationKind::Queue if has_wildcards(destination) => {
+                Err(Refusal::new(
+                    "invalid destination",
+                    format!("cannot SEND to a destination with wildcards: {destination}"),
+                ))
+            }
+            kind @ (DestinationKind::Topic | DestinationKind::Queue) => {
+                // A resolved user destination is a queue, whatever its kind prefix.
+                if let Some(session) = user::resolved_session(destination) {
+                    Ok(SendRoute::Resolved {
+                        resolved: destination,
+                        session,
+                    })
+                } else if kind == DestinationKind::Topic {
+                    Ok(SendRoute::Topic(destination))
+                } else {
+                    Ok(SendRoute::Queue(destination))
+                }
+            }
+            DestinationKind::Unknown => Err(unknown(destination)),
+        }
+    }
+
+    /// Parses a SUBSCRIBE's destination for session `session`.
+    pub fn parse_subscribe<'a>(
+        &self,
+        destination: &'a str,
+        session: &str,
+    ) -> Result<SubscribeRoute<'a>, Refusal> {
+        let kind = self.destinations.classify(destination);
+        if kind == DestinationKind::User {
+            let rest = user::strip_prefix(&self.user_prefix, destination).unwrap_or_default();
+            let rest = self.user_destination_checked(destination, rest)?;
+            return Ok(SubscribeRoute::User {
+                shown: destination,
+                destination: rest,
+                resolved: user::resolve(rest, session),
+            });
+        }
+        if let Some(owner) = user::resolved_session(destination) {
+            if owner != session {
+                return Err(Refusal::new(
+                    "access denied",
+                    format!("{destination} is the user destination of another session"),
+                ));
+            }
+            return Ok(SubscribeRoute::Queue(destination));
+        }
+        match kind {
+            DestinationKind::Topic => Ok(SubscribeRoute::Topic(destination)),
+            DestinationKind::Queue if has_wildcards(destination) => Err(Refusal::new(
+                "invalid destination",
+                format!("a queue subscription cannot be a pattern: {destination}"),
+            )),
+            DestinationKind::Queue => Ok(SubscribeRoute::Queue(destination)),
+            _ => Err(unknown(destination)),
+        }
+    }
+
+    /// What follows the user prefix, if it names a topic or queue destination without
+    /// wildcards.
+    fn user_destination_checked<'a>(
+        &self,
+        destination: &str,
+        rest: &'a str,
+    ) -> Result<&'a str, Refusal> {
+        match self.destinations.classify(rest) {
+            DestinationKind::Topic | DestinationKind::Queue if !has_wildcards(rest) => Ok(rest),
+            DestinationKind::Topic | DestinationKind::Queue => Err(Refusal::new(
+                "invalid destination",
+                format!("a user destination cannot be a pattern: {destination}"),
+            )),
+            _ => Err(Refusal::new(
+                "invalid destination",
+                format!(
+                    "a user destination must name a topic or queue destination after the user prefix: {destination}"
+                ),
+            )),
+        }
+    }
+
+    /// A session was accepted as `user`: it counts for presence and can be reached through
+    /// `/user/<user>/…`. Anonymous sessions join on their first user-destination
+    /// subscription instead, so that sessions without any cost the directory nothing.
+    pub fn open_session(&self, session: &str, user: Option<&str>) {
+        if user.is_some() {
+            self.users.open(session, user, &self.user_hook());
+        }
+    }
+
+    /// Adds a subscription. `spec.subscriber` is where its messages go.
+    pub fn subscribe(
+        &self,
+        session: SessionRef<'_>,
+        route: SubscribeRoute<'_>,
+        mut spec: ConsumerSpec,
+    ) -> Result<Route, Refusal> {
+        match route {
+            SubscribeRoute::Topic(destination) => {
+                let queue = spec
+                    .ack
+                    .is_client()
+                    .then(|| self.queues.private_queue(destination, spec.clone()));
+                let subscriber = TopicSubscriber {
+                    subscriber: spec.subscriber,
+                    queue: queue.clone(),
+                };
+                self.topics
+                    .subscribe(destination, subscriber)
+                    .map_err(|e| Refusal::new("invalid destination", e.to_string()))?;
+                self.topic_interest_changed(destination, true);
+                Ok(Route {
+                    destination: destination.to_owned(),
+                    user_destination: None,
+                    in_topics: true,
+                    queue,
+                })
+            }
+            SubscribeRoute::Queue(destination) => {
+                let queue = self
+                    .queues
+                    .subscribe(destination, spec, session.creator)
+                    .map_err(|bound| Refusal::queue_full(destination, bound))?;
+                Ok(Route {
+                    destination: destination.to_owned(),
+                    user_destination: None,
+                    in_topics: false,
+                    queue: Some(queue),
+                })
+            }
+            SubscribeRoute::User {
+                shown,
+                destination,
+                resolved,
+            } => {
+                spec.shown_destination = Some(Arc::from(shown));
+                let queue = self
+                    .queues
+                    .subscribe(&resolved, spec, session.creator)
+                    .map_err(|bound| Refusal::queue_full(&resolved, bound))?;
+                if !self.users.is_live(session.id) {
+                    self.users.open(session.id, session.user, &self.user_hook());
+                }
+                self.users.subscribe(session.id, destination);
+                Ok(Route {
+                    destination: resolved,
+                    user_destination: Some(destination.to_owned()),
+                    in_topics: false,
+                    queue: Some(queue),
+                })
+            }
+        }
+    }
+
+    /// Ends one subscription: out of the topic trie, or out of its queue (whose
+    /// unacknowledged messages go back for other consumers).
+    pub fn unsubscribe(&self, session: &str, route: &Route, subscriber: &Subscriber) {
+        if let Some(user_destination) = &route.user_destination {
+            self.users.unsubscribe(session, user_destination);
+        }
+        if route.in_topics && self.topics.unsubscribe(&route.destination, subscriber) {
+            self.topic_interest_changed(&route.destination, false);
+        }
+        if let Some(queue) = &route.queue {
+            queue.remove_consumer(subscriber);
+        }
+    }
+
+    /// Ends every subscription of a closing session and takes it out of the directory.
+    pub fn unsubscribe_session<'a>(
+        &self,
+        session: &str,
+        routes: impl Iterator<Item = (&'a Route, &'a Subscriber)> + Clone,
+    ) {
+        self.topics.unsubscribe_all(
+            routes
+                .clone()
+                .filter(|(route, _)| route.in_topics)
+                .map(|(route, subscriber)| (route.destination.as_str(), subscriber.clone())),
+        );
+        for (route, subscriber) in routes {
+            if route.in_topics {
+                self.topic_interest_changed(&route.destination, false);
+            }
+            if let Some(queue) = &route.queue {
+                queue.remove_consumer(subscriber);
+            }
+        }
+        self.users.close(session, &self.user_hook());
+    }
+
+    /// Counts one more (`on`) or one fewer local subscription to a topic destination, and
+    /// tells the link about the first and the last (under the count's lock, so changes to
+    /// one destination reach it in order).
+    fn topic_interest_changed(&self, destination: &str, on: bool) {
+        if on {
+            let mut count = self
+                .topic_interest
+                .entry(destination.to_owned())
+                .or_insert(0);
+            if *count == 0 {
+                self.link.topic_interest(destination, true);
+            }
+            *count += 1;
+        } else if let Entry::Occupied(mut count) = self.topic_interest.entry(destination.to_owned())
+        {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                self.link.topic_interest(destination, false);
+                count.remove();
+            }
+        }
+    }
+
+    fn user_hook(&self) -> impl Fn(&str, bool) + '_ {
+        |user: &str, on: bool| self.link.user_interest(user, on)
+    }
+
+    fn clustered(&self) -> bool {
+        self.link.state() != LinkState::Standalone
+    }
+
+    /// Routes a SEND from this node: topic subscribers here get it now, other nodes through
+    /// the link; the queues it must reach are returned, for the caller to fill through
+    /// [`Router::enqueue`].
+    pub fn publish(&self, route: &SendRoute<'_>, headers: &Headers, body: &Bytes) -> Published {
+        let mut published = Published::default();
+        match route {
+            SendRoute::Topic(destination) => {
+                let mut fanout = if self.clustered() {
+                    self.publish_clustered(destination, headers, body, &mut published)
+                } else {
+                    self.topics.publish(destination, headers, body)
+                };
+                self.stats
+                    .record_publish(fanout.delivered, fanout.dropped, fanout.expired);
+                published.congested.append(&mut fanout.congested);
+            }
+            SendRoute::Queue(destination) => published.queues.push_back((*destination).into()),
+            SendRoute::User { name, destination } => {
+                match user::session_node(name) {
+                    Some(node) if node != self.node_id => {
+                        self.forward(
+                            Audience::Session {
+                                node,
+                                session: name,
+                            },
+                            destination,
+                            headers,
+                            body,
+                            &mut published,
+                        );
+                        return published;
+                    }
+                    Some(_) => {}
+                    None if self.clustered() => self.forward(
+                        Audience::User { name },
+                        destination,
+                        headers,
+                        body,
+                        &mut published,
+                    ),
+                    None => {}
+                }
+                let targets = self.users.targets(name, destination);
+                if targets.is_empty() && !self.clustered() {
+                    self.stats.record_user_unrouted();
+                }
+                published.queues.extend(
+                    targets
+                        .iter()
+                        .map(|session| user::resolve(destination, session)),
+                );
+            }
+            SendRoute::Resolved { resolved, session } => match user::session_node(session) {
+                Some(node) if node != self.node_id => {
+                    let base =
+                        &resolved[..resolved.len() - session.len() - user::USER_SUFFIX.len()];
+                    self.forward(
+                        Audience::Session { node, session },
+                        base,
+                        headers,
+                        body,
+                        &mut published,
+                    );
+                }
+                _ => published.queues.push_back((*resolved).into()),
+            },
+        }
+        published
+    }
+
+    /// A topic publish on a clustered node: one message id for every node, delivered here
+    /// and forwarded.
+    fn publish_clustered(
+        &self,
+        destination: &str,
+        headers: &Headers,
+        body: &Bytes,
+        published: &mut Published,
+    ) -> Fanout {
+        let expires = expires(headers);
+        if is_expired(expires, now_ms()) {
+            self.stats.record_expired();
+            return Fanout::default();
+        }
+        let id = self.message_ids.next();
+        let forwarded = forwarded_headers(headers);
+        let message = TopicMessage {
+            id: &id,
+            headers: &forwarded,
+            body,
+            expires,
+        };
+        let fanout = self.topics.deliver(destination, &message);
+        published.congested.extend(self.link.forward(Crossing {
+            audience: Audience::Topic,
+            destination,
+            message_id: &id,
+            headers: &forwarded,
+            body,
+        }));
+        fanout
+    }
+
+    fn forward(
+        &self,
+        audience: Audience<'_>,
+        destination: &str,
+        headers: &Headers,
+        body: &Bytes,
+        published: &mut Published,
+    ) {
+        if is_expired(expires(headers), now_ms()) {
+            self.stats.record_expired();
+            return;
+        }
+        let id = self.message_ids.next();
+        published.congested.extend(self.link.forward(Crossing {
+            audience,
+            destination,
+            message_id: &id,
+            headers: &forwarded_headers(headers),
+            body,
+        }));
+    }
+
+    /// Puts a SEND in the queue `destination` (created for `creator` if needed).
+    pub fn enqueue(
+        &self,
+        destination: &str,
+        headers: &Headers,
+        body: &[u8],
+        creator: &Creator,
+    ) -> Enqueued {
+        self.queues.publish(destination, headers, body, creator)
+    }
+
+    /// Delivers a message from another node to this node's subscribers (never forwarded
+    /// again). Returns the subscriber outboxes left above their high-water mark: the caller
+    /// waits for them, as a publishing session would.
+    pub fn deliver_remote(&self, message: Crossing<'_>) -> Vec<Arc<Outbox>> {
+        let targets = match message.audience {
+            Audience::Topic => {
+                let mut fanout = self.topics.deliver(
+                    message.destination,
+                    &TopicMessage {
+                        id: message.message_id,
+                        headers: message.headers,
+                        body: message.body,
+                        expires: expires(message.headers),
+                    },
+                );
+                self.stats
+                    .record_publish(fanout.delivered, fanout.dropped, fanout.expired);
+                return std::mem::take(&mut fanout.congested);
+            }
+            Audience::User { name } => self.users.targets(name, message.destination),
+            Audience::Session { session, .. } => self.users.targets(session, message.destination),
+        };
+        for session in targets {
+            let resolved = user::resolve(message.destination, &session);
+            // A queue cannot make another node's publisher wait: without room the message is
+            // dropped (and counted by the queue).
+            self.queues.publish(
+                &resolved,
+                message.headers,
+                message.body,
+                &self.remote_creator,
+            );
+        }
+        Vec::new()
+    }
+
+    /// Sessions per user on this node (only `user`, if given).
+    pub fn local_presence(&self, user: Option<&str>) -> Presence {
+        self.users.presence(user)
+    }
+
+    /// Users online in the whole cluster: this node's sessions plus what the other nodes
+    /// answer within the link's timeout. Also returns how many other nodes answered.
+    pub async fn presence(&self, user: Option<&str>) -> (Presence, usize) {
+        let remote = self.link.presence(user.map(str::to_owned)).await;
+        let mut users = self.local_presence(user);
+        for (name, sessions) in remote.users {
+            *users.entry(name).or_default() += sessions;
+        }
+        (users, remote.nodes)
+    }
+
+    /// Whether `session` is a live session of this node.
+    pub fn is_local_session(&self, session: &str) -> bool {
+        self.users.is_live(session)
+    }
+}
+
+fn unknown(destination: &str) -> Refusal {
+    Refusal::new(
+        "unknown destination",
+        format!("{destination} is outside every configured destination prefix"),
+    )
+}
