@@ -63,8 +63,7 @@ pub async fn connect(
     stats: Arc<Stats>,
 ) -> Result<Client, ConnectError> {
     let servers = servers(config)?;
-    let options = credentials(ConnectOptions::new(), config).await?;
-    let options = tls(options, &config.tls)?;
+    let options = tls(credentials(ConnectOptions::new(), config)?, &config.tls)?;
     let events = Arc::new(Events::new(stats));
     let options = options
         // The publishing node delivers to its own subscribers itself.
@@ -80,6 +79,13 @@ pub async fn connect(
             std::future::ready(())
         });
     Ok(options.connect(servers).await?)
+}
+
+/// Reads and checks what [`connect`] would (server URLs, credentials and TLS files) without
+/// connecting: for `herald config check` and the start.
+pub fn check(config: &ClusterConfig) -> Result<(), ConnectError> {
+    servers(config)?;
+    tls(credentials(ConnectOptions::new(), config)?, &config.tls).map(drop)
 }
 
 /// The delay before attempt number `attempts` (counted from 1 since the link was last up,
@@ -110,8 +116,9 @@ fn servers(config: &ClusterConfig) -> Result<Vec<ServerAddr>, ConnectError> {
         .collect()
 }
 
-/// Adds the one kind of credentials configured, reading and checking its file now.
-async fn credentials(
+/// Adds the one kind of credentials configured, reading and checking its file now (small
+/// files, read once at start: blocking reads are fine).
+fn credentials(
     options: ConnectOptions,
     config: &ClusterConfig,
 ) -> Result<ConnectOptions, ConnectError> {
@@ -128,9 +135,7 @@ async fn credentials(
     if !config.nkey_seed_file.is_empty() {
         let key = "cluster.nkey_seed_file";
         let path = &config.nkey_seed_file;
-        let text = tokio::fs::read_to_string(path)
-            .await
-            .map_err(|source| read_error(key, path, source))?;
+        let text = std::fs::read_to_string(path).map_err(|source| read_error(key, path, source))?;
         let seed = user_seed(key, text.trim())
             .map_err(|e| invalid(key, format!("{path}: {}", message(&e))))?;
         return Ok(options.nkey(seed));
@@ -138,9 +143,7 @@ async fn credentials(
     if !config.credentials_file.is_empty() {
         let key = "cluster.credentials_file";
         let path = &config.credentials_file;
-        let text = tokio::fs::read_to_string(path)
-            .await
-            .map_err(|source| read_error(key, path, source))?;
+        let text = std::fs::read_to_string(path).map_err(|source| read_error(key, path, source))?;
         return options
             .credentials(&text)
             .map_err(|e| invalid(key, format!("{path}: not a NATS .creds file: {e}")));
@@ -353,11 +356,34 @@ mod tests {
         ClusterConfig::default()
     }
 
+    /// What `check` says, after checking that `connect` says the same.
     async fn error_of(config: ClusterConfig) -> String {
-        connect(&config, "n1", Arc::new(Stats::default()))
+        let checked = check(&config).expect_err("check must refuse").to_string();
+        let connected = connect(&config, "n1", Arc::new(Stats::default()))
             .await
             .expect_err("connect must refuse")
-            .to_string()
+            .to_string();
+        assert_eq!(checked, connected);
+        checked
+    }
+
+    #[test]
+    fn usable_files_pass_the_check() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/");
+        let dir = tempfile::tempdir().unwrap();
+        let seed_file = dir.path().join("seed.nk");
+        std::fs::write(
+            &seed_file,
+            nkeys::KeyPair::new_user().seed().unwrap() + "\n",
+        )
+        .unwrap();
+        let mut config = cluster();
+        config.nkey_seed_file = seed_file.display().to_string();
+        config.tls.ca_file = format!("{fixtures}ca.pem");
+        config.tls.cert_file = format!("{fixtures}client.pem");
+        config.tls.key_file = format!("{fixtures}client-key.pem");
+        check(&config).unwrap();
+        check(&cluster()).unwrap();
     }
 
     #[tokio::test]
