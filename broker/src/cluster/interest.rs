@@ -25,6 +25,8 @@ pub(crate) struct Interest {
     wanted: HashMap<Want, usize>,
     /// Subscriptions whose wanted-ness may have changed since the last `take_changes`.
     changed: HashSet<Want>,
+    /// Counts changes, so a caller can wait until the reconciler has caught up with one.
+    generation: u64,
 }
 
 impl Interest {
@@ -84,8 +86,14 @@ impl Interest {
         };
         if edge {
             self.changed.insert(want);
+            self.generation += 1;
         }
         edge
+    }
+
+    /// How many changes there were so far.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// What may have changed since the last call, each with whether it is wanted now.
@@ -116,6 +124,7 @@ mod tests {
         assert!(!interest.topic("/topic/a/{id}", true, || vec!["t.a.*".into()]));
         assert!(!interest.topic("/topic/a/*", true, || unreachable!("already on")));
         assert_eq!(interest.take_changes(), [(topic("t.a.*"), true)]);
+        assert_eq!(interest.generation(), 1);
         assert!(!interest.topic("/topic/a/*", false, Vec::new));
         assert!(interest.take_changes().is_empty());
         assert!(interest.topic("/topic/a/{id}", false, Vec::new));

@@ -16,11 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use async_nats::client::RequestErrorKind;
 use async_nats::connection::State;
 use async_nats::{Client, Message, Subscriber};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
@@ -142,6 +144,9 @@ struct Shared {
     buffer: Mutex<Arc<Outbox>>,
     interest: Mutex<Interest>,
     interest_changed: Notify,
+    /// The interest generation the NATS server has every subscription of (`None` until this
+    /// node's own subscriptions are made).
+    settled: watch::Sender<Option<u64>>,
     /// The topic filters subscribed, for delivering each message once.
     filters: RwLock<FilterIndex>,
     counters: Counters,
@@ -173,6 +178,7 @@ impl NatsLink {
             settings,
             interest: Mutex::new(Interest::default()),
             interest_changed: Notify::new(),
+            settled: watch::Sender::new(None),
             filters: RwLock::new(FilterIndex::default()),
             counters: Counters::default(),
             stop: CancellationToken::new(),
@@ -189,6 +195,16 @@ impl NatsLink {
     /// router owns the link, not the other way round).
     pub fn start(&self, inbound: Weak<dyn Inbound>) {
         tokio::spawn(Arc::clone(&self.shared).reconcile(inbound));
+    }
+
+    /// Waits until the NATS server has the subscriptions of this node's own subjects and of
+    /// all the interest reported so far (not while NATS is out of reach).
+    pub async fn settled(&self) {
+        let target = self.shared.interest.lock().generation();
+        let mut settled = self.shared.settled.subscribe();
+        let _ = settled
+            .wait_for(|reached| reached.is_some_and(|g| g >= target))
+            .await;
     }
 
     /// Stops receiving, sends what is still buffered and flushes the connection. The caller
@@ -385,7 +401,10 @@ impl Shared {
         let mut active = std::collections::HashMap::new();
         let mut last_id: FilterId = 0;
         loop {
-            let changes = self.interest.lock().take_changes();
+            let (generation, changes) = {
+                let mut interest = self.interest.lock();
+                (interest.generation(), interest.take_changes())
+            };
             for (want, on) in changes {
                 if !on {
                     if let Some(receiver) = active.remove(&want) {
@@ -414,6 +433,9 @@ impl Shared {
                 let receive = Arc::clone(&self).receive(sub, route, inbound.clone());
                 active.insert(want, tokio::spawn(receive));
             }
+            if self.round_trip().await {
+                self.settled.send_replace(Some(generation));
+            }
             tokio::select! {
                 () = self.interest_changed.notified() => {}
                 () = self.stop.cancelled() => break,
@@ -421,6 +443,20 @@ impl Shared {
         }
         for receiver in fixed.into_iter().chain(active.into_values()) {
             receiver.abort();
+        }
+    }
+
+    /// Whether the server answered a question sent now, and so has handled everything this
+    /// connection sent before (a flush only empties the socket buffer). The question is a
+    /// request nobody can answer, which the server itself answers with "no responders".
+    async fn round_trip(&self) -> bool {
+        let nobody = self.client.new_inbox();
+        match self.client.request(nobody, Bytes::new()).await {
+            Err(e) if e.kind() == RequestErrorKind::NoResponders => true,
+            other => {
+                debug!(answer = ?other.map(|m| m.subject), "cluster: no round trip to NATS");
+                false
+            }
         }
     }
 

@@ -1,0 +1,473 @@
+//! `NatsLink` against a real `nats-server`: links on separate connections (as separate nodes
+//! are) exchange topic, user and session messages, deliver once through overlapping filters,
+//! stop when interest ends, pass back-pressure both ways, gather presence, and survive a NATS
+//! restart. Routing is replaced by a recorder of what the link hands it.
+
+// Only the NATS process helper of the harness; this file uses part of it.
+#[allow(dead_code)]
+#[path = "common/nats.rs"]
+mod nats;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions};
+use bytes::Bytes;
+use herald::cluster::{Inbound, LinkSettings, NatsLink, ask_presence};
+use herald::config::OverflowPolicy;
+use herald::outbox::{OutFrame, Outbox, Pushed};
+use herald::routing::Separator;
+use herald::routing::cluster::{
+    Audience, ClusterLink, Crossing, LinkState, Presence, RemotePresence,
+};
+use herald_protocol::Headers;
+use nats::NatsServer;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// How long any one expected event may take before the test fails (the machine is shared).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A message as routing received it, owned.
+#[derive(Debug, Clone, PartialEq)]
+struct Received {
+    audience: String,
+    destination: String,
+    message_id: String,
+    headers: Headers,
+    body: Bytes,
+}
+
+/// Routing's stand-in: records deliveries, answers presence from a fixed map, and can hand
+/// back a congested outbox once.
+#[derive(Default)]
+struct Recorder {
+    received: Mutex<Vec<Received>>,
+    arrived: Notify,
+    presence: Presence,
+    congested: Mutex<Option<Arc<Outbox>>>,
+}
+
+impl Inbound for Recorder {
+    fn deliver(&self, message: Crossing<'_>) -> Vec<Arc<Outbox>> {
+        let audience = match message.audience {
+            Audience::Topic => "topic".to_owned(),
+            Audience::User { name } => format!("user {name}"),
+            Audience::Session { node, session } => format!("session {node} {session}"),
+        };
+        self.received.lock().push(Received {
+            audience,
+            destination: message.destination.to_owned(),
+            message_id: message.message_id.to_owned(),
+            headers: message.headers.clone(),
+            body: message.body.clone(),
+        });
+        self.arrived.notify_waiters();
+        self.congested.lock().take().into_iter().collect()
+    }
+
+    fn local_presence(&self, user: Option<&str>) -> Presence {
+        let mut presence = self.presence.clone();
+        presence.retain(|name, _| user.is_none_or(|u| u == name));
+        presence
+    }
+}
+
+impl Recorder {
+    /// Waits until `n` messages have arrived; returns them all.
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let arrived = self.arrived.notified();
+            let received = self.received.lock().clone();
+            if received.len() >= n {
+                return received;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!("{n} messages expected, got {received:#?}");
+            }
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().clone()
+    }
+}
+
+/// One node: its link, its routing stand-in and its NATS connection.
+struct Node {
+    link: NatsLink,
+    recorder: Arc<Recorder>,
+    client: Client,
+}
+
+fn settings(node_id: &str) -> LinkSettings {
+    LinkSettings {
+        cluster_name: "herald".to_owned(),
+        node_id: node_id.to_owned(),
+        broadcast_prefixes: vec!["/topic/".to_owned()],
+        separator: Separator::Slash,
+        max_pending_bytes: 1 << 20,
+        burst_bytes: 4 << 20,
+        max_pause: Duration::from_secs(60),
+        presence_timeout: Duration::from_millis(200),
+    }
+}
+
+async fn client(server: &NatsServer) -> Client {
+    ConnectOptions::new()
+        .no_echo()
+        .max_reconnects(None)
+        .connect(server.url())
+        .await
+        .expect("connect to nats-server")
+}
+
+async fn node_with(server: &NatsServer, settings: LinkSettings, presence: Presence) -> Node {
+    let client = client(server).await;
+    let link = NatsLink::new(client.clone(), settings);
+    let recorder = Arc::new(Recorder {
+        presence,
+        ..Recorder::default()
+    });
+    let inbound: Weak<dyn Inbound> = Arc::downgrade(&recorder) as Weak<dyn Inbound>;
+    link.start(inbound);
+    within(link.settled(), "the node's own subscriptions").await;
+    Node {
+        link,
+        recorder,
+        client,
+    }
+}
+
+async fn node(server: &NatsServer, id: &str) -> Node {
+    node_with(server, settings(id), Presence::new()).await
+}
+
+async fn within<T>(future: impl Future<Output = T>, what: &str) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("waiting for {what} took longer than {PATIENCE:?}"))
+}
+
+/// Reports interest and waits until the server has the subscriptions.
+async fn interest(node: &Node, topics: &[&str]) {
+    for topic in topics {
+        node.link.topic_interest(topic, true);
+    }
+    within(node.link.settled(), "subscriptions").await;
+}
+
+fn forward(
+    from: &Node,
+    audience: Audience<'_>,
+    destination: &str,
+    message_id: &str,
+    headers: &Headers,
+    body: &Bytes,
+) -> Option<Arc<Outbox>> {
+    from.link.forward(Crossing {
+        audience,
+        destination,
+        message_id,
+        headers,
+        body,
+    })
+}
+
+/// Forwards a topic message without headers whose body is its id.
+fn publish(from: &Node, destination: &str, id: &str) {
+    let body = Bytes::copy_from_slice(id.as_bytes());
+    forward(
+        from,
+        Audience::Topic,
+        destination,
+        id,
+        &Headers::new(),
+        &body,
+    );
+}
+
+fn ids(received: &[Received]) -> Vec<&str> {
+    received.iter().map(|r| r.message_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_topic_message_crosses_with_its_headers_and_body_unchanged() {
+    let server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    interest(&b, &["/topic/news/*"]).await;
+    // What NATS headers cannot carry as is: colons and spaces in names, CR/LF and
+    // whitespace at the ends of values, repeats in order, a name of Herald's own, UTF-8.
+    let headers: Headers = [
+        ("content-type", "text/plain;charset=utf-8"),
+        ("x:y z", " padded\t"),
+        ("multi", "line\r\nbreak"),
+        ("repeat", "1"),
+        ("Herald-Message-Id", "forged"),
+        ("repeat", "2"),
+        ("empty", ""),
+        ("", "no name"),
+        ("ünï", "%41 ✓"),
+    ]
+    .into_iter()
+    .collect();
+    let body = Bytes::from_static(b"\0binary\xff\r\n");
+    let forwarded = forward(
+        &a,
+        Audience::Topic,
+        "/topic/news/a b",
+        "a-1",
+        &headers,
+        &body,
+    );
+    assert!(forwarded.is_none(), "an empty buffer is not congested");
+    let received = b.recorder.wait_for(1).await;
+    assert_eq!(
+        received,
+        [Received {
+            audience: "topic".to_owned(),
+            destination: "/topic/news/a b".to_owned(),
+            message_id: "a-1".to_owned(),
+            headers,
+            body,
+        }]
+    );
+    assert_eq!(a.link.counters().published, 1);
+    assert_eq!(b.link.counters().delivered, 1);
+}
+
+#[tokio::test]
+async fn user_and_session_messages_reach_the_node_holding_them() {
+    let server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    b.link.user_interest("alice", true);
+    within(b.link.settled(), "alice's subscription").await;
+    let headers: Headers = [("priority", "high")].into_iter().collect();
+    let body = Bytes::from_static(b"hi alice");
+    let user = Audience::User { name: "alice" };
+    forward(&a, user, "/queue/inbox", "a-1", &headers, &body);
+    let session = Audience::Session {
+        node: "b",
+        session: "b-00000000000000ff",
+    };
+    forward(&a, session, "/queue/direct", "a-2", &headers, &body);
+    let received = b.recorder.wait_for(2).await;
+    let mut seen: Vec<_> = received
+        .iter()
+        .map(|r| {
+            (
+                r.audience.as_str(),
+                r.destination.as_str(),
+                r.message_id.as_str(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("session b b-00000000000000ff", "/queue/direct", "a-2"),
+            ("user alice", "/queue/inbox", "a-1"),
+        ]
+    );
+    assert!(
+        received
+            .iter()
+            .all(|r| r.headers == headers && r.body == body)
+    );
+    // Nobody else gets them: a's recorder saw nothing.
+    assert!(a.recorder.received().is_empty());
+}
+
+#[tokio::test]
+async fn overlapping_filters_deliver_each_message_once() {
+    let server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    // Filters t.a.*, t.a.b, t.a and t.a.>: a message on /topic/a/b matches three.
+    interest(&b, &["/topic/a/*", "/topic/a/b", "/topic/a/**"]).await;
+    publish(&a, "/topic/a/b", "1");
+    publish(&a, "/topic/a/c", "2");
+    publish(&a, "/topic/a", "3");
+    b.recorder.wait_for(3).await;
+    // Every copy is accounted for: a/b arrives 3 times, a/c twice, a once.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while b.link.counters().duplicates < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            b.link.counters()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Which filter delivers a subject depends on the order the filters were subscribed in,
+    // so the three may come through different subscriptions, in any order.
+    let received = b.recorder.received();
+    let mut received = ids(&received);
+    received.sort_unstable();
+    assert_eq!(received, ["1", "2", "3"], "each once");
+    assert_eq!(b.link.counters().duplicates, 3);
+}
+
+#[tokio::test]
+async fn interest_off_stops_delivery() {
+    let server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    interest(&b, &["/topic/x", "/topic/y"]).await;
+    publish(&a, "/topic/x", "x1");
+    b.recorder.wait_for(1).await;
+    b.link.topic_interest("/topic/x", false);
+    within(b.link.settled(), "the unsubscription").await;
+    publish(&a, "/topic/x", "x2");
+    publish(&a, "/topic/y", "y1");
+    b.recorder.wait_for(2).await;
+    // The server no longer sends x to b at all, so x2 cannot come later.
+    assert_eq!(ids(&b.recorder.received()), ["x1", "y1"]);
+}
+
+#[tokio::test]
+async fn a_full_outgoing_buffer_pauses_the_publisher_until_drained() {
+    let server = NatsServer::start().await;
+    let mut tight = settings("a");
+    tight.max_pending_bytes = 1;
+    let a = node_with(&server, tight, Presence::new()).await;
+    let b = node(&server, "b").await;
+    interest(&b, &["/topic/p"]).await;
+    let body = Bytes::from_static(b"payload");
+    let buffer = forward(&a, Audience::Topic, "/topic/p", "1", &Headers::new(), &body)
+        .expect("one message is above a 1-byte mark");
+    within(buffer.uncongested(), "the publisher to drain the buffer").await;
+    assert_eq!(ids(&b.recorder.wait_for(1).await), ["1"]);
+}
+
+/// A subscriber's outbox above its high-water mark.
+fn congested_outbox() -> Arc<Outbox> {
+    let outbox = Outbox::new(10, OverflowPolicy::Close).with_burst_bytes(1000);
+    let frame = OutFrame {
+        bytes: Bytes::from(vec![b'x'; 100]),
+        text: false,
+    };
+    assert_eq!(outbox.push_message(frame), Pushed::Congested);
+    Arc::new(outbox)
+}
+
+#[tokio::test]
+async fn a_congested_subscriber_holds_the_receiver_back_until_drained() {
+    let server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    interest(&b, &["/topic/slow"]).await;
+    let outbox = congested_outbox();
+    *b.recorder.congested.lock() = Some(Arc::clone(&outbox));
+    let before = b.client.statistics().in_messages.load(Relaxed);
+    publish(&a, "/topic/slow", "1");
+    publish(&a, "/topic/slow", "2");
+    b.recorder.wait_for(1).await;
+    // The second message reached b's client, which holds it while the first one's
+    // subscriber is congested.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while b.client.statistics().in_messages.load(Relaxed) < before + 2 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(ids(&b.recorder.received()), ["1"]);
+    outbox.drain();
+    assert_eq!(ids(&b.recorder.wait_for(2).await), ["1", "2"]);
+}
+
+#[tokio::test]
+async fn a_subscriber_congested_past_max_pause_is_closed() {
+    let server = NatsServer::start().await;
+    let a = node(&server, "a").await;
+    let mut impatient = settings("b");
+    impatient.max_pause = Duration::from_millis(50);
+    let b = node_with(&server, impatient, Presence::new()).await;
+    interest(&b, &["/topic/slow"]).await;
+    let outbox = congested_outbox();
+    *b.recorder.congested.lock() = Some(Arc::clone(&outbox));
+    publish(&a, "/topic/slow", "1");
+    within(outbox.uncongested(), "the slow subscriber to be closed").await;
+    assert!(outbox.drain().overflowed, "closed as a slow consumer");
+}
+
+#[tokio::test]
+async fn presence_gathers_every_other_node() {
+    let server = NatsServer::start().await;
+    let users = |list: &[(&str, usize)]| -> Presence {
+        list.iter().map(|(u, n)| ((*u).to_owned(), *n)).collect()
+    };
+    let a = node_with(&server, settings("a"), users(&[("carol", 1)])).await;
+    let _b = node_with(&server, settings("b"), users(&[("alice", 1)])).await;
+    let _c = node_with(&server, settings("c"), users(&[("alice", 2), ("bob", 1)])).await;
+    // a's own connection does not hear its own question (no echo): the other two answer.
+    assert_eq!(
+        a.link.presence(None).await,
+        RemotePresence {
+            users: users(&[("alice", 3), ("bob", 1)]),
+            nodes: 2,
+        }
+    );
+    assert_eq!(
+        a.link.presence(Some("bob".to_owned())).await,
+        RemotePresence {
+            users: users(&[("bob", 1)]),
+            nodes: 2,
+        }
+    );
+    // From outside (the CLI), every node answers.
+    let outsider = client(&server).await;
+    let all = ask_presence(&outsider, "herald", None, Duration::from_millis(200)).await;
+    assert_eq!(all.users, users(&[("alice", 3), ("bob", 1), ("carol", 1)]));
+    assert_eq!(all.nodes, 3);
+    // Another cluster on the same NATS hears nothing.
+    let other = ask_presence(&outsider, "other", None, Duration::from_millis(50)).await;
+    assert_eq!(other, RemotePresence::default());
+}
+
+/// Polls the link's state until it is `want`.
+async fn await_state(node: &Node, want: LinkState) {
+    within(
+        async {
+            while node.link.state() != want {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        },
+        &format!("link state {want:?}"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nats_restarting_drops_while_down_then_delivers_again() {
+    let mut server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    interest(&b, &["/topic/r"]).await;
+    publish(&a, "/topic/r", "before");
+    b.recorder.wait_for(1).await;
+    server.kill();
+    await_state(&a, LinkState::Disconnected).await;
+    publish(&a, "/topic/r", "while down");
+    assert_eq!(a.link.counters().dropped, 1, "dropped, not buffered");
+    server.restart().await;
+    await_state(&a, LinkState::Connected).await;
+    await_state(&b, LinkState::Connected).await;
+    // b's client restores its subscriptions first thing on reconnect; a request nobody
+    // answers comes back once the server has handled them.
+    let nobody = b.client.new_inbox();
+    let answer = within(b.client.request(nobody, Bytes::new()), "a round trip").await;
+    assert!(answer.is_err(), "no responders");
+    publish(&a, "/topic/r", "after");
+    assert_eq!(ids(&b.recorder.wait_for(2).await), ["before", "after"]);
+}
+
+#[tokio::test]
+async fn close_sends_what_is_buffered() {
+    let server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    interest(&b, &["/topic/last"]).await;
+    publish(&a, "/topic/last", "1");
+    within(a.link.close(), "close").await;
+    assert_eq!(ids(&b.recorder.wait_for(1).await), ["1"]);
+    assert_eq!(a.link.counters().published, 1);
+}
