@@ -1,17 +1,21 @@
 //! What every session of this node shares: configuration, routing, statistics, shutdown.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use crate::access::Access;
 use crate::auth::Authenticator;
+use crate::cluster::connect::{ConnectError, connect};
+use crate::cluster::{Inbound, LinkSettings, NatsLink};
 use crate::config::Config;
 use crate::metrics::Stats;
-use crate::routing::cluster::{ClusterLink, NoCluster};
+use crate::outbox::Outbox;
+use crate::routing::cluster::{ClusterLink, Crossing, NoCluster, Presence};
 use crate::routing::router::Router;
 use crate::routing::user::{LocalUsers, UserDirectory};
 use crate::throttle::LoginThrottle;
@@ -31,12 +35,52 @@ pub struct Node {
     /// Topics, queues, user destinations and the link to other nodes.
     pub router: Router,
     pub stats: Arc<Stats>,
+    /// The NATS link to the other nodes, when clustered.
+    pub cluster: Option<Arc<NatsLink>>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     next_session: AtomicU64,
 }
 
 impl Node {
+    /// A node of a cluster when `[cluster]` is configured (its NATS client connects in the
+    /// background: a node whose NATS is out of reach still serves local traffic), else a
+    /// single node.
+    pub async fn start(config: Config) -> Result<Arc<Node>, ConnectError> {
+        let Some(cluster) = config.cluster.clone() else {
+            let node = Node::new(config);
+            info!(node = %node.id, "single node: no [cluster] configured");
+            return Ok(Arc::new(node));
+        };
+        let id = match cluster.node_id.as_str() {
+            "" => random_node_id(),
+            id => id.to_owned(),
+        };
+        let stats = Arc::new(Stats::default());
+        let client = connect(&cluster, &id, Arc::clone(&stats)).await?;
+        let link = Arc::new(NatsLink::new(
+            client,
+            LinkSettings::from_config(&config, &cluster, &id),
+        ));
+        info!(
+            node = %id,
+            cluster = %cluster.name,
+            servers = ?cluster.servers,
+            "clustered over NATS; queues stay on the node that holds them (node-local)"
+        );
+        let node = Arc::new(Node::build(
+            config,
+            &id,
+            stats,
+            Arc::new(LocalUsers::default()),
+            Arc::clone(&link) as Arc<dyn ClusterLink>,
+            Some(Arc::clone(&link)),
+        ));
+        let inbound: Weak<dyn Inbound> = Arc::downgrade(&node) as Weak<dyn Inbound>;
+        link.start(inbound);
+        Ok(node)
+    }
+
     /// A single node: its own user directory, no cluster.
     pub fn new(config: Config) -> Node {
         Node::with_parts(
@@ -54,11 +98,21 @@ impl Node {
         users: Arc<dyn UserDirectory>,
         link: Arc<dyn ClusterLink>,
     ) -> Node {
+        Node::build(config, id, Arc::new(Stats::default()), users, link, None)
+    }
+
+    fn build(
+        config: Config,
+        id: &str,
+        stats: Arc<Stats>,
+        users: Arc<dyn UserDirectory>,
+        link: Arc<dyn ClusterLink>,
+        cluster: Option<Arc<NatsLink>>,
+    ) -> Node {
         let auth = Authenticator::new(&config.auth, &config.jwt);
         let access = Access::new(&config.access);
         let login_throttle =
             LoginThrottle::new(Duration::from_millis(config.auth.failure_delay_ms));
-        let stats = Arc::new(Stats::default());
         let router = Router::new(&config, id, users, link, Arc::clone(&stats));
         Node {
             config,
@@ -68,6 +122,7 @@ impl Node {
             login_throttle,
             router,
             stats,
+            cluster,
             shutdown: CancellationToken::new(),
             next_session: AtomicU64::new(1),
         }
@@ -80,6 +135,17 @@ impl Node {
         // 64 random bits, so that no client can derive another session's id from its own.
         let random = OsRng.next_u64();
         (key, format!("{}-{random:016x}", self.id))
+    }
+}
+
+/// Messages from other nodes enter this node's routing here.
+impl Inbound for Node {
+    fn deliver(&self, message: Crossing<'_>) -> Vec<Arc<Outbox>> {
+        self.router.deliver_remote(message)
+    }
+
+    fn local_presence(&self, user: Option<&str>) -> Presence {
+        self.router.local_presence(user)
     }
 }
 

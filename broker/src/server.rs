@@ -64,6 +64,9 @@ impl Listener {
     }
 }
 
+/// How long a stopping node waits for its buffered messages to reach NATS.
+const LINK_CLOSE_TIME: Duration = Duration::from_secs(2);
+
 impl Server {
     /// Binds every enabled listener and reads the TLS files, so address and certificate
     /// problems show before anything is served.
@@ -86,11 +89,8 @@ impl Server {
             )),
             false => None,
         };
-        Ok(Server {
-            node: Arc::new(Node::new(config)),
-            ws,
-            tcp,
-        })
+        let node = Node::start(config).await.map_err(io::Error::other)?;
+        Ok(Server { node, ws, tcp })
     }
 
     pub fn ws_addr(&self) -> Option<SocketAddr> {
@@ -161,6 +161,15 @@ impl Server {
                 sessions = sessions.len(),
                 "drain time over; closing the remaining sessions"
             );
+        }
+        if let Some(link) = &self.node.cluster {
+            // What the sessions published last still goes out, unless NATS is out of reach.
+            if tokio::time::timeout(LINK_CLOSE_TIME, link.close())
+                .await
+                .is_err()
+            {
+                warn!("cluster: messages still buffered for other nodes were not sent");
+            }
         }
     }
 }
