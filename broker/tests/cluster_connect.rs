@@ -426,6 +426,35 @@ async fn nats_down_at_start_then_killed_and_restarted() {
     assert_eq!(&two.payload[..], b"two");
 }
 
+/// A subscription whose channel is full drops what NATS sends it, and each drop is counted
+/// (`cluster.subscription_capacity` is the bound; nothing between NATS and the node grows).
+#[tokio::test]
+async fn a_full_subscription_drops_and_counts() {
+    let nats = NatsServer::start().await;
+    let mut config = cluster(vec![nats.url()]);
+    config.subscription_capacity = 4;
+    let (node, stats) = connected(&config).await;
+    let mut subscription = node.subscribe("t.f").await.unwrap();
+    settled(&node).await;
+    let peer = async_nats::connect(nats.url()).await.unwrap();
+    for i in 0..20 {
+        peer.publish("t.f", i.to_string().into()).await.unwrap();
+    }
+    peer.flush().await.unwrap();
+    eventually("16 drops counted", TIMEOUT, || {
+        count(&stats.cluster_slow_consumer) == 16
+    })
+    .await;
+    // The first four were kept, in order.
+    for i in 0..4 {
+        let message = within(TIMEOUT, "a kept message", subscription.next())
+            .await
+            .unwrap();
+        assert_eq!(message.payload, i.to_string());
+    }
+    assert!(link_up(&stats), "a slow consumer keeps its link");
+}
+
 /// `herald --cluster` on the real binary: `config print` shows the section it makes.
 #[test]
 fn cluster_flag_of_the_binary() {
