@@ -30,7 +30,7 @@ use tracing::{debug, error, warn};
 use super::filters::{FilterId, FilterIndex};
 use super::interest::{Interest, Want};
 use super::presence;
-use super::subject::Subjects;
+use super::subject::{MAX_SUBJECT_LEN, Subjects};
 use super::wire;
 use crate::config::{ClusterConfig, Config, OverflowPolicy, Separator as ConfigSeparator};
 use crate::destination::Destinations;
@@ -101,8 +101,11 @@ pub struct LinkCounters {
     pub forwarded: u64,
     /// Messages handed to the NATS client.
     pub published: u64,
-    /// Local messages not sent: the link was down, or the outgoing buffer overflowed.
+    /// Local messages not sent: the link was down, the outgoing buffer had overflowed, or
+    /// the subject would be too long for NATS.
     pub dropped: u64,
+    /// Times the outgoing buffer overflowed, losing what it held.
+    pub overflows: u64,
     /// Local messages larger than the NATS server's `max_payload`, not sent.
     pub oversized: u64,
     /// Messages from other nodes handed to routing.
@@ -119,6 +122,7 @@ struct Counters {
     forwarded: AtomicU64,
     published: AtomicU64,
     dropped: AtomicU64,
+    overflows: AtomicU64,
     oversized: AtomicU64,
     delivered: AtomicU64,
     duplicates: AtomicU64,
@@ -229,6 +233,7 @@ impl NatsLink {
             forwarded: get(&c.forwarded),
             published: get(&c.published),
             dropped: get(&c.dropped),
+            overflows: get(&c.overflows),
             oversized: get(&c.oversized),
             delivered: get(&c.delivered),
             duplicates: get(&c.duplicates),
@@ -289,12 +294,17 @@ impl ClusterLink for NatsLink {
             bump(&shared.counters.dropped);
             return None;
         }
-        let Some(bytes) = wire::encode(&shared.subjects, &message) else {
-            debug!(
-                destination = message.destination,
-                "cluster: not a topic, not forwarded"
-            );
-            return None;
+        let bytes = match wire::encode(&shared.subjects, &message) {
+            Ok(bytes) => bytes,
+            Err(unsent) => {
+                bump(&shared.counters.dropped);
+                debug!(
+                    destination = message.destination,
+                    ?unsent,
+                    "cluster: not forwarded"
+                );
+                return None;
+            }
         };
         let buffer = Arc::clone(&shared.buffer.lock());
         match buffer.push_message(OutFrame { bytes, text: false }) {
@@ -347,7 +357,7 @@ impl Shared {
             // Past the hard bound, or a publisher waited for it as long as it may: what it
             // held is gone. A fresh buffer takes the next messages.
             *self.buffer.lock() = Arc::new(new_buffer(&self.settings));
-            bump(&self.counters.dropped);
+            bump(&self.counters.overflows);
             warn!(
                 "cluster: outgoing buffer overflowed (NATS too slow or out of reach); its messages were dropped"
             );
@@ -419,6 +429,10 @@ impl Shared {
                     Want::Topic(filter) => filter.to_string(),
                     Want::User(user) => self.subjects.user(user),
                 };
+                if subject.len() > MAX_SUBJECT_LEN {
+                    // Nothing is ever published on it, and the server would refuse it.
+                    continue;
+                }
                 let Some(sub) = self.subscribe(&subject).await else {
                     continue;
                 };

@@ -19,6 +19,12 @@ use std::borrow::Cow;
 use super::escape::{Sink, escape_into, unescape};
 use crate::routing::{Pattern, Segment, Separator};
 
+/// The longest subject the link publishes or subscribes: nats-server closes a connection
+/// whose protocol line (`HPUB <subject> <sizes>`, `SUB <subject> <sid>`) passes its
+/// `max_control_line`, 4 KiB by default. A filter only matches subjects at least as long as
+/// itself, so a filter longer than this could only match messages never published.
+pub const MAX_SUBJECT_LEN: usize = 4000;
+
 /// The token an empty segment becomes (a NATS token may not be empty); escaping never
 /// produces a lone `%` otherwise.
 const EMPTY_TOKEN: &str = "%";
@@ -163,8 +169,15 @@ impl Subjects {
     /// a literal is its token, `*`, `{name}`, a glob or a regex segment is `*` (broader but
     /// for `*` and `{name}`), a trailing `**` is both "nothing more" and `>` (Herald's `**`
     /// matches zero segments, NATS's `>` at least one), and a `**` followed by more segments
-    /// is `>` (broader: the rest is filtered locally).
+    /// is `>` (broader: the rest is filtered locally). Filters longer than
+    /// [`MAX_SUBJECT_LEN`] are left out.
     pub fn topic_filters(&self, pattern: &str) -> Option<Vec<String>> {
+        let mut filters = self.all_topic_filters(pattern)?;
+        filters.retain(|f| f.len() <= MAX_SUBJECT_LEN);
+        Some(filters)
+    }
+
+    fn all_topic_filters(&self, pattern: &str) -> Option<Vec<String>> {
         let (prefix, rest) = self.split_prefix(pattern)?;
         let mut base = String::from(&*self.topics);
         escape_token(&mut base, prefix);
@@ -272,6 +285,8 @@ mod tests {
         assert_eq!(filters("/topic/a/**/b/*"), ["herald.t./topic/.a.>"]);
         assert_eq!(filters("/topic/a.b/ /"), ["herald.t./topic/.a%2Eb.%20.%"]);
         assert_eq!(s.topic_filters("/queue/a/*"), None);
+        let long = format!("/topic/{}/**", "x".repeat(MAX_SUBJECT_LEN));
+        assert_eq!(filters(&long), Vec::<String>::new());
     }
 
     /// A destination segment: short texts over characters NATS forbids in tokens, the

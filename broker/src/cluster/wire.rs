@@ -26,7 +26,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use herald_protocol::Headers;
 
 use super::escape::{Sink, escape_char, escape_into, unescape};
-use super::subject::Subjects;
+use super::subject::{MAX_SUBJECT_LEN, Subjects};
 use crate::routing::cluster::{Audience, Crossing};
 
 /// The header names, by their code in an encoded message.
@@ -64,9 +64,18 @@ fn escape_header(out: &mut impl Sink, name: &str, value: &str) {
     escape_value(out, value);
 }
 
-/// Encodes a message for the other nodes: `None` if a topic destination has no broadcast
-/// prefix. Layout: subject and header block, each after its `u32` length, then the body.
-pub(crate) fn encode(subjects: &Subjects, message: &Crossing<'_>) -> Option<Bytes> {
+/// Why a message cannot go to the other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unsent {
+    /// A topic destination without a broadcast prefix.
+    NotATopic,
+    /// Its subject is longer than [`MAX_SUBJECT_LEN`].
+    SubjectTooLong,
+}
+
+/// Encodes a message for the other nodes. Layout: subject and header block, each after its
+/// `u32` length, then the body.
+pub(crate) fn encode(subjects: &Subjects, message: &Crossing<'_>) -> Result<Bytes, Unsent> {
     let text: usize = message
         .headers
         .iter()
@@ -80,11 +89,14 @@ pub(crate) fn encode(subjects: &Subjects, message: &Crossing<'_>) -> Option<Byte
     match message.audience {
         Audience::Topic => {
             if !subjects.write_topic(&mut buf, message.destination) {
-                return None;
+                return Err(Unsent::NotATopic);
             }
         }
         Audience::User { name } => subjects.write_user(&mut buf, name),
         Audience::Session { node, .. } => subjects.write_node(&mut buf, node),
+    }
+    if buf.len() - subject - 4 > MAX_SUBJECT_LEN {
+        return Err(Unsent::SubjectTooLong);
     }
     patch_length(&mut buf, subject);
     let block = buf.len();
@@ -105,7 +117,7 @@ pub(crate) fn encode(subjects: &Subjects, message: &Crossing<'_>) -> Option<Byte
     }
     patch_length(&mut buf, block);
     buf.extend_from_slice(message.body);
-    Some(buf.freeze())
+    Ok(buf.freeze())
 }
 
 /// Writes the length of what follows the `u32` at `at` into it.
@@ -284,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn topics_have_no_destination_header_and_unprefixed_topics_are_refused() {
+    fn topics_have_no_destination_header_and_unprefixed_or_long_topics_are_refused() {
         let headers = Headers::new();
         let body = Bytes::new();
         let mut message = Crossing {
@@ -299,7 +311,10 @@ mod tests {
         let incoming = incoming(&received).unwrap();
         assert_eq!((incoming.destination, incoming.session), (None, None));
         message.destination = "/elsewhere/a";
-        assert!(encode(&subjects(), &message).is_none());
+        assert_eq!(encode(&subjects(), &message), Err(Unsent::NotATopic));
+        let long = format!("/topic/{}", " ".repeat(MAX_SUBJECT_LEN / 3));
+        message.destination = &long;
+        assert_eq!(encode(&subjects(), &message), Err(Unsent::SubjectTooLong));
     }
 
     #[test]
