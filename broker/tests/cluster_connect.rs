@@ -300,6 +300,92 @@ async fn nkey_seed_inline_and_from_a_file() {
     round_trip(&first, &second, "t.c").await;
 }
 
+/// A NATS JWT as `nsc` issues them: claims `nats` about `subject`, signed by `issuer`.
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, nats: serde_json::Value) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": subject,
+        "iat": 1_700_000_000,
+        "iss": issuer.public_key(),
+        "name": "herald-test",
+        "sub": subject,
+        "nats": nats,
+    });
+    let signed = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let signature = URL_SAFE_NO_PAD.encode(issuer.sign(signed.as_bytes()).unwrap());
+    format!("{signed}.{signature}")
+}
+
+/// A `.creds` file for user `user`, issued by `account`, in the format `nsc` writes.
+fn creds_file(dir: &std::path::Path, account: &nkeys::KeyPair, user: &nkeys::KeyPair) -> String {
+    let user_claims = serde_json::json!({
+        "type": "user", "version": 2, "pub": {}, "sub": {},
+        "subs": -1, "data": -1, "payload": -1,
+    });
+    let jwt = nats_jwt(account, &user.public_key(), user_claims);
+    let seed = user.seed().unwrap();
+    let text = format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+         ************************* IMPORTANT *************************\n\
+         NKEY Seed printed below can be used to sign and prove identity.\n\n\
+         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+    );
+    let path = dir.join(format!("{}.creds", &user.public_key()[..8]));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Decentralized authentication: a server trusting one operator and its account, and a node
+/// logging in with a user's `.creds` file; a user of an account the server does not know is
+/// refused and counted as an authentication error.
+#[tokio::test]
+async fn credentials_file_of_a_trusted_account() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let operator_jwt = nats_jwt(
+        &operator,
+        &operator.public_key(),
+        serde_json::json!({ "type": "operator", "version": 2 }),
+    );
+    let limits = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+    });
+    let account_jwt = nats_jwt(
+        &operator,
+        &account.public_key(),
+        serde_json::json!({ "type": "account", "version": 2, "limits": limits }),
+    );
+    let nats = ConfiguredNats::start(&format!(
+        "operator: {operator_jwt}\nresolver: MEMORY\nresolver_preload: {{ {}: {account_jwt} }}",
+        account.public_key()
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let mut config = cluster(vec![nats.url()]);
+        config.credentials_file = creds_file(dir.path(), &account, &nkeys::KeyPair::new_user());
+        nodes.push(connected(&config).await);
+    }
+    let ((a, _), (b, _)) = (&nodes[0], &nodes[1]);
+    round_trip(a, b, "t.g").await;
+
+    let stranger = nkeys::KeyPair::new_account();
+    let mut config = cluster(vec![nats.url()]);
+    config.credentials_file = creds_file(dir.path(), &stranger, &nkeys::KeyPair::new_user());
+    let stats = Arc::new(Stats::default());
+    let _refused = connect(&config, NODE, Arc::clone(&stats)).await.unwrap();
+    eventually("a refusal", Duration::from_secs(30), || {
+        count(&stats.cluster_auth_errors) >= 1
+    })
+    .await;
+    assert!(!link_up(&stats));
+}
+
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/tls")
