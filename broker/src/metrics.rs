@@ -59,6 +59,10 @@ pub struct Stats {
     pub cluster_auth_errors: AtomicU64,
     /// Messages from NATS dropped because a subscription's channel was full.
     pub cluster_slow_consumer: AtomicU64,
+    /// SENDs refused because they were larger than the cluster link carries.
+    pub cluster_oversized_refused: AtomicU64,
+    /// Messages from other nodes a full queue of this node did not take.
+    pub cluster_queue_drops: AtomicU64,
     closes: [AtomicU64; CLOSE_LABELS.len()],
 }
 
@@ -80,6 +84,17 @@ impl Stats {
     /// A user-destination SEND that no session of the user (or session id) was subscribed to.
     pub fn record_user_unrouted(&self) {
         self.user_messages_unrouted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A SEND refused for being larger than the cluster link carries.
+    pub fn record_cluster_oversized(&self) {
+        self.cluster_oversized_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message from another node that a full queue here did not take.
+    pub fn record_cluster_queue_drop(&self) {
+        self.cluster_queue_drops.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A publishing session paused for a congested subscriber.

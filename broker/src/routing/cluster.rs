@@ -88,6 +88,13 @@ pub trait ClusterLink: Send + Sync + fmt::Debug {
     fn presence(&self, user: Option<String>) -> BoxFuture<RemotePresence>;
 
     fn state(&self) -> LinkState;
+
+    /// The largest message (headers and body) the link can carry to other nodes, if it has a
+    /// bound (NATS: the servers' `max_payload`). A larger publish is refused, so that its
+    /// sender is told rather than other nodes silently missing it.
+    fn max_message_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The link of a node without a cluster.

@@ -425,8 +425,31 @@ impl Router {
 
     /// Routes a SEND from this node: topic subscribers here get it now, other nodes through
     /// the link; the queues it must reach are returned, for the caller to fill through
-    /// [`Router::enqueue`].
-    pub fn publish(&self, route: &SendRoute<'_>, headers: &Headers, body: &Bytes) -> Published {
+    /// [`Router::enqueue`]. Refused, with nothing delivered, if it may have to cross to other
+    /// nodes and is larger than the link carries.
+    pub fn publish(
+        &self,
+        route: &SendRoute<'_>,
+        headers: &Headers,
+        body: &Bytes,
+    ) -> Result<Published, Refusal> {
+        let crosses = !matches!(route, SendRoute::Queue(_));
+        if let (true, Some(max)) = (crosses, self.link.max_message_bytes()) {
+            let size = body.len()
+                + headers
+                    .iter()
+                    .map(|(name, value)| name.len() + value.len() + 4)
+                    .sum::<usize>();
+            if size > max {
+                self.stats.record_cluster_oversized();
+                return Err(Refusal::new(
+                    "message too large",
+                    format!(
+                        "{size} bytes with headers; the cluster link carries at most {max} (NATS max_payload)"
+                    ),
+                ));
+            }
+        }
         let mut published = Published::default();
         match route {
             SendRoute::Topic(destination) => {
@@ -453,7 +476,7 @@ impl Router {
                             body,
                             &mut published,
                         );
-                        return published;
+                        return Ok(published);
                     }
                     Some(_) => {}
                     None if self.clustered() => self.forward(
@@ -490,7 +513,7 @@ impl Router {
                 _ => published.queues.push_back((*resolved).into()),
             },
         }
-        published
+        Ok(published)
     }
 
     /// A topic publish on a clustered node: one message id for every node, delivered here
@@ -584,13 +607,17 @@ impl Router {
         for session in targets {
             let resolved = user::resolve(message.destination, &session);
             // A queue cannot make another node's publisher wait: without room the message is
-            // dropped (and counted by the queue).
-            self.queues.publish(
+            // dropped, counted and logged.
+            let enqueued = self.queues.publish(
                 &resolved,
                 message.headers,
                 message.body,
                 &self.remote_creator,
             );
+            if matches!(enqueued, Enqueued::Blocked(_) | Enqueued::Rejected(_)) {
+                self.stats.record_cluster_queue_drop();
+                tracing::warn!(queue = %resolved, "cluster: a full queue did not take a message from another node; dropped");
+            }
         }
         Vec::new()
     }
@@ -623,3 +650,6 @@ fn unknown(destination: &str) -> Refusal {
         format!("{destination} is outside every configured destination prefix"),
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -205,7 +205,7 @@ impl Session {
         let published = self
             .node
             .router
-            .publish(&route, &frame.headers, &frame.body);
+            .publish(&route, &frame.headers, &frame.body)?;
         let mut targets = published.queues;
         self.wait_for_room(published.congested);
         if let Some(room) = self.publish_to_queues(&frame, &mut targets)? {
@@ -222,7 +222,7 @@ impl Session {
         let published = self
             .node
             .router
-            .publish(&route, &frame.headers, &frame.body);
+            .publish(&route, &frame.headers, &frame.body)?;
         self.wait_for_room(published.congested);
         Ok(published.queues)
     }
