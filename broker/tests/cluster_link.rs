@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions};
 use bytes::Bytes;
+use herald::cluster::presence::ask_cluster;
 use herald::cluster::{Inbound, LinkSettings, NatsLink, ask_presence};
-use herald::config::OverflowPolicy;
+use herald::config::{ClusterConfig, OverflowPolicy};
 use herald::outbox::{OutFrame, Outbox, Pushed};
 use herald::routing::Separator;
 use herald::routing::cluster::{
@@ -420,6 +421,13 @@ async fn presence_gathers_every_other_node() {
     let all = ask_presence(&outsider, "herald", None, Duration::from_millis(200)).await;
     assert_eq!(all.users, users(&[("alice", 3), ("bob", 1), ("carol", 1)]));
     assert_eq!(all.nodes, 3);
+    // `herald presence` connects from the `[cluster]` section.
+    let cluster = ClusterConfig {
+        servers: vec![server.url()],
+        ..ClusterConfig::default()
+    };
+    let asked = ask_cluster(&cluster, Some("alice"), Duration::from_millis(200)).await;
+    assert_eq!(asked.unwrap().users, users(&[("alice", 3)]));
     // Another cluster on the same NATS hears nothing.
     let other = ask_presence(&outsider, "other", None, Duration::from_millis(50)).await;
     assert_eq!(other, RemotePresence::default());
@@ -470,4 +478,16 @@ async fn close_sends_what_is_buffered() {
     within(a.link.close(), "close").await;
     assert_eq!(ids(&b.recorder.wait_for(1).await), ["1"]);
     assert_eq!(a.link.counters().published, 1);
+}
+
+#[tokio::test]
+async fn presence_without_a_reachable_nats_is_an_error() {
+    let cluster = ClusterConfig {
+        servers: vec![format!("nats://127.0.0.1:{}", nats::free_port())],
+        connect_timeout_ms: 100,
+        ..ClusterConfig::default()
+    };
+    let asked = ask_cluster(&cluster, None, Duration::from_millis(50)).await;
+    let error = asked.expect_err("nobody to ask").to_string();
+    assert!(error.contains("no NATS server"), "{error}");
 }

@@ -40,6 +40,9 @@ use crate::routing::cluster::{
     Audience, BoxFuture, ClusterLink, Crossing, LinkState, Presence, RemotePresence,
 };
 
+/// How soon the reconciler asks NATS again after a round trip failed.
+const SETTLE_RETRY: Duration = Duration::from_secs(1);
+
 /// What the link needs from routing on this node: the way in for messages from other nodes.
 /// The router implements it; tests use a recorder.
 pub trait Inbound: Send + Sync {
@@ -201,8 +204,9 @@ impl NatsLink {
         tokio::spawn(Arc::clone(&self.shared).reconcile(inbound));
     }
 
-    /// Waits until the NATS server has the subscriptions of this node's own subjects and of
-    /// all the interest reported so far (not while NATS is out of reach).
+    /// Waits until the NATS server has had the subscriptions of this node's own subjects
+    /// and of all the interest reported so far (after a reconnect, the client restores them
+    /// by itself).
     pub async fn settled(&self) {
         let target = self.shared.interest.lock().generation();
         let mut settled = self.shared.settled.subscribe();
@@ -447,11 +451,14 @@ impl Shared {
                 let receive = Arc::clone(&self).receive(sub, route, inbound.clone());
                 active.insert(want, tokio::spawn(receive));
             }
-            if self.round_trip().await {
+            let settled = self.round_trip().await;
+            if settled {
                 self.settled.send_replace(Some(generation));
             }
             tokio::select! {
                 () = self.interest_changed.notified() => {}
+                // NATS out of reach: ask again later, so `settled` learns of the reconnect.
+                () = tokio::time::sleep(SETTLE_RETRY), if !settled => {}
                 () = self.stop.cancelled() => break,
             }
         }

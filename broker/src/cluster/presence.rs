@@ -6,16 +6,19 @@
 //! adds up what arrives before its timeout. No node keeps a registry of the others' users.
 
 use std::collections::HashSet;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use async_nats::connection::State;
 use async_nats::{Client, Subscriber};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
+use super::connect::{ConnectError, connect};
 use super::link::Inbound;
 use super::subject::presence_subject;
+use crate::config::ClusterConfig;
 use crate::routing::cluster::{Presence, RemotePresence};
 
 /// One node's answer.
@@ -84,6 +87,37 @@ pub(crate) async fn ask(
     .await;
     gathered.nodes = nodes.len();
     gathered
+}
+
+/// Why `herald presence` got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("no NATS server of cluster.servers reachable within {0:?}")]
+    Unreachable(Duration),
+}
+
+/// `herald presence`: connects to the NATS of `cluster` (its servers, credentials and TLS)
+/// and asks every node, waiting `timeout` for answers. The connection is the asker's own, so
+/// every node answers.
+pub async fn ask_cluster(
+    cluster: &ClusterConfig,
+    user: Option<&str>,
+    timeout: Duration,
+) -> Result<RemotePresence, AskError> {
+    let client = connect(cluster, "presence", Arc::default()).await?;
+    // The client connects in the background: wait for it, at most one connect timeout.
+    let patience = Duration::from_millis(cluster.connect_timeout_ms);
+    let connected = tokio::time::timeout(patience, async {
+        while client.connection_state() != State::Connected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    connected
+        .await
+        .map_err(|_| AskError::Unreachable(patience))?;
+    Ok(ask_presence(&client, &cluster.name, user, timeout).await)
 }
 
 /// Answers the presence questions arriving on `questions` with this node's sessions, until
