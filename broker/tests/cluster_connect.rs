@@ -1,7 +1,8 @@
 //! The NATS connection of a clustered node (`herald::cluster::connect`) against real
-//! `nats-server` processes on free loopback ports: every kind of credentials, TLS with a
-//! client certificate, a server list with a dead server, NATS down at start and restarted,
-//! and refused credentials (logged, counted, retried with backoff rather than in a hot loop).
+//! `nats-server` processes on free loopback ports: every kind of credentials (a `.creds` file
+//! in operator mode included), TLS with a client certificate, a server list with a dead
+//! server, NATS down at start and restarted, a full subscription, and refused credentials
+//! (logged, counted, retried with backoff rather than in a hot loop).
 
 mod common;
 

@@ -129,15 +129,14 @@ fn credentials(
         return Ok(options.user_and_password(config.user.clone(), config.password.clone()));
     }
     if !config.nkey_seed.is_empty() {
-        let seed = user_seed("cluster.nkey_seed", &config.nkey_seed)?;
+        let seed = user_seed(&config.nkey_seed).map_err(|e| invalid("cluster.nkey_seed", e))?;
         return Ok(options.nkey(seed));
     }
     if !config.nkey_seed_file.is_empty() {
         let key = "cluster.nkey_seed_file";
         let path = &config.nkey_seed_file;
         let text = std::fs::read_to_string(path).map_err(|source| read_error(key, path, source))?;
-        let seed = user_seed(key, text.trim())
-            .map_err(|e| invalid(key, format!("{path}: {}", message(&e))))?;
+        let seed = user_seed(text.trim()).map_err(|e| invalid(key, format!("{path}: {e}")))?;
         return Ok(options.nkey(seed));
     }
     if !config.credentials_file.is_empty() {
@@ -152,11 +151,11 @@ fn credentials(
 }
 
 /// Checks an NKey seed; the error never repeats the seed (a secret).
-fn user_seed(key: &'static str, seed: &str) -> Result<String, ConnectError> {
+fn user_seed(seed: &str) -> Result<String, String> {
     match nkeys::KeyPair::from_seed(seed) {
         Ok(pair) if pair.key_pair_type() == nkeys::KeyPairType::User => Ok(seed.to_owned()),
-        Ok(_) => Err(invalid(key, "is not a user seed (SU...)")),
-        Err(e) => Err(invalid(key, format!("is not an NKey seed: {e}"))),
+        Ok(_) => Err("is not a user seed (SU...)".to_owned()),
+        Err(e) => Err(format!("is not an NKey seed: {e}")),
     }
 }
 
@@ -235,14 +234,6 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConnectError {
     ConnectError::Invalid {
         key,
         message: message.into(),
-    }
-}
-
-/// The message of an error without its key (to re-wrap it under another).
-fn message(error: &ConnectError) -> String {
-    match error {
-        ConnectError::Invalid { message, .. } => message.clone(),
-        other => other.to_string(),
     }
 }
 
