@@ -24,13 +24,15 @@ macro_rules! ensure {
 pub struct Ctx {
     pub opts: Arc<Options>,
     pub target: Target,
-    pub peer: Option<Target>,
+    /// The other node for `cluster.*` cases: the `--peer-url` of the target's transport, or
+    /// the target itself (a single broker is a cluster of one).
+    pub peer: Target,
     /// Unique per run, case and target; every destination a case uses starts with it.
     pub prefix: String,
 }
 
 impl Ctx {
-    pub fn new(opts: Arc<Options>, target: Target, peer: Option<Target>, prefix: String) -> Ctx {
+    pub fn new(opts: Arc<Options>, target: Target, peer: Target, prefix: String) -> Ctx {
         Ctx {
             opts,
             target,
@@ -104,22 +106,30 @@ impl Ctx {
 
     /// Opens a connection, sends this CONNECT and waits for CONNECTED.
     pub async fn connect_with(&self, connect: Out) -> Result<Conn, String> {
-        let mut conn = self.open().await?;
-        conn.send_out(&connect).await?;
-        conn.expect(Command::Connected, self.wait())
+        self.connect_to(&self.target, connect)
             .await
-            .map_err(|e| format!("CONNECT: {e}"))?;
-        Ok(conn)
+            .map_err(|e| format!("CONNECT: {e}"))
     }
 
-    /// A STOMP 1.2 session on the `--peer-url` node.
+    /// A STOMP 1.2 session on the peer node.
     pub async fn connect_peer(&self) -> Result<Conn, String> {
-        let peer = self.peer.as_ref().ok_or("needs --peer-url")?;
-        let mut conn = Conn::open(peer, ALL_SUBPROTOCOLS).await?;
-        conn.send_out(&self.connect_frame(Some("1.2"))).await?;
-        conn.expect(Command::Connected, self.wait())
+        self.connect_to(&self.peer, self.connect_frame(Some("1.2")))
             .await
-            .map_err(|e| format!("CONNECT to the peer: {e}"))?;
+            .map_err(|e| format!("CONNECT to the peer: {e}"))
+    }
+
+    /// A session on the peer node authenticated as the `n`th `--user`.
+    pub async fn connect_peer_user(&self, n: usize) -> Result<Conn, String> {
+        let frame = self.user_connect_frame(n)?;
+        self.connect_to(&self.peer, frame)
+            .await
+            .map_err(|e| format!("CONNECT to the peer: {e}"))
+    }
+
+    async fn connect_to(&self, target: &Target, connect: Out) -> Result<Conn, String> {
+        let mut conn = Conn::open(target, ALL_SUBPROTOCOLS).await?;
+        conn.send_out(&connect).await?;
+        conn.expect(Command::Connected, self.wait()).await?;
         Ok(conn)
     }
 

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! herald-conformance --url ws://127.0.0.1:15674/ws --url tcp://127.0.0.1:61613 \
-//!     [--login L --passcode P] [--user alice:secret ...] [--peer-url URL] \
+//!     [--login L --passcode P] [--user alice:secret ...] [--peer-url URL ...] \
 //!     [--profile generic|herald] [--only SUBSTR] [--list] [--json FILE] [--timeout-ms N]
 //! ```
 //!
@@ -54,9 +54,11 @@ pub struct Options {
     /// A configured user `NAME:PASSWORD` for identity and user-destination cases; repeat.
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
     pub users: Vec<String>,
-    /// A second node of the same cluster, for cluster cases.
-    #[arg(long)]
-    pub peer_url: Option<String>,
+    /// Another node of the same cluster for `cluster.*` cases; repeat for several transports.
+    /// A case on a `--url` uses the peer of the same transport (else the first); without any,
+    /// the `--url` itself (a single broker is a cluster of one).
+    #[arg(long = "peer-url", value_name = "URL")]
+    pub peer_urls: Vec<String>,
     /// `generic` skips Herald-specific cases; `herald` skips cases for unbuilt features.
     #[arg(long, value_enum, default_value = "generic")]
     pub profile: Profile,

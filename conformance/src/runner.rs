@@ -40,14 +40,12 @@ pub enum Need {
     Transactions,
     UserDestinations,
     Authentication,
-    /// A second node: `--peer-url`.
-    Cluster,
     /// At least this many `--user` entries.
     Users(usize),
 }
 
 /// Features Herald does not have yet, and the issue that brings each.
-const HERALD_MISSING: &[(Need, &str)] = &[(Need::Cluster, "cluster over NATS")];
+const HERALD_MISSING: &[(Need, &str)] = &[];
 
 /// Herald deviations from SEMANTICS.md that the project has yet to decide on: under
 /// `--profile herald` these runs are skipped with the reason (never passed). Keyed by run name.
@@ -96,9 +94,6 @@ impl Case {
     fn skip_reason(&self, run_name: &str, options: &Options) -> Option<String> {
         if options.profile == Profile::Generic && self.has_tag("herald") {
             return Some("Herald-specific behaviour (runs with --profile herald)".into());
-        }
-        if self.needs.contains(&Need::Cluster) && options.peer_url.is_none() {
-            return Some("needs --peer-url".into());
         }
         if options.profile == Profile::Herald {
             let missing = HERALD_MISSING
@@ -175,7 +170,11 @@ pub fn main(options: Options) -> Result<bool, String> {
         .iter()
         .map(|u| Target::parse(u))
         .collect::<Result<Vec<_>, _>>()?;
-    let peer = options.peer_url.as_deref().map(Target::parse).transpose()?;
+    let peers = options
+        .peer_urls
+        .iter()
+        .map(|u| Target::parse(u))
+        .collect::<Result<Vec<_>, _>>()?;
     for user in &options.users {
         if !user.contains(':') {
             return Err(format!("--user {user}: expected NAME:PASSWORD"));
@@ -185,7 +184,7 @@ pub fn main(options: Options) -> Result<bool, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    let report = runtime.block_on(run_all(options.clone(), cases, targets, peer));
+    let report = runtime.block_on(run_all(options.clone(), cases, targets, peers));
     if let Some(path) = &options.json {
         report.write_json(path)?;
     }
@@ -227,7 +226,7 @@ async fn run_all(
     options: Options,
     cases: Vec<Case>,
     targets: Vec<Target>,
-    peer: Option<Target>,
+    peers: Vec<Target>,
 ) -> Report {
     let options = Arc::new(options);
     let run_id = run_id();
@@ -249,7 +248,8 @@ async fn run_all(
                         "hc{run_id}-{number}{}{index}",
                         &target.transport.label()[..1]
                     );
-                    let ctx = Ctx::new(Arc::clone(&options), target.clone(), peer.clone(), prefix);
+                    let peer = peer_of(target, &peers);
+                    let ctx = Ctx::new(Arc::clone(&options), target.clone(), peer, prefix);
                     run_one(case, ctx).await
                 }
             };
@@ -266,6 +266,17 @@ async fn run_all(
     }
     report.finish();
     report
+}
+
+/// The node `cluster.*` cases pair with `target`: the first `--peer-url` of its transport,
+/// else the first `--peer-url`, else `target` itself.
+fn peer_of(target: &Target, peers: &[Target]) -> Target {
+    peers
+        .iter()
+        .find(|p| p.transport == target.transport)
+        .or_else(|| peers.first())
+        .unwrap_or(target)
+        .clone()
 }
 
 async fn run_one(case: &Case, ctx: Ctx) -> (Status, String) {
@@ -296,4 +307,36 @@ fn run_id() -> String {
     hasher.write_u128(nanos);
     hasher.write_u32(std::process::id());
     format!("{:06x}", hasher.finish() & 0xff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(urls: &[&str]) -> Vec<Target> {
+        urls.iter().map(|u| Target::parse(u).unwrap()).collect()
+    }
+
+    #[test]
+    fn peer_is_the_target_without_peer_urls() {
+        let ws = &targets(&["ws://127.0.0.1:1/ws"])[0];
+        assert_eq!(peer_of(ws, &[]), *ws);
+    }
+
+    #[test]
+    fn peer_of_the_same_transport_first() {
+        let peers = targets(&["ws://127.0.0.1:3/ws", "tcp://127.0.0.1:4"]);
+        let [ws, tcp] =
+            <[Target; 2]>::try_from(targets(&["ws://127.0.0.1:1/ws", "tcp://127.0.0.1:2"]))
+                .unwrap();
+        assert_eq!(peer_of(&ws, &peers), peers[0]);
+        assert_eq!(peer_of(&tcp, &peers), peers[1]);
+    }
+
+    #[test]
+    fn else_the_first_peer() {
+        let peers = targets(&["ws://127.0.0.1:3/ws"]);
+        let tcp = &targets(&["tcp://127.0.0.1:2"])[0];
+        assert_eq!(peer_of(tcp, &peers), peers[0]);
+    }
 }
