@@ -542,6 +542,43 @@ async fn a_full_subscription_drops_and_counts() {
     assert!(link_up(&stats), "a slow consumer keeps its link");
 }
 
+/// `herald config check` on files with a `[cluster]` section.
+#[test]
+fn config_check_of_a_cluster_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, text: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["config", "check"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let good = check(
+        "good.toml",
+        "[cluster]\nservers = [\"nats://a:4222\", \"tls://b:4443\"]\nnode_id = \"a1\"\n\
+         token = \"t\"\n",
+    );
+    assert!(good.status.success(), "{good:?}");
+    assert!(String::from_utf8_lossy(&good.stdout).ends_with("good.toml: ok\n"));
+
+    let bad = check(
+        "bad.toml",
+        "[cluster]\nname = \"a.b\"\nnode_id = \"A1\"\ntoken = \"t\"\nuser = \"u\"\n",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    for key in [
+        "cluster.name: ",
+        "cluster.node_id: ",
+        "cluster: set at most one kind of NATS credentials; found token, user/password",
+        "cluster.password: must be set together with cluster.user",
+    ] {
+        assert!(stderr.contains(key), "{key} missing from {stderr}");
+    }
+}
+
 /// `herald --cluster` on the real binary: `config print` shows the section it makes.
 #[test]
 fn cluster_flag_of_the_binary() {
