@@ -478,6 +478,9 @@ async fn close_sends_what_is_buffered() {
     within(a.link.close(), "close").await;
     assert_eq!(ids(&b.recorder.wait_for(1).await), ["1"]);
     assert_eq!(a.link.counters().published, 1);
+    // Closed: nothing more is taken, nothing waits for it.
+    publish(&a, "/topic/last", "2");
+    assert_eq!(a.link.counters().dropped, 1);
 }
 
 #[tokio::test]

@@ -293,8 +293,9 @@ impl ClusterLink for NatsLink {
 
     fn forward(&self, message: Crossing<'_>) -> Option<Arc<Outbox>> {
         let shared = &self.shared;
-        // Nobody can be reached: local traffic goes on without waiting for NATS.
-        if shared.client.connection_state() != State::Connected {
+        // Nobody can be reached, or the link is closed: local traffic goes on without
+        // waiting for NATS.
+        if shared.client.connection_state() != State::Connected || shared.stop.is_cancelled() {
             bump(&shared.counters.dropped);
             return None;
         }
