@@ -1,0 +1,1080 @@
+//! The cluster over NATS (issue 13) attacked from outside: hostile destinations, user names
+//! and headers crossing nodes, a rogue NATS client publishing garbage on Herald's subjects and
+//! forging presence answers, access rules across nodes, messages larger than NATS carries,
+//! ordering across a node's overlapping NATS filters, a slow subscriber under a fast
+//! publisher, interest churn, and a node killed and restarted.
+//!
+//! Nodes are in-process ([`TestServer`] with a `[cluster]` section: their configuration and
+//! counters are at hand, and [`settled`] says when NATS has their subscriptions) where that is
+//! enough, and `herald` processes where memory is measured or a node is killed. Every node
+//! talks to a real `nats-server` on a free loopback port.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use common::herald_process::HeraldProcess;
+use common::nats::{NatsOptions, NatsServer};
+use common::*;
+use futures_util::StreamExt;
+use herald::config::{AccessAction, ClusterConfig, Config};
+use herald_protocol::{Command, Frame};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// How long the cluster may take to route a destination (interest crossing NATS).
+const ROUTE_DEADLINE: Duration = Duration::from_secs(30);
+const PASSWORD: &str = "pw";
+
+/// An in-process node `id` of the cluster on `nats`, configured by `tweak`, with its own
+/// NATS subscriptions in place.
+async fn node(nats: &NatsServer, id: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = config();
+    config.cluster = Some(ClusterConfig {
+        servers: vec![nats.url()],
+        node_id: id.to_owned(),
+        ..ClusterConfig::default()
+    });
+    config.auth.failure_delay_ms = 1;
+    tweak(&mut config);
+    let server = TestServer::start(config).await;
+    settled(&server).await;
+    server
+}
+
+/// Two plain in-process nodes, `na` and `nb`.
+async fn two_nodes(nats: &NatsServer) -> (TestServer, TestServer) {
+    tokio::join!(node(nats, "na", |_| {}), node(nats, "nb", |_| {}))
+}
+
+/// Waits until the NATS server has every subscription `server`'s interest asks for so far:
+/// a publish on another node from now on reaches it.
+async fn settled(server: &TestServer) {
+    let link = server.node.cluster.as_ref().expect("a clustered node");
+    within(
+        ROUTE_DEADLINE,
+        "the node's NATS subscriptions",
+        link.settled(),
+    )
+    .await;
+}
+
+fn link_counters(server: &TestServer) -> herald::cluster::LinkCounters {
+    server.node.cluster.as_ref().unwrap().counters()
+}
+
+fn body(frame: &Frame) -> String {
+    String::from_utf8_lossy(&frame.body).into_owned()
+}
+
+fn header_list(frame: &Frame) -> Vec<(String, String)> {
+    frame
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
+}
+
+// ---- hostile destinations ----
+
+/// Destinations with what NATS forbids or gives a meaning to in subjects, and neighbours
+/// that an inexact escaping would merge with them.
+fn hostile_destinations() -> Vec<String> {
+    let mut destinations: Vec<String> = [
+        "/topic/a",
+        "/topic/a/b",
+        "/topic/a.b",
+        "/topic/a%2Eb",
+        "/topic/a%2Fb",
+        "/topic/a b",
+        "/topic/a\tb",
+        "/topic/bell\u{7}del\u{7f}",
+        "/topic/a//b",
+        "/topic//",
+        "/topic/",
+        "/topic/.",
+        "/topic/..",
+        "/topic/%",
+        "/topic/%25",
+        "/topic/>",
+        "/topic/a/>",
+        "/topic/a.>",
+        "/topic/ lead",
+        "/topic/trail ",
+        "/topic/\u{a0}nbsp\u{2028}",
+        "/topic/é/日本/🦀",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    // Herald allows 32 segments by default.
+    destinations.push(format!("/topic/{}", ["s"; 31].join("/")));
+    destinations.push(format!("/topic/{}", "x".repeat(3_500)));
+    destinations
+}
+
+/// Each hostile destination, published on node a, reaches the one subscription on node b
+/// that names it exactly, under that destination, and no other: a `>` or `.` in a
+/// destination is no NATS wildcard or separator on the other side.
+#[tokio::test]
+async fn hostile_destinations_reach_exactly_their_subscriber() {
+    let nats = NatsServer::start().await;
+    let (a, b) = two_nodes(&nats).await;
+    let destinations = hostile_destinations();
+    let mut subscriber = b.client(Transport::Tcp).await;
+    for (i, destination) in destinations.iter().enumerate() {
+        subscriber.subscribe(&format!("s{i}"), destination).await;
+    }
+    settled(&b).await;
+
+    let mut publisher = a.client(Transport::Ws).await;
+    for (i, destination) in destinations.iter().enumerate() {
+        publisher.publish(destination, &i.to_string()).await;
+    }
+    publisher.publish_confirmed("/topic/end", "end").await;
+    for (i, destination) in destinations.iter().enumerate() {
+        let frame = subscriber.expect(Command::Message).await;
+        assert_eq!(
+            (
+                frame.headers.get("subscription"),
+                frame.headers.get("destination"),
+                body(&frame)
+            ),
+            (
+                Some(&*format!("s{i}")),
+                Some(destination.as_str()),
+                i.to_string()
+            ),
+            "{}",
+            show(&frame)
+        );
+    }
+    subscriber.expect_silence(QUIET).await;
+}
+
+/// A destination whose NATS subject would pass nats-server's control-line limit (each space
+/// is three bytes once escaped) but that Herald accepts: published on node a with a receipt,
+/// it must reach node b's subscriber, or the sender must hear that it did not. A RECEIPT
+/// followed by a silent drop is the bug.
+#[tokio::test]
+async fn a_destination_too_long_for_a_nats_subject_is_not_dropped_silently() {
+    let nats = NatsServer::start().await;
+    let (a, b) = two_nodes(&nats).await;
+    let destination = format!("/topic/{}", " ".repeat(1_400));
+    let mut local = a.client(Transport::Tcp).await;
+    local.subscribe("s", &destination).await;
+    let mut remote = b.client(Transport::Tcp).await;
+    remote.subscribe("s", &destination).await;
+    with_marker(&mut remote).await;
+    settled(&b).await;
+
+    let mut publisher = a.client(Transport::Tcp).await;
+    let answer = send_then_marker(&mut publisher, &send_frame(&destination, "long")).await;
+    if answer.command == Command::Receipt {
+        local.expect_body("long").await;
+    }
+    assert_delivered_or_refused(&answer, &mut remote, "long", &a).await;
+}
+
+/// Subscribes `client` to [`MARKER`] too.
+async fn with_marker(client: &mut Client) {
+    client.subscribe("marker", MARKER).await;
+}
+
+/// A destination every test's remote subscriber also has: what a publisher sends after a
+/// message arrives after it (one publisher's order), so a marker arriving first proves the
+/// message lost, without waiting for a timeout.
+const MARKER: &str = "/topic/marker";
+
+/// Sends `frame` with a receipt, then (once the answer is in) a SEND to [`MARKER`]; returns
+/// the answer, RECEIPT or ERROR.
+async fn send_then_marker(publisher: &mut Client, frame: &Frame) -> Frame {
+    let receipt = publisher.receipt_id();
+    publisher
+        .send(&frame.clone().header("receipt", &receipt))
+        .await;
+    let answer = publisher.recv().await;
+    if answer.command == Command::Receipt {
+        publisher.publish_confirmed(MARKER, "marker").await;
+    }
+    answer
+}
+
+/// After [`send_then_marker`]: an ERROR means nothing reached `remote`; a RECEIPT means
+/// `remote` gets the message (body `expected`) before the marker.
+async fn assert_delivered_or_refused(
+    answer: &Frame,
+    remote: &mut Client,
+    expected: &str,
+    publisher_node: &TestServer,
+) {
+    match answer.command {
+        Command::Error => remote.expect_silence(QUIET).await,
+        Command::Receipt => {
+            let first = remote.expect(Command::Message).await;
+            assert!(
+                body(&first) == expected,
+                "the SEND got a RECEIPT but node b's subscriber got the marker sent after it \
+                 first: the message was dropped silently (link counters of the publishing \
+                 node: {:?})",
+                link_counters(publisher_node)
+            );
+        }
+        _ => panic!("unexpected answer {}", show(answer)),
+    }
+}
+
+/// User names holding NATS wildcards, separators or escapes: a SEND on node a to
+/// `/user/<name>/queue/x` reaches exactly that user's session on node b; `/user/*/…` and
+/// `/user/>/…` broadcast to nobody else.
+#[tokio::test]
+async fn user_names_with_nats_wildcards_reach_only_their_user() {
+    let users = ["alice", "a.*", ">", "*", "%2A", "a/b", "a.>"];
+    let add_users = |config: &mut Config| {
+        for user in users.iter().chain(&["bob"]) {
+            add_user(config, user, PASSWORD, &[]);
+        }
+    };
+    let nats = NatsServer::start().await;
+    let (a, b) = tokio::join!(node(&nats, "na", add_users), node(&nats, "nb", add_users));
+    let mut inboxes = Vec::new();
+    for user in users {
+        let (mut client, _) = b.login(Transport::Tcp, user, PASSWORD).await;
+        client.subscribe("inbox", "/user/queue/x").await;
+        inboxes.push(client);
+    }
+    settled(&b).await;
+
+    // (name in the destination, the user it is for): `%2F` stands for `/`.
+    let targets = [
+        ("alice", "alice"),
+        ("*", "*"),
+        (">", ">"),
+        ("a.*", "a.*"),
+        ("%2A", "%2A"),
+        ("a%2Fb", "a/b"),
+        ("a.>", "a.>"),
+        ("al*", ""),
+        ("a", ""),
+        ("a.", ""),
+    ];
+    let (mut bob, _) = a.login(Transport::Tcp, "bob", PASSWORD).await;
+    for (name, _) in targets {
+        let destination = format!("/user/{name}/queue/x");
+        let receipt = bob.receipt_id();
+        bob.send(&send_frame(&destination, name).header("receipt", &receipt))
+            .await;
+        let answer = bob.recv().await;
+        assert!(
+            answer.command == Command::Receipt,
+            "SEND to {destination}: {}",
+            show(&answer)
+        );
+    }
+    for (user, inbox) in users.iter().zip(&mut inboxes) {
+        let (name, _) = targets.iter().find(|(_, u)| u == user).unwrap();
+        let frame = inbox.expect(Command::Message).await;
+        assert_eq!(
+            (frame.headers.get("destination"), body(&frame)),
+            (Some("/user/queue/x"), (*name).to_owned()),
+            "user {user:?}: {}",
+            show(&frame)
+        );
+        inbox.expect_silence(QUIET).await;
+    }
+}
+
+// ---- headers ----
+
+/// A SEND with headers NATS cannot carry as they are (`:` and whitespace in names, CR, LF,
+/// escapes, leading and trailing whitespace, Unicode, repeats, Herald's own NATS header
+/// names, many, one large): the subscriber on node b sees exactly the frame the subscriber
+/// on node a sees.
+#[tokio::test]
+async fn headers_cross_exactly_as_delivered_locally() {
+    let nats = NatsServer::start().await;
+    let (a, b) = two_nodes(&nats).await;
+    let mut local = a.client(Transport::Tcp).await;
+    local.subscribe("s", "/topic/h").await;
+    let mut remote = b.client(Transport::Tcp).await;
+    remote.subscribe("s", "/topic/h").await;
+    settled(&b).await;
+
+    let mut headers: Vec<(String, String)> = [
+        ("a:b", "c:d"),
+        ("sp ace", " both ends "),
+        ("uni-é", "日本 🦀"),
+        ("back\\slash", "x\\y\\"),
+        ("nl\nname", "line1\nline2\n"),
+        ("cr", "a\rb"),
+        ("rep", "1"),
+        ("rep", "2"),
+        ("empty", ""),
+        ("%41", "%zz%"),
+        ("tab\t", "\tv\t"),
+        ("nbsp", "\u{a0}x\u{2028}"),
+        ("Herald-Message-Id", "forged"),
+        ("Herald-Header", "x:y"),
+        ("Herald-Session", "nb-0000000000000000"),
+        ("NATS/1.0", "503"),
+    ]
+    .iter()
+    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+    .collect();
+    for i in 0..30 {
+        headers.push((format!("x-{i}"), format!("{i:0>100}")));
+    }
+    headers.push(("big".to_owned(), "€".repeat(2_500)));
+    let mut send = send_frame("/topic/h", "with headers");
+    for (name, value) in &headers {
+        send.headers.push(name, value);
+    }
+    let mut publisher = a.client(Transport::Tcp).await;
+    publisher.send_with_receipt(send).await;
+
+    let seen_locally = local.expect(Command::Message).await;
+    let seen_remotely = remote.expect(Command::Message).await;
+    for (name, value) in &headers {
+        assert!(
+            header_list(&seen_locally).contains(&(name.clone(), value.clone())),
+            "local delivery lost {name:?}: {}",
+            show(&seen_locally)
+        );
+    }
+    assert_eq!(header_list(&seen_remotely), header_list(&seen_locally));
+    assert_eq!(seen_remotely.body, seen_locally.body);
+}
+
+// ---- a rogue NATS client ----
+
+fn herald_headers(entries: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in entries {
+        map.append(*name, *value);
+    }
+    map
+}
+
+/// A NATS client that is not a Herald node publishes garbage on every kind of Herald subject:
+/// none of it is delivered, each is counted as malformed, the link stays up, and real
+/// traffic goes on.
+#[tokio::test]
+async fn garbage_on_herald_subjects_is_counted_and_never_delivered() {
+    let nats = NatsServer::start().await;
+    let with_alice = |config: &mut Config| add_user(config, "alice", PASSWORD, &[]);
+    let (a, b) = tokio::join!(node(&nats, "na", with_alice), node(&nats, "nb", with_alice));
+    let mut everything = b.client(Transport::Tcp).await;
+    everything.subscribe("all", "/topic/**").await;
+    // Node b subscribes alice's subject while she has a session there.
+    let (mut alice, _) = b.login(Transport::Tcp, "alice", PASSWORD).await;
+    alice.subscribe("inbox", "/user/queue/x").await;
+    settled(&b).await;
+    let before = link_counters(&b);
+
+    let rogue = async_nats::connect(nats.url()).await.unwrap();
+    let id = |value: &str| herald_headers(&[("Herald-Message-Id", value)]);
+    let garbage: Vec<(&str, Option<HeaderMap>, Bytes)> = vec![
+        (
+            "herald.t./topic/.a",
+            None,
+            Bytes::from_static(b"no headers"),
+        ),
+        (
+            "herald.t./topic/.a",
+            Some(herald_headers(&[("Herald-Header", "x:y")])),
+            Bytes::from_static(b"no message id"),
+        ),
+        (
+            "herald.t./topic/.a",
+            Some(herald_headers(&[
+                ("Herald-Message-Id", "m"),
+                ("Herald-Header", "no colon"),
+            ])),
+            Bytes::from_static(b"bad header"),
+        ),
+        (
+            "herald.t./topic/.a",
+            Some(herald_headers(&[
+                ("Herald-Message-Id", "m"),
+                ("Herald-Header", "bad%zz:x"),
+            ])),
+            Bytes::from_static(b"bad escape in a header"),
+        ),
+        (
+            "herald.t./topic/.%zz",
+            Some(id("m")),
+            Bytes::from_static(b"bad escape in the subject"),
+        ),
+        (
+            "herald.t./topic/.big",
+            None,
+            Bytes::from(vec![b'x'; 900 * 1024]),
+        ),
+        (
+            "herald.u.alice",
+            Some(id("m")),
+            Bytes::from_static(b"no destination"),
+        ),
+        (
+            "herald.n.nb",
+            Some(id("m")),
+            Bytes::from_static(b"no session"),
+        ),
+        (
+            "herald.n.nb",
+            Some(herald_headers(&[
+                ("Herald-Message-Id", "m"),
+                ("Herald-Session", "%zz"),
+                ("Herald-Destination", "/queue/x"),
+            ])),
+            Bytes::from_static(b"bad session"),
+        ),
+    ];
+    let malformed = garbage.len() as u64;
+    for (subject, headers, payload) in garbage {
+        let published = match headers {
+            Some(headers) => rogue.publish_with_headers(subject, headers, payload).await,
+            None => rogue.publish(subject, payload).await,
+        };
+        published.unwrap();
+    }
+    // Not malformed, but for nobody: a session of another node, a user nobody here is.
+    rogue
+        .publish_with_headers(
+            "herald.n.nb",
+            herald_headers(&[
+                ("Herald-Message-Id", "m"),
+                ("Herald-Session", "na-0000000000000000"),
+                ("Herald-Destination", "/queue/x"),
+            ]),
+            Bytes::from_static(b"another node's session"),
+        )
+        .await
+        .unwrap();
+    rogue
+        .publish("herald.presence", Bytes::from_static(b"no reply subject"))
+        .await
+        .unwrap();
+    rogue.flush().await.unwrap();
+
+    let deadline = Instant::now() + TIMEOUT;
+    while link_counters(&b).malformed - before.malformed < malformed {
+        assert!(
+            Instant::now() < deadline,
+            "{malformed} malformed messages published, counters of node b went from {before:?} to {:?}",
+            link_counters(&b)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut publisher = a.client(Transport::Tcp).await;
+    publisher.publish_confirmed("/topic/after", "after").await;
+    everything
+        .expect_message("all", "/topic/after", "after")
+        .await;
+    everything.expect_silence(QUIET).await;
+    alice.expect_silence(QUIET).await;
+    let after = link_counters(&b);
+    assert_eq!(after.malformed - before.malformed, malformed, "{after:?}");
+    // Handed to routing: the message for another node's session (which routing delivers to
+    // nobody) and `after`.
+    assert_eq!(after.delivered - before.delivered, 2, "{after:?}");
+    assert_eq!(
+        b.node.stats.cluster_disconnects.load(Ordering::Relaxed),
+        0,
+        "the link stayed up"
+    );
+}
+
+/// A raw NATS connection, past the server's greeting and CONNECT.
+async fn raw_nats(nats: &NatsServer) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", nats.port)).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    let mut info = String::new();
+    stream.read_line(&mut info).await.unwrap();
+    assert!(info.starts_with("INFO "), "{info}");
+    stream
+        .get_mut()
+        .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+/// Writes `ops` then a PING, and waits for the PONG: the server has taken them.
+async fn raw_publish(connection: &mut BufReader<TcpStream>, ops: &[u8]) {
+    connection.get_mut().write_all(ops).await.unwrap();
+    connection.get_mut().write_all(b"PING\r\n").await.unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = within(TIMEOUT, "PONG", connection.read_line(&mut line)).await;
+        assert!(read.unwrap() > 0, "nats-server closed the rogue connection");
+        if line.starts_with("PONG") {
+            return;
+        }
+        assert!(!line.starts_with("-ERR"), "nats-server refused: {line}");
+    }
+}
+
+/// `HPUB subject` with `headers` (without the version line) and `payload`.
+fn hpub(subject: &[u8], headers: &[u8], payload: &[u8]) -> Vec<u8> {
+    let block = [b"NATS/1.0\r\n", headers, b"\r\n"].concat();
+    let mut op = b"HPUB ".to_vec();
+    op.extend_from_slice(subject);
+    op.extend_from_slice(
+        format!(" {} {}\r\n", block.len(), block.len() + payload.len()).as_bytes(),
+    );
+    op.extend_from_slice(&block);
+    op.extend_from_slice(payload);
+    op.extend_from_slice(b"\r\n");
+    op
+}
+
+/// nats-server relays subjects and headers that are not UTF-8. A rogue client publishing
+/// such a message on a subject node b subscribes must not take node b's link down: the
+/// valid message the rogue publishes right after it is still delivered.
+#[tokio::test]
+async fn a_subject_or_header_that_is_not_utf8_does_not_kill_the_link() {
+    let nats = NatsServer::start().await;
+    let (_a, b) = two_nodes(&nats).await;
+    let mut everything = b.client(Transport::Tcp).await;
+    everything.subscribe("all", "/topic/**").await;
+    settled(&b).await;
+
+    let mut rogue = raw_nats(&nats).await;
+    let marker = hpub(
+        b"herald.t./topic/.marker",
+        b"Herald-Message-Id: rogue-1\r\n",
+        b"marker",
+    );
+    let mut ops = b"PUB herald.t./topic/.\xff\xfe 2\r\nhi\r\n".to_vec();
+    ops.extend(hpub(
+        b"herald.t./topic/.a",
+        b"Herald-Message-Id: \xff\xfe\r\n",
+        b"not utf-8 header",
+    ));
+    ops.extend(marker);
+    raw_publish(&mut rogue, &ops).await;
+    let frame = tokio::time::timeout(TIMEOUT, everything.recv()).await;
+    assert!(
+        frame
+            .as_ref()
+            .is_ok_and(|f| f.command == Command::Message && body(f) == "marker"),
+        "node b's link did not survive the non-UTF-8 message: {:?}; cluster_disconnects {}",
+        frame.map(|f| show(&f)),
+        b.node.stats.cluster_disconnects.load(Ordering::Relaxed)
+    );
+}
+
+/// A rogue client answers presence questions with sessions counts that overflow when added
+/// up (the same user, `usize::MAX` sessions from two made-up nodes), and floods answers from
+/// many made-up nodes: the asking node neither panics nor hangs, and presence still works.
+#[tokio::test]
+async fn forged_presence_answers_do_not_break_presence() {
+    let nats = NatsServer::start().await;
+    let with_alice = |config: &mut Config| add_user(config, "alice", PASSWORD, &[]);
+    let (a, b) = tokio::join!(node(&nats, "na", with_alice), node(&nats, "nb", with_alice));
+    let _alice = b.login(Transport::Tcp, "alice", PASSWORD).await;
+
+    let rogue = async_nats::connect(nats.url()).await.unwrap();
+    let mut questions = rogue.subscribe("herald.presence").await.unwrap();
+    rogue.flush().await.unwrap();
+    let answering = {
+        let rogue = rogue.clone();
+        tokio::spawn(async move {
+            while let Some(question) = questions.next().await {
+                let Some(reply) = question.reply else {
+                    continue;
+                };
+                for node in 0..2_000 {
+                    let sessions = if node < 2 { u64::MAX } else { 1 };
+                    let answer = format!(
+                        "{{\"node\":\"evil-{node}\",\"users\":{{\"alice\":{sessions},\"u{node}\":1}}}}"
+                    );
+                    let _ = rogue.publish(reply.clone(), answer.into()).await;
+                }
+                let _ = rogue.flush().await;
+            }
+        })
+    };
+
+    let node = Arc::clone(&a.node);
+    let asked = tokio::spawn(async move { node.router.presence(Some("alice")).await });
+    let answer = within(ROUTE_DEADLINE, "presence", asked).await;
+    answering.abort();
+    let (users, _nodes) = answer.unwrap_or_else(|e| {
+        panic!("presence with forged answers panicked (sessions added without overflow check): {e}")
+    });
+    assert!(users.contains_key("alice"), "{users:?}");
+}
+
+// ---- access across nodes ----
+
+/// Access is checked at SUBSCRIBE on the subscriber's node: bob on node b is refused every
+/// pattern that reaches `/topic/secret/**` (admins only), and a publish on node a to
+/// `/topic/secret/...` reaches the admin on node b and none of bob's allowed
+/// subscriptions, whatever NATS filters node b holds for them.
+#[tokio::test]
+async fn access_denied_on_the_subscribers_node_holds_for_remote_publishes() {
+    let secret = |config: &mut Config| {
+        add_user(config, "root", PASSWORD, &["admin"]);
+        add_user(config, "bob", PASSWORD, &[]);
+        let mut admins = access_rule(&[AccessAction::Subscribe], &["/topic/secret/**"]);
+        admins.roles = vec!["admin".to_owned()];
+        config.access.rules.push(admins);
+    };
+    let nats = NatsServer::start().await;
+    let (a, b) = tokio::join!(node(&nats, "na", secret), node(&nats, "nb", secret));
+    for pattern in [
+        "/topic/secret/x",
+        "/topic/**",
+        "/topic/*/x",
+        "/topic/sec*/**",
+    ] {
+        let (mut bob, _) = b.login(Transport::Tcp, "bob", PASSWORD).await;
+        bob.send(&subscribe_frame("s", pattern)).await;
+        bob.expect_error_then_close("access denied").await;
+    }
+    let (mut bob, _) = b.login(Transport::Tcp, "bob", PASSWORD).await;
+    for (i, pattern) in [
+        "/topic/secretive/**",
+        "/topic/secret.x",
+        "/topic/secret%2Fx",
+        "/topic/public/*",
+    ]
+    .iter()
+    .enumerate()
+    {
+        bob.subscribe(&format!("s{i}"), pattern).await;
+    }
+    let (mut root, _) = b.login(Transport::Tcp, "root", PASSWORD).await;
+    root.subscribe("r", "/topic/secret/**").await;
+    settled(&b).await;
+
+    let (mut publisher, _) = a.login(Transport::Tcp, "bob", PASSWORD).await;
+    for destination in ["/topic/secret", "/topic/secret/x", "/topic/secret/x/y"] {
+        publisher.publish_confirmed(destination, destination).await;
+        root.expect_message("r", destination, destination).await;
+    }
+    bob.expect_silence(QUIET).await;
+}
+
+// ---- size ----
+
+/// A 2 MiB SEND (Herald takes frames up to 4 MiB, NATS payloads up to 1 MiB by default) with
+/// a receipt on node a, subscribed on node b: either the sender gets an ERROR or node b's
+/// subscriber gets the message. A RECEIPT and a silent drop is the bug.
+#[tokio::test]
+async fn a_send_larger_than_nats_carries_is_refused_or_delivered() {
+    let nats = NatsServer::start().await;
+    let (a, b) = two_nodes(&nats).await;
+    let mut remote = b.client(Transport::Tcp).await;
+    remote.subscribe("s", "/topic/big").await;
+    with_marker(&mut remote).await;
+    settled(&b).await;
+
+    let mut publisher = a.client(Transport::Tcp).await;
+    let big = "b".repeat(2 * 1024 * 1024);
+    let answer = send_then_marker(&mut publisher, &send_frame("/topic/big", &big)).await;
+    assert_delivered_or_refused(&answer, &mut remote, &big, &a).await;
+}
+
+// ---- order across a node's NATS filters ----
+
+/// Publishes `count` numbered messages from one publisher on `a`, cycling through
+/// `destinations`, and checks that `subscriber` (on another node, matching them all) gets
+/// them in publish order.
+async fn assert_in_order(a: &TestServer, subscriber: &mut Client, destinations: &[&str]) {
+    const COUNT: usize = 4_000;
+    let mut publisher = a.client(Transport::Tcp).await;
+    let mut batch = bytes::BytesMut::new();
+    for i in 0..COUNT {
+        let destination = destinations[i % destinations.len()];
+        batch.extend_from_slice(&encoded(&send_frame(destination, &i.to_string())));
+    }
+    publisher.send_bytes(&batch).await;
+    publisher.publish_confirmed(destinations[0], "end").await;
+    // Everything, `end` included, whatever the order.
+    let mut received = Vec::with_capacity(COUNT);
+    let mut ended = false;
+    while !ended || received.len() < COUNT {
+        let frame = subscriber.expect(Command::Message).await;
+        match body(&frame).as_str() {
+            "end" => ended = true,
+            number => received.push(number.parse::<usize>().unwrap()),
+        }
+    }
+    let out_of_order = received.windows(2).filter(|w| w[0] > w[1]).count();
+    assert_eq!(
+        (received.len(), out_of_order),
+        (COUNT, 0),
+        "one publisher's messages to one subscription, across {destinations:?}: \
+         {out_of_order} out of order, e.g. {:?}",
+        received.windows(2).find(|w| w[0] > w[1])
+    );
+}
+
+/// `/topic/o/**` is two NATS filters on node b (`…o` for zero more segments, `…o.>`), each
+/// with its own receiver: a publisher alternating `/topic/o` and `/topic/o/x` must still be
+/// seen in its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pattern_over_two_filters_keeps_publisher_order() {
+    let nats = NatsServer::start().await;
+    let (a, b) = two_nodes(&nats).await;
+    let mut subscriber = b.client(Transport::Tcp).await;
+    subscriber.subscribe("s", "/topic/o/**").await;
+    settled(&b).await;
+    assert_in_order(&a, &mut subscriber, &["/topic/o", "/topic/o/x"]).await;
+}
+
+/// Node b holds `…p.q` (subscribed first, smallest filter id) and `…p.*`: a message to
+/// `/topic/p/q` is delivered through the first, one to `/topic/p/r` through the second. The
+/// `/topic/p/*` subscriber must still see one publisher's messages in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_filters_keep_publisher_order() {
+    let nats = NatsServer::start().await;
+    let (a, b) = two_nodes(&nats).await;
+    let mut literal = b.client(Transport::Tcp).await;
+    literal.subscribe("lit", "/topic/p/q").await;
+    settled(&b).await;
+    let mut subscriber = b.client(Transport::Tcp).await;
+    subscriber.subscribe("s", "/topic/p/*").await;
+    settled(&b).await;
+    // The literal subscriber reads in the background so it never holds anything up.
+    let draining = tokio::spawn(async move {
+        loop {
+            literal.recv().await;
+        }
+    });
+    assert_in_order(&a, &mut subscriber, &["/topic/p/q", "/topic/p/r"]).await;
+    draining.abort();
+}
+
+// ---- processes: overload, churn, kill ----
+
+/// The pid of the `herald` process listening on `addr` (a child of this test process): the
+/// process holding the listening socket of that port.
+fn pid_listening_on(addr: SocketAddr) -> u32 {
+    let port = format!(":{:04X}", addr.port());
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .flat_map(|path| {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() > 9 && fields[1].ends_with(&port) && fields[3] == "0A")
+                .then(|| fields[9].to_owned())
+        })
+        .unwrap_or_else(|| panic!("no listening socket on {addr}"));
+    let socket = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy() == socket)
+            {
+                return pid;
+            }
+        }
+    }
+    panic!("no process holds {socket} ({addr})")
+}
+
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Samples `pid`'s resident memory every 20 ms until `stop`; returns the peak.
+fn sample_peak_rss(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut peak = rss_kib(pid);
+        while !stop.load(Ordering::Relaxed) {
+            peak = peak.max(rss_kib(pid));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peak.max(rss_kib(pid))
+    })
+}
+
+/// Publishes probes from `publisher` to `destination` until `receiver` gets one, then a
+/// marker, and reads `receiver` up to it: from then on the route is in place.
+async fn await_route(publisher: &mut Client, destination: &str, receiver: &mut Client) {
+    let deadline = Instant::now() + ROUTE_DEADLINE;
+    let mut wait = Duration::from_millis(10);
+    loop {
+        assert!(Instant::now() < deadline, "{destination} never routed");
+        publisher.publish(destination, "probe").await;
+        if tokio::time::timeout(wait, receiver.recv()).await.is_ok() {
+            break;
+        }
+        wait = (wait * 2).min(Duration::from_millis(250));
+    }
+    publisher.publish(destination, "routed").await;
+    while body(&receiver.expect(Command::Message).await) != "routed" {}
+}
+
+/// One publisher on node a at full speed, on node b a subscriber that never reads and one
+/// that does: the reading one keeps receiving to the end, in order; whatever it misses is
+/// counted (node b logs the NATS slow-consumer drops); node b's memory stays bounded.
+#[tokio::test]
+async fn a_slow_subscriber_does_not_starve_a_fast_one_and_memory_stays_bounded() {
+    const COUNT: usize = 60_000;
+    let nats = NatsServer::start().await;
+    let servers = [nats.url()];
+    let a = HeraldProcess::start("na", &servers).await;
+    let b = HeraldProcess::start("nb", &servers).await;
+    let pid_b = pid_listening_on(b.tcp_addr);
+    let (mut fast, _) = b.client(Transport::Tcp).await;
+    fast.subscribe("s", "/topic/flood").await;
+    let (mut publisher, _) = a.client(Transport::Tcp).await;
+    await_route(&mut publisher, "/topic/flood", &mut fast).await;
+    let mut slow = Client::tcp(b.tcp_addr, Some(4096)).await;
+    slow.connect().await;
+    slow.subscribe("s", "/topic/flood").await;
+    let baseline = rss_kib(pid_b);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = sample_peak_rss(pid_b, Arc::clone(&stop));
+    let padding = "p".repeat(1_000);
+    let publishing = tokio::spawn(async move {
+        publisher
+            .send_bytes(&send_batch(
+                "/topic/flood",
+                (0..COUNT).map(|i| format!("{i} {padding}")),
+            ))
+            .await;
+        publisher.publish_confirmed("/topic/flood", "end").await;
+        publisher
+    });
+    let mut received = Vec::new();
+    loop {
+        let frame = fast.expect(Command::Message).await;
+        let text = body(&frame);
+        if text == "end" {
+            break;
+        }
+        received.push(text.split(' ').next().unwrap().parse::<usize>().unwrap());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let peak = peak.await.unwrap();
+    publishing.await.unwrap();
+    let lost = COUNT - received.len();
+    let log = b.log();
+    eprintln!(
+        "slow/fast: fast got {} of {COUNT}, node b RSS {baseline} KiB -> peak {peak} KiB",
+        received.len()
+    );
+    assert!(
+        received.windows(2).all(|w| w[0] < w[1]),
+        "the fast subscriber got duplicates or reordering"
+    );
+    if lost > 0 {
+        assert!(
+            log.contains("slow consumer") || log.contains("dropped"),
+            "{lost} messages never reached the fast subscriber and node b said nothing:\n{log}"
+        );
+    }
+    assert!(
+        peak.saturating_sub(baseline) < 128 * 1024,
+        "node b grew from {baseline} KiB to {peak} KiB"
+    );
+}
+
+/// Subscriptions of node b's NATS connection, from the server's monitoring endpoint.
+async fn nats_subscriptions_of(nats: &NatsServer, node_id: &str) -> u64 {
+    let connz = nats.monitor("/connz?subs=1").await;
+    let name = format!("herald {node_id}");
+    connz["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name.as_str())
+        .and_then(|c| c["subscriptions"].as_u64())
+        .unwrap_or_else(|| panic!("no connection named {name:?} in {connz}"))
+}
+
+/// 10,000 subscribe/unsubscribe cycles on distinct destinations on node b while node a
+/// publishes to them: afterwards node b holds no NATS subscription more than before, and its
+/// memory comes back near where it was.
+#[tokio::test]
+async fn interest_churn_leaves_no_nats_subscription_behind() {
+    const CYCLES: usize = 10_000;
+    let nats = NatsServer::start_with(NatsOptions {
+        monitor: true,
+        ..NatsOptions::default()
+    })
+    .await;
+    let servers = [nats.url()];
+    let a = HeraldProcess::start("na", &servers).await;
+    let b = HeraldProcess::start("nb", &servers).await;
+    let pid_b = pid_listening_on(b.tcp_addr);
+    let (mut probe, _) = b.client(Transport::Tcp).await;
+    probe.subscribe("p", "/topic/probe").await;
+    let (mut publisher, _) = a.client(Transport::Tcp).await;
+    await_route(&mut publisher, "/topic/probe", &mut probe).await;
+    probe.unsubscribe("p").await;
+    let baseline_subs = {
+        let deadline = Instant::now() + ROUTE_DEADLINE;
+        let mut subs = nats_subscriptions_of(&nats, "nb").await;
+        // The probe's subscription goes away in its own time.
+        while subs > 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            subs = nats_subscriptions_of(&nats, "nb").await;
+        }
+        subs
+    };
+    let baseline_rss = rss_kib(pid_b);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = sample_peak_rss(pid_b, Arc::clone(&stop));
+    let published = Arc::new(AtomicU64::new(0));
+    let publishing = {
+        let (stop, published) = (Arc::clone(&stop), Arc::clone(&published));
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let mut batch = bytes::BytesMut::new();
+                for _ in 0..100 {
+                    batch.extend_from_slice(&encoded(&send_frame(
+                        &format!("/topic/churn/{}", i % CYCLES),
+                        "x",
+                    )));
+                    i += 1;
+                }
+                publisher.send_bytes(&batch).await;
+                publisher.publish_confirmed("/topic/none", "sync").await;
+                published.store(i as u64, Ordering::Relaxed);
+            }
+        })
+    };
+    let (mut churner, _) = b.client(Transport::Tcp).await;
+    let mut frames = bytes::BytesMut::new();
+    for i in 0..CYCLES {
+        frames.extend_from_slice(&encoded(&subscribe_frame(
+            &format!("c{i}"),
+            &format!("/topic/churn/{i}"),
+        )));
+        frames.extend_from_slice(&encoded(
+            &Frame::new(Command::Unsubscribe).header("id", &format!("c{i}")),
+        ));
+    }
+    frames.extend_from_slice(&encoded(
+        &Frame::new(Command::Unsubscribe)
+            .header("id", "none")
+            .header("receipt", "churned"),
+    ));
+    churner.send_bytes(&frames).await;
+    let mut delivered = 0;
+    loop {
+        let frame = within(ROUTE_DEADLINE, "the churn's receipt", churner.recv()).await;
+        match frame.command {
+            Command::Message => delivered += 1,
+            Command::Receipt => break,
+            _ => panic!("{}", show(&frame)),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    publishing.await.unwrap();
+    let peak = peak.await.unwrap();
+
+    let deadline = Instant::now() + ROUTE_DEADLINE;
+    let mut subs = nats_subscriptions_of(&nats, "nb").await;
+    while subs > baseline_subs && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        subs = nats_subscriptions_of(&nats, "nb").await;
+    }
+    let after_rss = rss_kib(pid_b);
+    eprintln!(
+        "churn: {CYCLES} cycles, {} published on a, {delivered} delivered during the churn; \
+         NATS subscriptions of nb {baseline_subs} -> {subs}; RSS {baseline_rss} KiB, peak {peak} KiB, after {after_rss} KiB",
+        published.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        subs, baseline_subs,
+        "NATS subscriptions left behind by the churn"
+    );
+    assert!(
+        after_rss.saturating_sub(baseline_rss) < 32 * 1024,
+        "node b kept {} KiB after the churn",
+        after_rss.saturating_sub(baseline_rss)
+    );
+}
+
+/// Node b is killed (SIGKILL) with subscribers: node a goes on serving its own clients, and
+/// a node b started again (same node id) receives node a's publishes.
+#[tokio::test]
+async fn a_killed_node_comes_back_and_receives() {
+    let nats = NatsServer::start().await;
+    let servers = [nats.url()];
+    let a = HeraldProcess::start("na", &servers).await;
+    let b = HeraldProcess::start("nb", &servers).await;
+    let (mut remote, _) = b.client(Transport::Tcp).await;
+    remote.subscribe("s", "/topic/k").await;
+    let (mut publisher, _) = a.client(Transport::Tcp).await;
+    await_route(&mut publisher, "/topic/k", &mut remote).await;
+    let (mut local, _) = a.client(Transport::Ws).await;
+    local.subscribe("s", "/topic/k").await;
+
+    drop(b);
+    remote.expect_closed().await;
+    for i in 0..50 {
+        publisher.publish("/topic/k", &i.to_string()).await;
+    }
+    publisher.publish_confirmed("/topic/k", "alone").await;
+    for i in 0..50 {
+        local.expect_message("s", "/topic/k", &i.to_string()).await;
+    }
+    local.expect_message("s", "/topic/k", "alone").await;
+
+    let b = HeraldProcess::start("nb", &servers).await;
+    let (mut remote, _) = b.client(Transport::Tcp).await;
+    remote.subscribe("s", "/topic/k").await;
+    await_route(&mut publisher, "/topic/k", &mut remote).await;
+    for i in 0..50 {
+        publisher.publish("/topic/k", &format!("back {i}")).await;
+    }
+    publisher.publish_confirmed("/topic/k", "end").await;
+    for i in 0..50 {
+        remote
+            .expect_message("s", "/topic/k", &format!("back {i}"))
+            .await;
+    }
+    remote.expect_body("end").await;
+    remote.expect_silence(QUIET).await;
+    let seen: BTreeSet<String> = {
+        let mut seen = BTreeSet::new();
+        loop {
+            let frame = local.expect(Command::Message).await;
+            let text = body(&frame);
+            if text == "end" {
+                break seen;
+            }
+            seen.insert(text);
+        }
+    };
+    assert!(
+        seen.iter()
+            .all(|b| b.starts_with("back ") || b.starts_with("probe") || b == "routed")
+    );
+}
