@@ -1,11 +1,12 @@
 //! What a start would find wrong with a configuration file: its own rules (`config`), then
 //! the files it names, read the way the server reads them (TLS certificates and keys, the
-//! JWT key). `config` cannot read those itself: it sits below the modules that know them
+//! JWT key, the cluster's credentials and TLS files). `config` cannot read those itself: it sits below the modules that know them
 //! (`transport::tls`, `auth`). `herald config check` and the start both come through here.
 
 use std::path::Path;
 
 use crate::auth::load_jwt_key;
+use crate::cluster::connect::{ConnectError, check as check_cluster};
 use crate::config::{Config, ConfigError, Problem};
 use crate::transport::tls::server_config;
 
@@ -47,6 +48,18 @@ pub fn files(config: &Config) -> Result<(), ConfigError> {
             });
         }
     }
+    if let Some(cluster) = &config.cluster {
+        if let Err(e) = check_cluster(cluster) {
+            let key = match &e {
+                ConnectError::Read { key, .. } | ConnectError::Invalid { key, .. } => *key,
+                ConnectError::Server { .. } | ConnectError::Client(_) => "cluster.servers",
+            };
+            problems.push(Problem {
+                key: key.to_owned(),
+                message: e.to_string(),
+            });
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -69,6 +82,7 @@ mod tests {
         let file = dir.path().join("herald.toml");
         let text = "[tcp.tls]\nenabled = true\ncert_file = \"/nonexistent/cert.pem\"\n\
                     key_file = \"/nonexistent/key.pem\"\n\
+                    [cluster]\ncredentials_file = \"/nonexistent/node.creds\"\n\
                     [jwt]\nenabled = true\nalgorithm = \"RS256\"\nkey_file = \"/nonexistent/jwt.pem\"\n";
         std::fs::write(&file, text).unwrap();
         // The rules alone hold: what is wrong is only in the files.
@@ -84,6 +98,10 @@ mod tests {
         );
         assert!(
             err.contains("jwt.key_file: cannot read /nonexistent/jwt.pem"),
+            "{err}"
+        );
+        assert!(
+            err.contains("cluster.credentials_file") && err.contains("/nonexistent/node.creds"),
             "{err}"
         );
         // A listener that is off does not need its files.

@@ -71,6 +71,8 @@ impl Server {
     /// Binds every enabled listener and reads the TLS files, so address and certificate
     /// problems show before anything is served.
     pub async fn bind(config: Config) -> io::Result<Server> {
+        let node = Node::start(config).await.map_err(io::Error::other)?;
+        let config = &node.config;
         let ws = match config.websocket.enabled {
             true => Some((
                 bind("websocket", config.websocket.bind).await?,
@@ -89,7 +91,6 @@ impl Server {
             )),
             false => None,
         };
-        let node = Node::start(config).await.map_err(io::Error::other)?;
         Ok(Server { node, ws, tcp })
     }
 
