@@ -15,8 +15,13 @@ LOAD="$CARGO_TARGET_DIR/debug/herald-load"
 
 work="$(mktemp -d)"
 failed=0
+NATS_PID=""
 cleanup() {
   stop_heralds
+  if [[ -n "$NATS_PID" ]]; then
+    kill "$NATS_PID" 2>/dev/null || true
+    wait "$NATS_PID" 2>/dev/null || true
+  fi
   if [[ $failed -ne 0 ]]; then
     for log in "$work"/*.log; do
       echo "--- $log" >&2
@@ -73,4 +78,28 @@ if [[ "$(head -c 8 "$work/plot.png" | od -An -tx1 | tr -d ' \n')" != "89504e470d
   failed=1
   exit 1
 fi
+# A two-node cluster (scripts/test.sh installs nats-server): publishers on node C, subscribers
+# round-robin over C and D with --sub-url, so half the pairs cross NATS; --cpu-pid reads NATS.
+nats-server -a 127.0.0.1 -p -1 >"$work/nats.log" 2>&1 </dev/null &
+NATS_PID=$!
+nats_line=""
+for _ in $(seq 300); do
+  nats_line=$(grep -m1 "Listening for client connections on" "$work/nats.log" || true)
+  [[ -n "$nats_line" ]] && break
+  sleep 0.1
+done
+[[ -n "$nats_line" ]] || { failed=1; echo "load-smoke: FAILED: nats-server did not start" >&2; exit 1; }
+start_herald C "$work/c.log" --cluster "nats://${nats_line##* }"
+start_herald D "$work/d.log" --cluster "nats://${nats_line##* }"
+for log in "$work/c.log" "$work/d.log"; do
+  for _ in $(seq 300); do
+    grep -q "NATS link up" "$log" && break
+    sleep 0.1
+  done
+done
+run pubsub --url "$C_WS" --sub-url "$C_WS" --sub-url "$D_TCP" --pairs 10 --messages 100 \
+  --publish-after-ms 500 --broker-pid "$C_PID" --cpu-pid "node-d=$D_PID" --cpu-pid "nats=$NATS_PID"
+expect "subscriber connections round-robin over: $C_WS, $D_TCP"
+expect "messages/s: .* over all pairs"
+expect "^nats CPU: "
 echo "load-smoke: all scenarios passed"

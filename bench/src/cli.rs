@@ -52,8 +52,50 @@ pub struct Common {
     /// Name of this broker in reports and plots (default: the URL).
     #[arg(long, global = true)]
     pub label: Option<String>,
+    /// Endpoint for the worker-held connections (subscribers; `conns`' connections), repeatable:
+    /// connection i goes to the (i mod n)-th, round-robin, while publishers stay on --url.
+    /// For a cluster: publishers on one node, subscribers spread over several.
+    #[arg(
+        long = "sub-url",
+        global = true,
+        value_name = "URL",
+        conflicts_with = "vs_url"
+    )]
+    pub sub_urls: Vec<String>,
+    /// Another process whose CPU time the topic scenarios report over the delivery window,
+    /// as LABEL=PID (repeatable): a cluster's other nodes, its NATS server.
+    #[arg(long = "cpu-pid", global = true, value_name = "LABEL=PID", value_parser = parse_cpu_pid)]
+    pub cpu_pids: Vec<CpuPid>,
+    /// Milliseconds the topic scenarios wait between the last subscriber's RECEIPT and the
+    /// publishers connecting: a cluster node acknowledges a SUBSCRIBE before the other nodes
+    /// know of it, so messages published at once could find no interest yet.
+    #[arg(long = "publish-after-ms", global = true, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub publish_after_ms: u64,
     #[command(flatten)]
     pub versus: Versus,
+}
+
+/// A process to read CPU time from, and its name in the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuPid {
+    pub label: String,
+    pub pid: u32,
+}
+
+fn parse_cpu_pid(text: &str) -> Result<CpuPid, String> {
+    let (label, pid) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not LABEL=PID"))?;
+    if label.is_empty() {
+        return Err(format!("{text:?} has an empty label"));
+    }
+    let pid = pid
+        .parse::<u32>()
+        .map_err(|_| format!("{text:?}: {pid:?} is not a process id"))?;
+    Ok(CpuPid {
+        label: label.to_owned(),
+        pid,
+    })
 }
 
 /// A second broker to run the same scenario against, in alternation (A B A B ...).
@@ -90,6 +132,25 @@ pub struct Versus {
 }
 
 impl Common {
+    /// Refuses flags only the topic scenarios (`fanout`, `broadcast`, `pubsub`) read, so
+    /// `scenario` does not silently measure something other than asked.
+    pub fn refuse_topic_flags(&self, scenario: &str) -> Result<(), String> {
+        let set: Vec<&str> = [
+            ("--cpu-pid", !self.cpu_pids.is_empty()),
+            ("--publish-after-ms", self.publish_after_ms > 0),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if set.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{scenario} does not read {}: only fanout, broadcast and pubsub do",
+            set.join(" or ")
+        ))
+    }
+
     /// The flags as arguments, for a worker's command line.
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec![
@@ -114,8 +175,12 @@ impl Common {
                 args.push(value.clone());
             }
         }
-        // `--json`, `--label` and `--vs` stay with the parent: only it writes figures and runs
-        // the second broker.
+        for url in &self.sub_urls {
+            args.push("--sub-url".to_owned());
+            args.push(url.clone());
+        }
+        // `--json`, `--label`, `--cpu-pid` and `--vs` stay with the parent: only it writes
+        // figures, reads CPU times and runs the second broker.
         args
     }
 }
@@ -437,6 +502,15 @@ mod tests {
             duration: 30,
             json: None,
             label: Some("ignored by workers".to_owned()),
+            sub_urls: vec![
+                "ws://127.0.0.1:10/ws".to_owned(),
+                "tcp://127.0.0.1:11".to_owned(),
+            ],
+            cpu_pids: vec![CpuPid {
+                label: "nats".to_owned(),
+                pid: 42,
+            }],
+            publish_after_ms: 250,
             versus: Versus {
                 vs_url: None,
                 vs_login: None,
@@ -457,11 +531,14 @@ mod tests {
         let mut argv = vec!["herald-load".to_owned()];
         argv.extend(share.command_line(&common));
         let cli = Cli::try_parse_from(argv).unwrap();
-        // Labels and the second broker stay with the parent.
+        // Labels, CPU readings and the second broker stay with the parent; subscriber URLs
+        // go to the workers, in order.
         assert_eq!(
             cli.common,
             Common {
                 label: None,
+                cpu_pids: Vec::new(),
+                publish_after_ms: 0,
                 ..common
             }
         );
@@ -469,6 +546,65 @@ mod tests {
             panic!("expected worker")
         };
         assert_eq!(parsed, share);
+    }
+
+    #[test]
+    fn sub_urls_repeat_and_cpu_pids_parse_as_label_and_pid() {
+        let cli = Cli::try_parse_from([
+            "herald-load",
+            "fanout",
+            "--url",
+            "tcp://127.0.0.1:1",
+            "--sub-url",
+            "tcp://127.0.0.1:2",
+            "--sub-url",
+            "tcp://127.0.0.1:3",
+            "--cpu-pid",
+            "nats=17",
+            "--cpu-pid",
+            "node-b=18",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.common.sub_urls,
+            ["tcp://127.0.0.1:2", "tcp://127.0.0.1:3"]
+        );
+        assert_eq!(
+            cli.common.cpu_pids,
+            [
+                CpuPid {
+                    label: "nats".to_owned(),
+                    pid: 17
+                },
+                CpuPid {
+                    label: "node-b".to_owned(),
+                    pid: 18
+                }
+            ]
+        );
+        for bad in ["17", "=17", "nats=x"] {
+            assert!(
+                Cli::try_parse_from(["herald-load", "fanout", "--cpu-pid", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let queue = Cli::try_parse_from(["herald-load", "queue", "--cpu-pid", "nats=17"]).unwrap();
+        let err = queue.common.refuse_topic_flags("queue").unwrap_err();
+        assert!(err.contains("--cpu-pid"), "{err}");
+        assert!(cli.common.refuse_topic_flags("conns").is_err());
+        let plain = Cli::try_parse_from(["herald-load", "conns"]).unwrap();
+        assert!(plain.common.refuse_topic_flags("conns").is_ok());
+        // The second broker's runs would reuse the first's subscriber URLs: refused.
+        let err = Cli::try_parse_from([
+            "herald-load",
+            "fanout",
+            "--sub-url",
+            "tcp://127.0.0.1:2",
+            "--vs",
+            "tcp://127.0.0.1:4",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub async fn run(common: &Common, args: &ConnsArgs, report: &mut Report) -> Resu
     let started_run = Instant::now();
     let deadline = started_run + Duration::from_secs(common.duration);
     Url::parse(&common.url)?;
+    for url in &common.sub_urls {
+        Url::parse(url)?;
+    }
+    common.refuse_topic_flags("conns")?;
     let shares = cli::shares(
         args.connections,
         common.workers,

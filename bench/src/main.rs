@@ -29,6 +29,7 @@ mod stamp;
 mod target;
 mod topic_run;
 mod versus;
+mod watched;
 mod wire;
 mod worker;
 mod wsframe;

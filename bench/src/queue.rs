@@ -86,6 +86,11 @@ struct Consumed {
 /// Runs the scenario; `Ok(true)` when every message arrived exactly once within the bounds.
 pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Result<bool, String> {
     let deadline = Instant::now() + Duration::from_secs(common.duration);
+    // Queue connections all live in this process, on --url.
+    if !common.sub_urls.is_empty() {
+        return Err("queue does not read --sub-url: all its connections use --url".to_owned());
+    }
+    common.refuse_topic_flags("queue")?;
     if !args.destination.starts_with("/queue/") {
         report.say(format!(
             "note: {} is not a /queue/ destination; the broker may broadcast it",

@@ -34,9 +34,18 @@ impl Report {
 }
 
 /// Records which broker a run measured: its URL and its label (the URL unless given).
+/// With `--sub-url`, also which endpoints the subscribers were spread over.
 pub fn target(report: &mut Report, common: &Common) {
     report.set("url", common.url.as_str());
     report.set("label", common.label.as_deref().unwrap_or(&common.url));
+    if !common.sub_urls.is_empty() {
+        report.say(format!(
+            "subscriber connections round-robin over: {} (publishers on {})",
+            common.sub_urls.join(", "),
+            common.url
+        ));
+        report.set("sub_urls", common.sub_urls.clone());
+    }
 }
 
 /// A producer's pace for the opening line: "full speed" or "R msgs/s".

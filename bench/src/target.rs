@@ -2,6 +2,7 @@
 //! the source address each connection binds to.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_protocol::{Command, Frame, Version, encode_to_bytes};
@@ -80,8 +81,26 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The `--url` endpoint: publishers' and producers', and everyone's without `--sub-url`.
     pub async fn resolve(common: &Common) -> Result<Endpoint, String> {
-        let url = Url::parse(&common.url)?;
+        Endpoint::resolve_url(common, &common.url).await
+    }
+
+    /// The endpoints worker-held connections use, connection i the (i mod n)-th: the
+    /// `--sub-url`s in order, or `--url` alone.
+    pub async fn resolve_subscribers(common: &Common) -> Result<Vec<Arc<Endpoint>>, String> {
+        if common.sub_urls.is_empty() {
+            return Ok(vec![Arc::new(Endpoint::resolve(common).await?)]);
+        }
+        let mut endpoints = Vec::with_capacity(common.sub_urls.len());
+        for url in &common.sub_urls {
+            endpoints.push(Arc::new(Endpoint::resolve_url(common, url).await?));
+        }
+        Ok(endpoints)
+    }
+
+    async fn resolve_url(common: &Common, url: &str) -> Result<Endpoint, String> {
+        let url = Url::parse(url)?;
         let addrs = tokio::net::lookup_host((url.host.as_str(), url.port))
             .await
             .map_err(|e| format!("resolving {}: {e}", url.host))?
@@ -110,6 +129,11 @@ impl Endpoint {
     pub fn source_addr(&self, index: usize) -> Option<SocketAddr> {
         source_ip(index, self.source_ips).map(|ip| SocketAddr::new(IpAddr::V4(ip), 0))
     }
+}
+
+/// The endpoint of worker-held connection number `index`: round-robin over `endpoints`.
+pub fn for_connection(endpoints: &[Arc<Endpoint>], index: usize) -> &Arc<Endpoint> {
+    &endpoints[index % endpoints.len()]
 }
 
 /// 127.0.0.1 .. 127.0.0.n, round-robin by connection index; `None` when `n` is 0.
@@ -154,6 +178,53 @@ mod tests {
         assert!(Url::parse("http://h:1/ws").is_err());
         assert!(Url::parse("tcp://h").is_err());
         assert!(Url::parse("tcp://h:1/x").is_err());
+    }
+
+    #[test]
+    fn connections_go_round_robin_over_the_subscriber_endpoints() {
+        let endpoints: Vec<Arc<Endpoint>> = (1..=3)
+            .map(|port| {
+                Arc::new(Endpoint {
+                    url: Url::parse(&format!("tcp://127.0.0.1:{port}")).unwrap(),
+                    addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                    source_ips: 0,
+                    connect_frame: Bytes::new(),
+                })
+            })
+            .collect();
+        let ports: Vec<u16> = (0..7)
+            .map(|i| for_connection(&endpoints, i).url.port)
+            .collect();
+        assert_eq!(ports, [1, 2, 3, 1, 2, 3, 1]);
+        assert_eq!(for_connection(&endpoints[..1], 5).url.port, 1);
+    }
+
+    #[tokio::test]
+    async fn subscriber_endpoints_are_the_sub_urls_in_order_or_the_url() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "herald-load",
+            "conns",
+            "--url",
+            "tcp://127.0.0.1:1",
+            "--sub-url",
+            "tcp://127.0.0.1:2",
+            "--sub-url",
+            "ws://127.0.0.1:3/ws",
+        ])
+        .unwrap();
+        let ports = |endpoints: Vec<Arc<Endpoint>>| -> Vec<u16> {
+            endpoints.iter().map(|e| e.addr.port()).collect()
+        };
+        let spread = Endpoint::resolve_subscribers(&cli.common).await.unwrap();
+        assert_eq!(ports(spread), [2, 3]);
+        let plain =
+            crate::cli::Cli::try_parse_from(["herald-load", "conns", "--url", "tcp://127.0.0.1:1"])
+                .unwrap();
+        assert_eq!(
+            ports(Endpoint::resolve_subscribers(&plain.common).await.unwrap()),
+            [1]
+        );
     }
 
     #[test]

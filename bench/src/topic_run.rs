@@ -15,6 +15,7 @@ use crate::procfs;
 use crate::produce::{Plan, Sent, send_paced};
 use crate::report::{self, Report, round3};
 use crate::target::Endpoint;
+use crate::watched::Watched;
 use crate::wire::{Finished, Ready};
 use crate::worker::{INDEX_PLACEHOLDER, destination_of};
 
@@ -101,7 +102,11 @@ pub async fn execute(
         return Err("no subscriber subscribed".to_owned());
     }
 
+    if common.publish_after_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(common.publish_after_ms)).await;
+    }
     let machine_before = procfs::MachineCpu::now().ok();
+    let watched = Watched::start(&common.cpu_pids)?;
     let broker_before = match run.broker_pid {
         Some(pid) => Some((procfs::cpu_seconds(pid)?, procfs::rss(pid)?)),
         None => None,
@@ -141,6 +146,7 @@ pub async fn execute(
         }
     }
     let machine_after = procfs::MachineCpu::now().ok();
+    let spent = watched.stop();
     let broker_after = match run.broker_pid {
         Some(pid) => Some((procfs::cpu_seconds(pid)?, procfs::rss(pid)?)),
         None => None,
@@ -191,6 +197,7 @@ pub async fn execute(
         report.set("broker_rss_before_bytes", rss0);
         report.set("broker_rss_after_bytes", rss1);
     }
+    spent.report(report, window_s, "first send to drained");
     if let (Some(before), Some(after)) = (machine_before, machine_after) {
         report::machine_cpu(
             report,

@@ -16,7 +16,7 @@ use crate::cli::{Common, WorkerArgs};
 use crate::conn::{Conn, Delivery};
 use crate::hist::{self, Hist};
 use crate::stamp;
-use crate::target::Endpoint;
+use crate::target::{self, Endpoint};
 use crate::wire::{self, Finished, Ready};
 
 /// Stands for the connection's (or publisher's) number in a destination.
@@ -83,8 +83,8 @@ pub fn run(common: Common, args: WorkerArgs) -> i32 {
 
 async fn work(common: Common, args: WorkerArgs) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(common.duration) + DEADLINE_GRACE;
-    let endpoint = match Endpoint::resolve(&common).await {
-        Ok(endpoint) => Arc::new(endpoint),
+    let endpoints = match Endpoint::resolve_subscribers(&common).await {
+        Ok(endpoints) => endpoints,
         Err(e) => {
             eprintln!("herald-load worker: {e}");
             return 2;
@@ -119,7 +119,7 @@ async fn work(common: Common, args: WorkerArgs) -> i32 {
         let index = args.first_index + i;
         tasks.spawn(subscriber(Subscriber {
             index,
-            endpoint: Arc::clone(&endpoint),
+            endpoint: Arc::clone(target::for_connection(&endpoints, index)),
             destination: if per_connection {
                 Arc::from(destination_of(&args.destination, index as u64))
             } else {
