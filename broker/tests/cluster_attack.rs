@@ -1051,6 +1051,74 @@ async fn a_slow_subscriber_does_not_starve_a_fast_one_and_memory_stays_bounded()
     );
 }
 
+/// The same overload with both nodes in-process, to count: every message the fast
+/// subscriber on node b misses must show in a counter (node b's NATS slow-consumer drops,
+/// node a's link drops), one count per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_lost_under_overload_is_counted() {
+    const COUNT: u64 = 30_000;
+    let nats = NatsServer::start().await;
+    let (a, b) = two_nodes(&nats).await;
+    let mut fast = b.client(Transport::Tcp).await;
+    fast.subscribe("s", "/topic/flood").await;
+    let mut slow = Client::tcp(b.tcp_addr, Some(4096)).await;
+    slow.connect().await;
+    slow.subscribe("s", "/topic/flood").await;
+    settled(&b).await;
+    let slow_consumer = || b.node.stats.cluster_slow_consumer.load(Ordering::Relaxed);
+    let (b_before, a_before) = (slow_consumer(), link_counters(&a));
+
+    let ended = Arc::new(AtomicBool::new(false));
+    let publishing = {
+        let ended = Arc::clone(&ended);
+        let mut publisher = a.client(Transport::Tcp).await;
+        tokio::spawn(async move {
+            let padding = "p".repeat(1_000);
+            publisher
+                .send_bytes(&send_batch(
+                    "/topic/flood",
+                    (0..COUNT).map(|i| format!("{i} {padding}")),
+                ))
+                .await;
+            let mut ends = 0;
+            while !ended.load(Ordering::Relaxed) {
+                publisher.publish_confirmed("/topic/flood", "end").await;
+                ends += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            publisher.publish_confirmed("/topic/flood", "fin").await;
+            ends
+        })
+    };
+    let (mut numbers, mut ends) = (0, 0);
+    loop {
+        let frame = next_frame_within(&mut fast, ROUTE_DEADLINE).await;
+        match body(&frame).as_str() {
+            "end" => {
+                ends += 1;
+                ended.store(true, Ordering::Relaxed);
+            }
+            "fin" => break,
+            _ => numbers += 1,
+        }
+    }
+    let ends_sent = publishing.await.unwrap();
+    let lost = (COUNT - numbers) + (ends_sent - ends);
+    let counted_b = slow_consumer() - b_before;
+    let a_after = link_counters(&a);
+    let counted_a = a_after.dropped - a_before.dropped + a_after.oversized - a_before.oversized;
+    eprintln!(
+        "overload in-process: {numbers} of {COUNT} reached the fast subscriber; lost {lost}, \
+         counted {counted_b} on b (NATS slow consumer) + {counted_a} on a; overflows on a {}",
+        a_after.overflows - a_before.overflows
+    );
+    assert_eq!(
+        lost,
+        counted_b + counted_a,
+        "messages lost and messages counted differ (link on a: {a_after:?})"
+    );
+}
+
 /// Subscriptions of node b's NATS connection, from the server's monitoring endpoint.
 async fn nats_subscriptions_of(nats: &NatsServer, node_id: &str) -> u64 {
     let connz = nats.monitor("/connz?subs=1").await;
