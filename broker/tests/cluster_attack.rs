@@ -806,73 +806,201 @@ async fn a_send_that_outgrows_max_payload_once_escaped_is_refused_or_delivered()
 
 // ---- order across a node's NATS filters ----
 
+/// What one subscriber got of a numbered stream spread over several destinations.
+struct Streams {
+    /// Per destination, the numbers in the order received.
+    by_destination: Vec<Vec<usize>>,
+    /// Numbers received before a smaller one, across destinations (docs/cluster.md promises
+    /// no order across destinations in a cluster: measured, not asserted).
+    interleaved: usize,
+}
+
 /// Publishes `count` numbered messages from one publisher on `a`, cycling through
-/// `destinations`, and checks that `subscriber` (on another node, matching them all) gets
-/// them in publish order.
-async fn assert_in_order(a: &TestServer, subscriber: &mut Client, destinations: &[&str]) {
-    const COUNT: usize = 4_000;
+/// `destinations`, then `end` to each; reads `subscriber` (on another node, matching them all)
+/// until every `end`. `progress` sees each number as it arrives.
+async fn numbered_streams(
+    a: &TestServer,
+    subscriber: &mut Client,
+    destinations: &[&str],
+    count: usize,
+    mut progress: impl FnMut(usize),
+) -> Streams {
     let mut publisher = a.client(Transport::Tcp).await;
     let mut batch = bytes::BytesMut::new();
-    for i in 0..COUNT {
+    for i in 0..count {
         let destination = destinations[i % destinations.len()];
         batch.extend_from_slice(&encoded(&send_frame(destination, &i.to_string())));
     }
-    publisher.send_bytes(&batch).await;
-    publisher.publish_confirmed(destinations[0], "end").await;
-    // Everything, `end` included, whatever the order.
-    let mut received = Vec::with_capacity(COUNT);
-    let mut ended = false;
-    while !ended || received.len() < COUNT {
+    for destination in destinations {
+        batch.extend_from_slice(&encoded(&send_frame(destination, "end")));
+    }
+    let publishing = tokio::spawn(async move {
+        publisher.send_bytes(&batch).await;
+        publisher
+    });
+    let mut by_destination = vec![Vec::new(); destinations.len()];
+    let (mut ends, mut last, mut interleaved) = (0, None, 0);
+    while ends < destinations.len() {
         let frame = subscriber.expect(Command::Message).await;
+        let destination = frame.headers.get("destination").unwrap();
+        let d = destinations.iter().position(|x| *x == destination).unwrap();
         match body(&frame).as_str() {
-            "end" => ended = true,
-            number => received.push(number.parse::<usize>().unwrap()),
+            "end" => ends += 1,
+            number => {
+                let n: usize = number.parse().unwrap();
+                interleaved += usize::from(last.is_some_and(|l| l > n));
+                last = Some(n);
+                by_destination[d].push(n);
+                progress(n);
+            }
         }
     }
-    let out_of_order = received.windows(2).filter(|w| w[0] > w[1]).count();
-    assert_eq!(
-        (received.len(), out_of_order),
-        (COUNT, 0),
-        "one publisher's messages to one subscription, across {destinations:?}: \
-         {out_of_order} out of order, e.g. {:?}",
-        received.windows(2).find(|w| w[0] > w[1])
-    );
+    publishing.await.unwrap();
+    Streams {
+        by_destination,
+        interleaved,
+    }
+}
+
+/// Each destination's numbers arrived once each, in order; `complete`: none missing.
+fn assert_once_in_order(streams: &Streams, destinations: &[&str], count: usize, complete: bool) {
+    for (d, received) in streams.by_destination.iter().enumerate() {
+        assert!(
+            received.windows(2).all(|w| w[0] < w[1]),
+            "{}: duplicated or reordered: {:?}",
+            destinations[d],
+            received.windows(2).find(|w| w[0] >= w[1])
+        );
+        if complete {
+            let expected: Vec<usize> = (d..count).step_by(destinations.len()).collect();
+            assert_eq!(received, &expected, "{}: lost messages", destinations[d]);
+        }
+    }
 }
 
 /// `/topic/o/**` is two NATS filters on node b (`…o` for zero more segments, `…o.>`), each
-/// with its own receiver: a publisher alternating `/topic/o` and `/topic/o/x` must still be
-/// seen in its order.
+/// with its own receiver: a publisher alternating `/topic/o` and `/topic/o/x` is seen in its
+/// order per destination, every message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_pattern_over_two_filters_keeps_publisher_order() {
+async fn one_pattern_over_two_filters_keeps_order_per_destination() {
+    const COUNT: usize = 4_000;
+    let destinations = ["/topic/o", "/topic/o/x"];
     let nats = NatsServer::start().await;
     let (a, b) = two_nodes(&nats).await;
     let mut subscriber = b.client(Transport::Tcp).await;
     subscriber.subscribe("s", "/topic/o/**").await;
     settled(&b).await;
-    assert_in_order(&a, &mut subscriber, &["/topic/o", "/topic/o/x"]).await;
+    let streams = numbered_streams(&a, &mut subscriber, &destinations, COUNT, |_| {}).await;
+    eprintln!(
+        "/topic/o/**: {} of {COUNT} arrived after a later-published message",
+        streams.interleaved
+    );
+    assert_once_in_order(&streams, &destinations, COUNT, true);
 }
 
-/// Node b holds `…p.q` (subscribed first, smallest filter id) and `…p.*`: a message to
-/// `/topic/p/q` is delivered through the first, one to `/topic/p/r` through the second. The
-/// `/topic/p/*` subscriber must still see one publisher's messages in order.
+/// Node b holds three NATS filters, subscribed in this order: `…p.q` (for X on `/topic/p/q`),
+/// `…p.*` (for Y on `/topic/p/*`) and `…p.r` (for Z on `/topic/p/r`, who never reads). A
+/// `/topic/p/q` message arrives on the first two filters and is delivered through the first;
+/// a `/topic/p/r` one through the second, whose receiver therefore waits for Z
+/// (`outbox.max_pause_ms`) while the first goes on delivering `/topic/p/q` to X and Y. X then
+/// leaves, and the second filter's receiver, freed, goes through its backlog of `/topic/p/q`
+/// messages, which it now delivers (it is the first match left). Y must still get each
+/// `/topic/p/q` message once, in order: docs/cluster.md promises at most a few lost, never
+/// one twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlapping_filters_keep_publisher_order() {
+async fn a_filter_handing_over_mid_stream_duplicates_nothing() {
+    const PAIRS: usize = 3_000;
     let nats = NatsServer::start().await;
-    let (a, b) = two_nodes(&nats).await;
-    let mut literal = b.client(Transport::Tcp).await;
-    literal.subscribe("lit", "/topic/p/q").await;
+    let short_pause = |config: &mut Config| config.outbox.max_pause_ms = 1_000;
+    let (a, b) = tokio::join!(
+        node(&nats, "na", short_pause),
+        node(&nats, "nb", short_pause)
+    );
+    let mut x = b.client(Transport::Tcp).await;
+    x.subscribe("x", "/topic/p/q").await;
     settled(&b).await;
-    let mut subscriber = b.client(Transport::Tcp).await;
-    subscriber.subscribe("s", "/topic/p/*").await;
+    let mut y = b.client(Transport::Tcp).await;
+    y.subscribe("y", "/topic/p/*").await;
     settled(&b).await;
-    // The literal subscriber reads in the background so it never holds anything up.
-    let draining = tokio::spawn(async move {
+    let mut z = Client::tcp(b.tcp_addr, Some(4096)).await;
+    z.connect().await;
+    z.subscribe("z", "/topic/p/r").await;
+    settled(&b).await;
+
+    // X reads in the background until told to leave.
+    let (leave, left) = tokio::sync::oneshot::channel::<()>();
+    let x_reading = tokio::spawn(async move {
+        let mut left = left;
         loop {
-            literal.recv().await;
+            tokio::select! {
+                _ = &mut left => break,
+                event = x.next_event() => if event.is_none() { return },
+            }
         }
+        x.send(&Frame::new(Command::Unsubscribe).header("id", "x"))
+            .await;
+        while x.next_event().await.is_some() {}
     });
-    assert_in_order(&a, &mut subscriber, &["/topic/p/q", "/topic/p/r"]).await;
-    draining.abort();
+    let done = Arc::new(AtomicBool::new(false));
+    let publishing = {
+        let done = Arc::clone(&done);
+        let mut publisher = a.client(Transport::Tcp).await;
+        tokio::spawn(async move {
+            let padding = "r".repeat(8 * 1024);
+            let mut batch = bytes::BytesMut::new();
+            for i in 0..PAIRS {
+                batch.extend_from_slice(&encoded(&send_frame("/topic/p/q", &i.to_string())));
+                let r = format!("r{i} {padding}");
+                batch.extend_from_slice(&encoded(&send_frame("/topic/p/r", &r)));
+            }
+            publisher.send_bytes(&batch).await;
+            while !done.load(Ordering::Relaxed) {
+                publisher.publish_confirmed("/topic/p/q", "end").await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    // Y reads everything; once 200 `/topic/p/q` messages in a row came without a
+    // `/topic/p/r` one (the second filter's receiver is waiting for Z), X leaves.
+    let (mut q_seen, mut run) = (Vec::new(), 0);
+    let mut leave = Some(leave);
+    loop {
+        let frame = next_frame_within(&mut y, ROUTE_DEADLINE).await;
+        let text = body(&frame);
+        if frame.headers.get("destination") == Some("/topic/p/r") {
+            run = 0;
+            continue;
+        }
+        if text == "end" {
+            break;
+        }
+        q_seen.push(text.parse::<usize>().unwrap());
+        run += 1;
+        if run == 200
+            && let Some(leave) = leave.take()
+        {
+            let _ = leave.send(());
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    publishing.await.unwrap();
+    x_reading.abort();
+    assert!(
+        leave.is_none(),
+        "the second filter's receiver never held back"
+    );
+    let twice = q_seen.len() - q_seen.iter().collect::<BTreeSet<_>>().len();
+    eprintln!(
+        "hand-over: Y got {} /topic/p/q messages for {PAIRS}, {twice} of them twice; link of b {:?}",
+        q_seen.len(),
+        link_counters(&b)
+    );
+    assert!(
+        q_seen.windows(2).all(|w| w[0] < w[1]),
+        "/topic/p/q reached Y {twice} times twice or out of order, e.g. {:?}",
+        q_seen.windows(2).find(|w| w[0] >= w[1])
+    );
 }
 
 // ---- processes: overload, churn, kill ----
