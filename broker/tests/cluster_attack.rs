@@ -709,6 +709,20 @@ async fn forged_presence_answers_do_not_break_presence() {
         panic!("presence with forged answers panicked (sessions added without overflow check): {e}")
     });
     assert!(users.contains_key("alice"), "{users:?}");
+
+    // The rogue gone, presence counts right again.
+    drop(rogue);
+    let deadline = Instant::now() + ROUTE_DEADLINE;
+    loop {
+        let (users, _) = a.node.router.presence(Some("alice")).await;
+        if users.get("alice") == Some(&1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "presence after the rogue left: {users:?}"
+        );
+    }
 }
 
 // ---- access across nodes ----

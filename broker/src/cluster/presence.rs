@@ -79,7 +79,9 @@ pub(crate) async fn ask(
             // A node answering twice (its answer duplicated) counts once.
             if nodes.insert(answer.node) {
                 for (name, sessions) in answer.users {
-                    *gathered.users.entry(name).or_default() += sessions;
+                    let total = gathered.users.entry(name).or_default();
+                    // Anyone who may publish on NATS can answer: a forged count must not overflow.
+                    *total = total.saturating_add(sessions);
                 }
             }
         }

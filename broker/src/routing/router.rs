@@ -633,7 +633,9 @@ impl Router {
         let remote = self.link.presence(user.map(str::to_owned)).await;
         let mut users = self.local_presence(user);
         for (name, sessions) in remote.users {
-            *users.entry(name).or_default() += sessions;
+            // Remote counts are whatever answered on NATS: saturate rather than overflow.
+            let total = users.entry(name).or_default();
+            *total = total.saturating_add(sessions);
         }
         (users, remote.nodes)
     }
