@@ -39,8 +39,10 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// Publishes to each destination from `publisher` (body = its index) and returns, in
-/// arrival order, `(body, subscription, destination)` of every MESSAGE `subscriber` gets.
+/// Publishes to each destination from `publisher` (body = its index) and returns, sorted,
+/// `(body, subscription, destination)` of every MESSAGE `subscriber` gets. Sorted, because a
+/// cluster keeps one publisher's order per destination only: one pattern's messages to two
+/// destinations may come through two NATS subscriptions (docs/cluster.md, "Order").
 async fn publish_all(
     ctx: &Ctx,
     publisher: &mut Conn,
@@ -51,23 +53,27 @@ async fn publish_all(
         publisher.publish(destination, &n.to_string()).await?;
     }
     ctx.sync(publisher).await?;
-    Ok(measured_messages(subscriber, ctx)
+    let mut got: Vec<_> = measured_messages(subscriber, ctx)
         .await?
         .iter()
         .map(|m| {
             let header = |name| m.header(name).unwrap_or_default().to_owned();
             (m.body_text(), header("subscription"), header("destination"))
         })
-        .collect())
+        .collect();
+    got.sort();
+    Ok(got)
 }
 
-/// `expected` as `(body, subscription, destination)`: the index of the destination that
-/// should arrive, for which subscription.
+/// What [`publish_all`] should return when `arrivals` (the index of a destination, the
+/// subscription it reaches) arrive.
 fn expected(destinations: &[&str], arrivals: &[(usize, &str)]) -> Vec<(String, String, String)> {
-    arrivals
+    let mut want: Vec<_> = arrivals
         .iter()
         .map(|&(n, id)| (n.to_string(), id.to_owned(), destinations[n].to_owned()))
-        .collect()
+        .collect();
+    want.sort();
+    want
 }
 
 /// A publisher on `--url` and a subscriber on the peer, subscribed to each `(id, pattern)`;
@@ -165,8 +171,7 @@ async fn overlapping_patterns_across_nodes(ctx: Ctx) -> CaseResult {
     )
     .await?;
     let destinations = [x.as_str(), &deep];
-    let mut got = publish_all(&ctx, &mut publisher, &mut subscriber, &destinations).await?;
-    got.sort();
+    let got = publish_all(&ctx, &mut publisher, &mut subscriber, &destinations).await?;
     let want = expected(
         &destinations,
         &[(0, "all"), (0, "exact"), (0, "star"), (1, "all")],
@@ -192,13 +197,11 @@ async fn odd_names_across_nodes(ctx: Ctx) -> CaseResult {
         .collect();
     patterns.push(("star", &star));
     let (mut publisher, mut subscriber) = pattern_pair(&ctx, &patterns, &destinations).await?;
-    let mut got = publish_all(&ctx, &mut publisher, &mut subscriber, &destinations).await?;
-    got.sort();
+    let got = publish_all(&ctx, &mut publisher, &mut subscriber, &destinations).await?;
     let arrivals: Vec<(usize, &str)> = (0..d.len())
         .flat_map(|n| [(n, ids[n].as_str()), (n, "star")])
         .collect();
-    let mut want = expected(&destinations, &arrivals);
-    want.sort();
+    let want = expected(&destinations, &arrivals);
     ensure!(got == want, "received {got:?}, expected {want:?}");
     PASS
 }
