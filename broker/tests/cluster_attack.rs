@@ -300,10 +300,18 @@ async fn user_names_with_nats_wildcards_reach_only_their_user() {
 async fn headers_cross_exactly_as_delivered_locally() {
     let nats = NatsServer::start().await;
     let (a, b) = two_nodes(&nats).await;
-    let mut local = a.client(Transport::Tcp).await;
-    local.subscribe("s", "/topic/h").await;
-    let mut remote = b.client(Transport::Tcp).await;
-    remote.subscribe("s", "/topic/h").await;
+    // A subscriber per STOMP version on each node: each version renders headers its own way.
+    let mut pairs = Vec::new();
+    for version in ["1.2", "1.1", "1.0"] {
+        let mut pair = Vec::new();
+        for node in [&a, &b] {
+            let mut client = node.open(Transport::Tcp).await;
+            client.connect_with(connect_frame(version)).await;
+            client.subscribe("s", "/topic/h").await;
+            pair.push(client);
+        }
+        pairs.push((version, pair));
+    }
     settled(&b).await;
 
     let mut headers: Vec<(String, String)> = [
@@ -338,17 +346,59 @@ async fn headers_cross_exactly_as_delivered_locally() {
     let mut publisher = a.client(Transport::Tcp).await;
     publisher.send_with_receipt(send).await;
 
-    let seen_locally = local.expect(Command::Message).await;
-    let seen_remotely = remote.expect(Command::Message).await;
-    for (name, value) in &headers {
-        assert!(
-            header_list(&seen_locally).contains(&(name.clone(), value.clone())),
-            "local delivery lost {name:?}: {}",
-            show(&seen_locally)
+    for (version, pair) in &mut pairs {
+        let seen_locally = pair[0].expect(Command::Message).await;
+        let seen_remotely = pair[1].expect(Command::Message).await;
+        if *version == "1.2" {
+            for (name, value) in &headers {
+                assert!(
+                    header_list(&seen_locally).contains(&(name.clone(), value.clone())),
+                    "local delivery lost {name:?}: {}",
+                    show(&seen_locally)
+                );
+            }
+        }
+        assert_eq!(
+            header_list(&seen_remotely),
+            header_list(&seen_locally),
+            "STOMP {version}"
         );
+        assert_eq!(seen_remotely.body, seen_locally.body, "STOMP {version}");
     }
-    assert_eq!(header_list(&seen_remotely), header_list(&seen_locally));
-    assert_eq!(seen_remotely.body, seen_locally.body);
+}
+
+/// SENDs in a transaction cross at COMMIT, in order, and never after ABORT.
+#[tokio::test]
+async fn a_transaction_crosses_at_commit_and_never_after_abort() {
+    let nats = NatsServer::start().await;
+    let (a, b) = two_nodes(&nats).await;
+    let mut remote = b.client(Transport::Tcp).await;
+    remote.subscribe("s", "/topic/tx").await;
+    settled(&b).await;
+
+    let mut publisher = a.client(Transport::Tcp).await;
+    let in_tx = |body: &str, tx: &str| send_frame("/topic/tx", body).header("transaction", tx);
+    publisher
+        .send(&Frame::new(Command::Begin).header("transaction", "t1"))
+        .await;
+    publisher.send(&in_tx("aborted", "t1")).await;
+    publisher
+        .send_with_receipt(Frame::new(Command::Abort).header("transaction", "t1"))
+        .await;
+    publisher
+        .send(&Frame::new(Command::Begin).header("transaction", "t2"))
+        .await;
+    publisher.send(&in_tx("committed 1", "t2")).await;
+    publisher.publish("/topic/tx", "outside").await;
+    publisher.send(&in_tx("committed 2", "t2")).await;
+    // Nothing of t2 may cross before its COMMIT: `outside` comes first.
+    remote.expect_message("s", "/topic/tx", "outside").await;
+    publisher
+        .send_with_receipt(Frame::new(Command::Commit).header("transaction", "t2"))
+        .await;
+    remote.expect_message("s", "/topic/tx", "committed 1").await;
+    remote.expect_message("s", "/topic/tx", "committed 2").await;
+    remote.expect_silence(QUIET).await;
 }
 
 // ---- a rogue NATS client ----
