@@ -1431,6 +1431,47 @@ async fn interest_churn_leaves_no_nats_subscription_behind() {
     );
 }
 
+/// Sessions that vanish without DISCONNECT (their sockets dropped) with topic subscriptions,
+/// patterns and user sessions: node b's NATS subscriptions come back to what they were.
+#[tokio::test]
+async fn vanished_sessions_release_their_nats_subscriptions() {
+    const SESSIONS: usize = 100;
+    let nats = NatsServer::start_with(NatsOptions {
+        monitor: true,
+        ..NatsOptions::default()
+    })
+    .await;
+    let users = |config: &mut Config| {
+        for i in 0..SESSIONS {
+            add_user(config, &format!("u{i}"), PASSWORD, &[]);
+        }
+    };
+    let b = node(&nats, "nb", users).await;
+    let baseline = nats_subscriptions_of(&nats, "nb").await;
+    let mut clients = Vec::new();
+    for i in 0..SESSIONS {
+        let (mut client, _) = b.login(Transport::Tcp, &format!("u{i}"), PASSWORD).await;
+        client.subscribe("t", &format!("/topic/gone/{i}")).await;
+        client.subscribe("p", &format!("/topic/gone/{i}/**")).await;
+        client.subscribe("u", "/user/queue/x").await;
+        clients.push(client);
+    }
+    settled(&b).await;
+    let during = nats_subscriptions_of(&nats, "nb").await;
+    drop(clients);
+    let deadline = Instant::now() + ROUTE_DEADLINE;
+    let mut after = nats_subscriptions_of(&nats, "nb").await;
+    while after != baseline && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = nats_subscriptions_of(&nats, "nb").await;
+    }
+    eprintln!("vanished sessions: NATS subscriptions of nb {baseline} -> {during} -> {after}");
+    // Per session: `…gone.i` (the literal and the pattern's zero-segment filter share it),
+    // `…gone.i.>` and the user's subject.
+    assert_eq!(during, baseline + 3 * SESSIONS as u64);
+    assert_eq!(after, baseline, "NATS subscriptions left behind");
+}
+
 /// Node b is killed (SIGKILL) with subscribers: node a goes on serving its own clients, and
 /// a node b started again (same node id) receives node a's publishes.
 #[tokio::test]
