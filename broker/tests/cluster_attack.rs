@@ -1472,6 +1472,56 @@ async fn vanished_sessions_release_their_nats_subscriptions() {
     assert_eq!(after, baseline, "NATS subscriptions left behind");
 }
 
+/// STOMP wants a message id to identify its message. Node b (a fixed `node_id`, as a
+/// cluster configures it) publishes to a subscriber on node a, is killed and started again
+/// under the same id, and publishes again: the subscriber, connected throughout, must never
+/// see one message id for two messages.
+#[tokio::test]
+async fn message_ids_stay_unique_across_a_node_restart() {
+    let nats = NatsServer::start().await;
+    let servers = [nats.url()];
+    let a = HeraldProcess::start("na", &servers).await;
+    let (mut subscriber, _) = a.client(Transport::Tcp).await;
+    subscriber.subscribe("s", "/topic/ids").await;
+    let mut ids = Vec::new();
+    for run in 0..2 {
+        let b = HeraldProcess::start("nb", &servers).await;
+        let (mut publisher, _) = b.client(Transport::Tcp).await;
+        // Probes and marker counted too: every message the subscriber gets has its own id.
+        let deadline = Instant::now() + ROUTE_DEADLINE;
+        loop {
+            assert!(Instant::now() < deadline, "/topic/ids never routed");
+            publisher.publish("/topic/ids", "probe").await;
+            if let Ok(frame) =
+                tokio::time::timeout(Duration::from_millis(100), subscriber.recv()).await
+            {
+                ids.push(frame.headers.get("message-id").unwrap().to_owned());
+                break;
+            }
+        }
+        for i in 0..5 {
+            publisher
+                .publish("/topic/ids", &format!("run {run}: {i}"))
+                .await;
+        }
+        publisher.publish_confirmed("/topic/ids", "last").await;
+        loop {
+            let frame = subscriber.expect(Command::Message).await;
+            ids.push(frame.headers.get("message-id").unwrap().to_owned());
+            if body(&frame) == "last" {
+                break;
+            }
+        }
+        drop(b);
+    }
+    let distinct: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        ids.len(),
+        "message ids reused after node b restarted: {ids:?}"
+    );
+}
+
 /// Node b is killed (SIGKILL) with subscribers: node a goes on serving its own clients, and
 /// a node b started again (same node id) receives node a's publishes.
 #[tokio::test]
