@@ -1,8 +1,9 @@
 //! The cluster over NATS (issue 13) attacked from outside: hostile destinations, user names
 //! and headers crossing nodes, a rogue NATS client publishing garbage on Herald's subjects and
 //! forging presence answers, access rules across nodes, messages larger than NATS carries,
-//! ordering across a node's overlapping NATS filters, a slow subscriber under a fast
-//! publisher, interest churn, and a node killed and restarted.
+//! transactions, ordering across a node's overlapping NATS filters, a slow subscriber under a
+//! fast publisher, interest churn, vanished sessions, and a node killed and restarted (its
+//! message ids included).
 //!
 //! Nodes are in-process ([`TestServer`] with a `[cluster]` section: their configuration and
 //! counters are at hand, and [`settled`] says when NATS has their subscriptions) where that is
