@@ -112,6 +112,7 @@ fn settings(node_id: &str) -> LinkSettings {
         burst_bytes: 4 << 20,
         max_pause: Duration::from_secs(60),
         presence_timeout: Duration::from_millis(200),
+        wire_overhead_bytes: 10_000,
     }
 }
 

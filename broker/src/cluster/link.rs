@@ -12,7 +12,7 @@
 //!   counts and drops as a slow consumer: nothing between NATS and routing is unbounded.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -74,6 +74,10 @@ pub struct LinkSettings {
     pub max_pause: Duration,
     /// How long `presence` waits for other nodes' answers.
     pub presence_timeout: Duration,
+    /// What the wire adds to a message beyond what the router counts (body, and name +
+    /// value + 4 per header): Herald's own headers and each STOMP header's framing, for at
+    /// most `limits.max_headers` headers and a destination of `limits.max_header_line_bytes`.
+    pub wire_overhead_bytes: usize,
 }
 
 impl LinkSettings {
@@ -93,6 +97,10 @@ impl LinkSettings {
             burst_bytes: config.limits.max_frame_bytes,
             max_pause: Duration::from_millis(config.outbox.max_pause_ms),
             presence_timeout: Duration::from_millis(cluster.presence_timeout_ms),
+            wire_overhead_bytes: wire::overhead(
+                config.limits.max_headers,
+                config.limits.max_header_line_bytes,
+            ),
         }
     }
 }
@@ -109,7 +117,8 @@ pub struct LinkCounters {
     pub dropped: u64,
     /// Times the outgoing buffer overflowed, losing what it held.
     pub overflows: u64,
-    /// Local messages larger than the NATS server's `max_payload`, not sent.
+    /// Local messages larger than the NATS server's `max_payload` once encoded, not sent
+    /// (routing refuses what is larger before encoding; escaping can add to it).
     pub oversized: u64,
     /// Messages from other nodes handed to routing.
     pub delivered: u64,
@@ -157,6 +166,8 @@ struct Shared {
     /// The topic filters subscribed, for delivering each message once.
     filters: RwLock<FilterIndex>,
     counters: Counters,
+    /// The servers' `max_payload`, as last seen (0: not yet connected).
+    max_payload: AtomicUsize,
     stop: CancellationToken,
 }
 
@@ -174,6 +185,7 @@ impl NatsLink {
     /// itself). Starts the publisher: `forward` works from now on; messages from other nodes
     /// flow once [`NatsLink::start`] is called.
     pub fn new(client: Client, settings: LinkSettings) -> NatsLink {
+        let max_payload = AtomicUsize::new(client.server_info().max_payload);
         let shared = Arc::new(Shared {
             subjects: Subjects::new(
                 &settings.cluster_name,
@@ -188,6 +200,7 @@ impl NatsLink {
             settled: watch::Sender::new(None),
             filters: RwLock::new(FilterIndex::default()),
             counters: Counters::default(),
+            max_payload,
             stop: CancellationToken::new(),
         });
         let publisher = tokio::spawn(Arc::clone(&shared).publish());
@@ -335,6 +348,12 @@ impl ClusterLink for NatsLink {
         Box::pin(async move { presence::ask(&client, &subject, user.as_deref(), timeout).await })
     }
 
+    fn max_message_bytes(&self) -> Option<usize> {
+        let max_payload = self.shared.max_payload.load(Ordering::Relaxed);
+        let overhead = self.shared.settings.wire_overhead_bytes;
+        (max_payload > 0).then(|| max_payload.saturating_sub(overhead))
+    }
+
     fn state(&self) -> LinkState {
         match self.shared.client.connection_state() {
             State::Connected => LinkState::Connected,
@@ -370,8 +389,7 @@ impl Shared {
         if drained.frames.is_empty() {
             return;
         }
-        // 0 until the first connection: then the server says.
-        let max_payload = self.client.server_info().max_payload;
+        let max_payload = self.refresh_max_payload();
         for frame in drained.frames {
             let Some(message) = wire::decode(frame.bytes) else {
                 continue;
@@ -453,6 +471,7 @@ impl Shared {
                 active.insert(want, tokio::spawn(receive));
             }
             let settled = self.round_trip().await;
+            self.refresh_max_payload();
             if settled {
                 self.settled.send_replace(Some(generation));
             }
@@ -466,6 +485,14 @@ impl Shared {
         for receiver in fixed.into_iter().chain(active.into_values()) {
             receiver.abort();
         }
+    }
+
+    /// The servers' `max_payload` (0 until the first connection), remembered for
+    /// `max_message_bytes`, which routing asks on every SEND.
+    fn refresh_max_payload(&self) -> usize {
+        let max_payload = self.client.server_info().max_payload;
+        self.max_payload.store(max_payload, Ordering::Relaxed);
+        max_payload
     }
 
     /// Whether the server answered a question sent now, and so has handled everything this

@@ -13,7 +13,7 @@
 //! Escaping is reversible (`%XX`, see `escape.rs`): NATS values may not hold CR or LF, and
 //! lose whitespace at either end (a line starting with whitespace continues the previous
 //! one); names here never hold `:`. So in STOMP names `:`, whitespace and control characters
-//! are escaped, in values control characters and whitespace at either end.
+//! are escaped, in values CR, LF and a whitespace character at either end.
 //!
 //! On the way out, a message is encoded once into one buffer (the link's outbox holds it,
 //! see `link.rs`); the publisher turns it into what the NATS client takes, the body a slice
@@ -46,13 +46,23 @@ fn name(code: u8) -> HeaderName {
     HeaderName::from_static(NAMES[usize::from(code)])
 }
 
-/// Writes a header value: `%` and control characters escaped, and whitespace at either end.
+/// Writes a header value: `%`, CR and LF escaped, and the first and last character if they
+/// are whitespace (what the receiving client trims stops there). Anything else, tabs and
+/// inner whitespace included, passes as is, so a value grows only by what NATS forbids: the
+/// router's size check (`ClusterLink::max_message_bytes`) counts values unescaped.
 fn escape_value(out: &mut impl Sink, value: &str) {
-    let start = value.len() - value.trim_start().len();
-    let end = value.trim_end().len().max(start);
-    value[..start].chars().for_each(|c| escape_char(out, c));
-    escape_into(out, &value[start..end], char::is_control);
-    value[end..].chars().for_each(|c| escape_char(out, c));
+    let mut chars = value.char_indices();
+    let first = chars.next().filter(|(_, c)| c.is_whitespace());
+    let last = chars.next_back().filter(|(_, c)| c.is_whitespace());
+    let start = first.map_or(0, |(_, c)| c.len_utf8());
+    let end = last.map_or(value.len(), |(i, _)| i);
+    if let Some((_, c)) = first {
+        escape_char(out, c);
+    }
+    escape_into(out, &value[start..end], |c| matches!(c, '\r' | '\n'));
+    if let Some((_, c)) = last {
+        escape_char(out, c);
+    }
 }
 
 /// Writes one STOMP header as a `Herald-Header` value.
@@ -62,6 +72,30 @@ fn escape_header(out: &mut impl Sink, name: &str, value: &str) {
     });
     out.put(":");
     escape_value(out, value);
+}
+
+/// What [`encode`] adds beyond what the router counts (body, and name + value + 4 per
+/// header), for at most `max_headers` headers and a user destination of at most
+/// `max_destination` bytes, escapes aside: the header block's own lines, the message id and
+/// session entries, the destination entry, and per header its name and separators plus one
+/// escaped whitespace character at each end of its value.
+pub(crate) fn overhead(max_headers: usize, max_destination: usize) -> usize {
+    const BLOCK: usize = "NATS/1.0\r\n\r\n".len();
+    // `name: ` and CRLF around each value.
+    let entry = |code: u8| NAMES[usize::from(code)].len() + 4;
+    // `<node id>-<u64>` and `<node id>-<16 hex>`, node ids at most 16 characters.
+    let (id, session) = (16 + 1 + 20, 16 + 1 + 16);
+    // The entry, the `:` between name and value, two escaped ends (a whitespace character
+    // is at most 3 bytes, each becoming 3), less the 4 the router counts.
+    let per_header = entry(HEADER) + 1 + 2 * 6 - 4;
+    BLOCK
+        + entry(MESSAGE_ID)
+        + id
+        + entry(SESSION)
+        + session
+        + entry(DESTINATION)
+        + 3 * max_destination
+        + max_headers * per_header
 }
 
 /// Why a message cannot go to the other nodes.
@@ -318,6 +352,20 @@ mod tests {
     }
 
     #[test]
+    fn values_grow_only_by_what_nats_forbids() {
+        let escaped = |value: &str| {
+            let mut out = String::new();
+            escape_value(&mut out, value);
+            out
+        };
+        assert_eq!(escaped("\t".repeat(6_000).as_str()).len(), 6_000 + 4);
+        assert_eq!(escaped("a\tb c"), "a\tb c");
+        assert_eq!(escaped(" a b "), "%20a b%20");
+        assert_eq!(escaped("\u{a0}"), "%C2%A0");
+        assert_eq!(escaped("x\r\ny%"), "x%0D%0Ay%25");
+    }
+
+    #[test]
     fn foreign_messages_are_refused() {
         assert!(incoming(&HeaderMap::new()).is_none());
         let mut map = HeaderMap::new();
@@ -333,7 +381,35 @@ mod tests {
         prop_oneof!["\\PC{0,6}", "[ :%\\r\\n\\t\u{a0}\u{2028}a\\\\]{0,6}"]
     }
 
+    /// Text without what is escaped in the middle of a value or in a name.
+    fn plain() -> impl Strategy<Value = String> {
+        "[a-z\t \u{a0}\u{e9}]{0,12}"
+    }
+
     proptest! {
+        /// The router refuses a message by its body and headers counted as name + value +
+        /// 4; with `overhead` on top, what NATS gets fits, escapes in the middle aside.
+        #[test]
+        fn the_overhead_bounds_the_encoding(
+            entries in prop::collection::vec(("[a-z-]{1,8}", plain()), 0..8),
+            destination in plain(),
+            body_len in 0..64usize,
+        ) {
+            let headers: Headers = entries.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let body = Bytes::from(vec![b'x'; body_len]);
+            let message = Crossing {
+                audience: Audience::Session { node: "abcdefghijklmnop", session: "abcdefghijklmnop-0123456789abcdef" },
+                destination: &destination,
+                message_id: "abcdefghijklmnop-18446744073709551615",
+                headers: &headers,
+                body: &body,
+            };
+            let counted = body.len() + entries.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>();
+            let size = decode(encode(&subjects(), &message).unwrap()).unwrap().size;
+            prop_assert!(size <= counted + overhead(entries.len(), destination.len()),
+                "{size} > {counted} + {}", overhead(entries.len(), destination.len()));
+        }
+
         /// Any headers, repeats and order included, and any user destination survive the
         /// trip through NATS; the body is the same bytes.
         #[test]
