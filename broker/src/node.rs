@@ -23,8 +23,8 @@ use crate::throttle::LoginThrottle;
 #[derive(Debug)]
 pub struct Node {
     pub config: Config,
-    /// Distinguishes this process's session and message ids from other nodes' and from
-    /// earlier runs.
+    /// Starts this node's session and message ids, which tells them from other nodes' (both
+    /// also carry random parts, so a restart under a fixed id repeats none).
     pub id: String,
     /// Checks CONNECT credentials.
     pub auth: Authenticator,

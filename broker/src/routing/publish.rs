@@ -13,7 +13,7 @@ use herald_protocol::Headers;
 /// skipped by `MessageTemplate` itself.)
 const NOT_FORWARDED: [&str; 3] = ["receipt", "transaction", "redelivered"];
 
-/// Node-unique message ids: a per-process prefix and a counter. One source per node, shared
+/// Cluster-unique message ids: a per-process prefix and a counter. One source per node, shared
 /// by topic and queue routing.
 #[derive(Debug)]
 pub struct MessageIds {
@@ -28,6 +28,14 @@ impl MessageIds {
             prefix: format!("{node_id}-"),
             next: AtomicU64::new(1),
         }
+    }
+
+    /// Ids `<node_id>-<run>-1`, … where `<run>` is six random hex digits drawn at start, so
+    /// a node restarted under the same fixed id never repeats an id of its earlier run.
+    pub fn for_run(node_id: &str) -> MessageIds {
+        // `RandomState` is seeded from the operating system's random source per process.
+        let run = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), node_id);
+        MessageIds::new(&format!("{node_id}-{:06x}", run & 0xff_ffff))
     }
 
     pub fn next(&self) -> String {
@@ -82,6 +90,21 @@ mod tests {
         let ids = MessageIds::new("n1");
         assert_eq!(ids.next(), "n1-1");
         assert_eq!(ids.next(), "n1-2");
+    }
+
+    #[test]
+    fn each_run_of_a_node_has_its_own_ids() {
+        let runs: std::collections::HashSet<String> =
+            (0..20).map(|_| MessageIds::for_run("n1").next()).collect();
+        assert!(runs.len() > 1, "{runs:?}");
+        for id in &runs {
+            let (prefix, counter) = id.rsplit_once('-').unwrap();
+            assert_eq!(counter, "1");
+            assert!(
+                prefix.starts_with("n1-") && prefix.len() == "n1-".len() + 6,
+                "{id}"
+            );
+        }
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl Router {
         let destinations = Destinations::new(&config.destinations);
         // One id source for topics and queues keeps message ids unique on the node; the node id
         // in them keeps them unique in the cluster.
-        let message_ids = Arc::new(MessageIds::new(node_id));
+        let message_ids = Arc::new(MessageIds::for_run(node_id));
         let topics = TopicRouter::new(
             destinations.broadcast_prefixes(),
             &config.destinations,
