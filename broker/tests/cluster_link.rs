@@ -311,6 +311,30 @@ async fn overlapping_filters_deliver_each_message_once() {
     assert_eq!(b.link.counters().duplicates, 3);
 }
 
+/// A destination whose subject would pass nats-server's control line (each space is three
+/// bytes escaped) crosses on its prefix's long subject, which both a literal interest in it
+/// and a pattern subscribe: delivered once, under its own destination.
+#[tokio::test]
+async fn a_destination_too_long_for_a_subject_crosses_once() {
+    let server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    let long = format!("/topic/{}", " ".repeat(2_000));
+    interest(&b, &[&long, "/topic/**"]).await;
+    publish(&a, &long, "long");
+    publish(&a, "/topic/short", "short");
+    let received = b.recorder.wait_for(2).await;
+    let mut seen: Vec<_> = received
+        .iter()
+        .map(|r| (r.message_id.as_str(), r.destination.len()))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        [("long", long.len()), ("short", "/topic/short".len())]
+    );
+    assert_eq!(a.link.counters().dropped, 0);
+}
+
 #[tokio::test]
 async fn interest_off_stops_delivery() {
     let server = NatsServer::start().await;

@@ -560,7 +560,11 @@ impl Shared {
                     bump(&self.counters.duplicates);
                     return Vec::new();
                 }
-                topic_destination = self.subjects.topic_destination(&message.subject);
+                // Named in a header when too long for a subject.
+                topic_destination = match incoming.destination.as_deref() {
+                    Some(destination) => Some(destination.to_owned()),
+                    None => self.subjects.topic_destination(&message.subject),
+                };
                 (Audience::Topic, topic_destination.as_deref())
             }
             Route::User(name) => (Audience::User { name }, incoming.destination.as_deref()),

@@ -3,6 +3,7 @@
 //! | what | subject |
 //! |---|---|
 //! | topic destination | `<c>.t.<prefix>.<segment>.<segment>…` |
+//! | topic destination whose subject would be too long | `<c>.l.<prefix>` |
 //! | user destinations of user `u` | `<c>.u.<u>` |
 //! | sessions on node `n` | `<c>.n.<n>` |
 //! | presence questions | `<c>.presence` |
@@ -13,11 +14,16 @@
 //! destination back. A subscription pattern maps to NATS filters that match at least every
 //! subject whose destination the pattern matches: exactly where NATS wildcards say the same
 //! thing, broader where they cannot (the trie then filters locally).
+//!
+//! A subject longer than [`MAX_SUBJECT_LEN`] cannot cross NATS; a topic destination that
+//! would need one is published on its prefix's long subject instead, the destination in a
+//! header, and every node with interest that could match such a destination (a pattern with
+//! wildcards, or a literal that long) subscribes that subject too.
 
 use std::borrow::Cow;
 
 use super::escape::{Sink, escape_into, unescape};
-use crate::routing::{Pattern, Segment, Separator};
+use crate::routing::{Pattern, Segment, Separator, is_literal};
 
 /// The longest subject the link publishes or subscribes: nats-server closes a connection
 /// whose protocol line (`HPUB <subject> <sizes>`, `SUB <subject> <sid>`) passes its
@@ -60,6 +66,8 @@ pub fn presence_subject(name: &str) -> String {
 pub struct Subjects {
     /// `<c>.t.`
     topics: Box<str>,
+    /// `<c>.l.`
+    long_topics: Box<str>,
     /// `<c>.u.`
     users: Box<str>,
     /// `<c>.n.`
@@ -78,6 +86,7 @@ impl Subjects {
     pub fn new(name: &str, broadcast_prefixes: &[String], separator: Separator) -> Subjects {
         Subjects {
             topics: format!("{name}.t.").into(),
+            long_topics: format!("{name}.l.").into(),
             users: format!("{name}.u.").into(),
             nodes: format!("{name}.n.").into(),
             presence: presence_subject(name).into(),
@@ -146,6 +155,17 @@ impl Subjects {
         true
     }
 
+    /// Writes the long subject of a topic destination's prefix; false (nothing written) if
+    /// it has no broadcast prefix.
+    pub(crate) fn write_long_topic(&self, out: &mut impl Sink, destination: &str) -> bool {
+        let Some((prefix, _)) = self.split_prefix(destination) else {
+            return false;
+        };
+        out.put(&self.long_topics);
+        escape_token(out, prefix);
+        true
+    }
+
     /// The topic destination of a subject; `None` if it is not a topic subject of this
     /// cluster written by [`Subjects::topic`].
     pub fn topic_destination(&self, subject: &str) -> Option<String> {
@@ -169,11 +189,18 @@ impl Subjects {
     /// a literal is its token, `*`, `{name}`, a glob or a regex segment is `*` (broader but
     /// for `*` and `{name}`), a trailing `**` is both "nothing more" and `>` (Herald's `**`
     /// matches zero segments, NATS's `>` at least one), and a `**` followed by more segments
-    /// is `>` (broader: the rest is filtered locally). Filters longer than
-    /// [`MAX_SUBJECT_LEN`] are left out.
+    /// is `>` (broader: the rest is filtered locally). A filter longer than
+    /// [`MAX_SUBJECT_LEN`] is replaced by the prefix's long subject, which a pattern with
+    /// wildcards (it may match a destination of any length) also gets.
     pub fn topic_filters(&self, pattern: &str) -> Option<Vec<String>> {
         let mut filters = self.all_topic_filters(pattern)?;
+        let before = filters.len();
         filters.retain(|f| f.len() <= MAX_SUBJECT_LEN);
+        if filters.len() < before || !is_literal(pattern) {
+            let mut long = String::new();
+            self.write_long_topic(&mut long, pattern);
+            filters.push(long);
+        }
         Some(filters)
     }
 
@@ -270,7 +297,14 @@ mod tests {
     #[test]
     fn pattern_filters_by_example() {
         let s = subjects(Separator::Slash);
-        let filters = |p: &str| s.topic_filters(p).unwrap();
+        // Without the long subject every pattern with wildcards also gets.
+        let filters = |p: &str| {
+            let mut filters = s.topic_filters(p).unwrap();
+            if !is_literal(p) {
+                assert_eq!(filters.pop().as_deref(), Some("herald.l./topic/"));
+            }
+            filters
+        };
         assert_eq!(filters("/topic/a/b"), ["herald.t./topic/.a.b"]);
         assert_eq!(filters("/topic/a/*"), ["herald.t./topic/.a.*"]);
         assert_eq!(filters("/topic/a/{id}/c"), ["herald.t./topic/.a.*.c"]);
@@ -285,8 +319,8 @@ mod tests {
         assert_eq!(filters("/topic/a/**/b/*"), ["herald.t./topic/.a.>"]);
         assert_eq!(filters("/topic/a.b/ /"), ["herald.t./topic/.a%2Eb.%20.%"]);
         assert_eq!(s.topic_filters("/queue/a/*"), None);
-        let long = format!("/topic/{}/**", "x".repeat(MAX_SUBJECT_LEN));
-        assert_eq!(filters(&long), Vec::<String>::new());
+        let long = format!("/topic/{}", " ".repeat(MAX_SUBJECT_LEN / 3));
+        assert_eq!(s.topic_filters(&long).unwrap(), ["herald.l./topic/"]);
     }
 
     /// A destination segment: short texts over characters NATS forbids in tokens, the

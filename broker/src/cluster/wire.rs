@@ -3,7 +3,8 @@
 //! NATS headers (docs/cluster.md, "Headers"):
 //! - `Herald-Message-Id`: the publishing node's message id, which every node delivers;
 //! - `Herald-Destination`: for user and session messages, the destination after the user
-//!   prefix (`/queue/x`); a topic's destination is its subject;
+//!   prefix (`/queue/x`); a topic's destination is its subject, unless that would be too
+//!   long and the message goes on the prefix's long subject (see `subject.rs`);
 //! - `Herald-Session`: for session messages, the session id;
 //! - `Herald-Header`, repeated: each STOMP header as `name:value`, in frame order. One NATS
 //!   name for all of them, because a NATS header map keeps the order of a repeated name but
@@ -103,7 +104,7 @@ pub(crate) fn overhead(max_headers: usize, max_destination: usize) -> usize {
 pub(crate) enum Unsent {
     /// A topic destination without a broadcast prefix.
     NotATopic,
-    /// Its subject is longer than [`MAX_SUBJECT_LEN`].
+    /// Its user or node subject is longer than [`MAX_SUBJECT_LEN`].
     SubjectTooLong,
 }
 
@@ -129,8 +130,15 @@ pub(crate) fn encode(subjects: &Subjects, message: &Crossing<'_>) -> Result<Byte
         Audience::User { name } => subjects.write_user(&mut buf, name),
         Audience::Session { node, .. } => subjects.write_node(&mut buf, node),
     }
+    // A topic too long for a subject goes on its prefix's long subject, named in a header.
+    let mut destination_header = message.audience != Audience::Topic;
     if buf.len() - subject - 4 > MAX_SUBJECT_LEN {
-        return Err(Unsent::SubjectTooLong);
+        if message.audience != Audience::Topic {
+            return Err(Unsent::SubjectTooLong);
+        }
+        buf.truncate(subject + 4);
+        subjects.write_long_topic(&mut buf, message.destination);
+        destination_header = true;
     }
     patch_length(&mut buf, subject);
     let block = buf.len();
@@ -141,7 +149,7 @@ pub(crate) fn encode(subjects: &Subjects, message: &Crossing<'_>) -> Result<Byte
     if let Audience::Session { session, .. } = message.audience {
         put_entry(&mut buf, SESSION, |out| escape_value(out, session));
     }
-    if message.audience != Audience::Topic {
+    if destination_header {
         put_entry(&mut buf, DESTINATION, |out| {
             escape_value(out, message.destination);
         });
@@ -330,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn topics_have_no_destination_header_and_unprefixed_or_long_topics_are_refused() {
+    fn topics_name_their_destination_only_when_too_long_for_a_subject() {
         let headers = Headers::new();
         let body = Bytes::new();
         let mut message = Crossing {
@@ -342,12 +350,20 @@ mod tests {
         };
         let (outgoing, received) = round_trip(&message);
         assert_eq!(outgoing.subject.as_str(), "herald.t./topic/.a");
-        let incoming = incoming(&received).unwrap();
-        assert_eq!((incoming.destination, incoming.session), (None, None));
+        let read = incoming(&received).unwrap();
+        assert_eq!((read.destination, read.session), (None, None));
         message.destination = "/elsewhere/a";
         assert_eq!(encode(&subjects(), &message), Err(Unsent::NotATopic));
         let long = format!("/topic/{}", " ".repeat(MAX_SUBJECT_LEN / 3));
         message.destination = &long;
+        let (outgoing, received) = round_trip(&message);
+        assert_eq!(outgoing.subject.as_str(), "herald.l./topic/");
+        assert_eq!(
+            incoming(&received).unwrap().destination.as_deref(),
+            Some(&*long)
+        );
+        let name = "u".repeat(MAX_SUBJECT_LEN);
+        message.audience = Audience::User { name: &name };
         assert_eq!(encode(&subjects(), &message), Err(Unsent::SubjectTooLong));
     }
 
