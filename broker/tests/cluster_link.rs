@@ -335,6 +335,43 @@ async fn a_destination_too_long_for_a_subject_crosses_once() {
     assert_eq!(a.link.counters().dropped, 0);
 }
 
+/// Node b has `…p.q` then `…p.*`: a `/topic/p/q` message arrives on both and goes through
+/// the first. The second's receiver is held back by a congested subscriber (after a
+/// `/topic/p/r` message) while `/topic/p/q` messages go on through the first; then interest
+/// in `/topic/p/q` ends, and the held-back receiver, which now comes first for `/topic/p/q`,
+/// goes through its backlog: copies already delivered are skipped, later messages delivered.
+#[tokio::test]
+async fn a_filter_handing_its_subjects_over_delivers_nothing_twice() {
+    let server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    interest(&b, &["/topic/p/q"]).await;
+    interest(&b, &["/topic/p/*"]).await;
+    let outbox = congested_outbox();
+    *b.recorder.congested.lock() = Some(Arc::clone(&outbox));
+    publish(&a, "/topic/p/r", "r");
+    for id in ["q1", "q2", "q3"] {
+        publish(&a, "/topic/p/q", id);
+    }
+    assert_eq!(ids(&b.recorder.wait_for(4).await), ["r", "q1", "q2", "q3"]);
+    b.link.topic_interest("/topic/p/q", false);
+    within(b.link.settled(), "the unsubscription").await;
+    publish(&a, "/topic/p/q", "q4");
+    outbox.drain();
+    let received = b.recorder.wait_for(5).await;
+    assert_eq!(ids(&received), ["r", "q1", "q2", "q3", "q4"]);
+    // The three copies held back were recognised, and nothing more comes.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while b.link.counters().duplicates < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            b.link.counters()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(ids(&b.recorder.received()), ["r", "q1", "q2", "q3", "q4"]);
+}
+
 #[tokio::test]
 async fn interest_off_stops_delivery() {
     let server = NatsServer::start().await;

@@ -104,26 +104,48 @@ impl FilterIndex {
     }
 }
 
+/// Whether NATS filter `filter` matches `subject`.
+pub(crate) fn filter_matches(filter: &str, subject: &str) -> bool {
+    let mut subject = subject.split('.');
+    let mut filter = filter.split('.').peekable();
+    while let Some(token) = filter.next() {
+        let Some(given) = subject.next() else {
+            return false;
+        };
+        if token == ">" && filter.peek().is_none() {
+            return true;
+        }
+        if token != "*" && token != given {
+            return false;
+        }
+    }
+    subject.next().is_none()
+}
+
+/// Whether some subject matches both NATS filters.
+pub(crate) fn overlap(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.split('.').peekable(), b.split('.').peekable());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => {
+                if (x == ">" && a.peek().is_none()) || (y == ">" && b.peek().is_none()) {
+                    return true;
+                }
+                if x != "*" && y != "*" && x != y {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    /// Reference NATS matching of one filter against one subject.
-    pub(crate) fn filter_matches(filter: &str, subject: &str) -> bool {
-        let filter: Vec<&str> = filter.split('.').collect();
-        let subject: Vec<&str> = subject.split('.').collect();
-        for (i, token) in filter.iter().enumerate() {
-            match (*token, subject.get(i)) {
-                (">", Some(_)) if i + 1 == filter.len() => return true,
-                ("*", Some(_)) => {}
-                (token, Some(s)) if token == *s => {}
-                _ => return false,
-            }
-        }
-        filter.len() == subject.len()
-    }
 
     #[test]
     fn the_smallest_matching_id_wins() {
@@ -148,12 +170,30 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn reference_matcher() {
+    fn matching_and_overlap() {
         assert!(filter_matches("a.*.c", "a.b.c"));
         assert!(filter_matches("a.>", "a.b.c"));
         assert!(!filter_matches("a.>", "a"));
         assert!(!filter_matches("a.*", "a.b.c"));
         assert!(!filter_matches("a.b", "a"));
+        assert!(!filter_matches("a", "a.b"));
+        assert!(overlap("a.*", "*.b") && overlap("a.>", "a.b.c") && overlap("a.b", "a.b"));
+        assert!(!overlap("a.*", "b.*") && !overlap("a.>", "a") && !overlap("a.*", "a.*.c"));
+    }
+
+    proptest! {
+        /// Two filters overlap exactly when some subject over their tokens matches both.
+        #[test]
+        fn overlap_is_a_shared_subject(a in filter(), b in filter()) {
+            let mut subjects = (1..6).flat_map(|len| {
+                (0..3usize.pow(len)).map(move |mut n| {
+                    (0..len).map(|_| { let t = ["a", "b", "c"][n % 3]; n /= 3; t })
+                        .collect::<Vec<_>>().join(".")
+                })
+            });
+            let shared = subjects.any(|s| filter_matches(&a, &s) && filter_matches(&b, &s));
+            prop_assert_eq!(overlap(&a, &b), shared, "{} / {}", a, b);
+        }
     }
 
     fn token() -> impl Strategy<Value = String> {

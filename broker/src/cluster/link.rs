@@ -11,7 +11,9 @@
 //!   read, so the subscription's bounded channel in the NATS client fills and the client
 //!   counts and drops as a slow consumer: nothing between NATS and routing is unbounded.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
 use super::filters::{FilterId, FilterIndex};
+use super::handover::{Ended, ReadUpTo};
 use super::interest::{Interest, Want};
 use super::presence;
 use super::subject::{MAX_SUBJECT_LEN, Subjects};
@@ -169,12 +172,26 @@ struct Shared {
     /// The servers' `max_payload`, as last seen (0: not yet connected).
     max_payload: AtomicUsize,
     stop: CancellationToken,
+    /// This link's `Herald-Seq` origin: random at each start.
+    origin: Box<str>,
+    /// The last `Herald-Seq` number given, in publish order.
+    sequence: AtomicU64,
+    /// Topic filters that ended while overlapping ones stayed.
+    ended: Ended,
+}
+
+/// A running receiver of an interest subscription.
+struct Receiver {
+    task: JoinHandle<()>,
+    /// For a topic filter: its id, and how far the receiver has read.
+    read: Option<(FilterId, Arc<ReadUpTo>)>,
 }
 
 /// What a receiver's subscription is for.
 #[derive(Debug)]
 enum Route {
-    Topic(FilterId),
+    /// A topic filter, and how far its receiver has read.
+    Topic(FilterId, Arc<ReadUpTo>),
     User(Box<str>),
     /// This node's own subject: messages for one of its sessions.
     Node,
@@ -202,6 +219,9 @@ impl NatsLink {
             counters: Counters::default(),
             max_payload,
             stop: CancellationToken::new(),
+            origin: random_origin(),
+            sequence: AtomicU64::new(0),
+            ended: Ended::default(),
         });
         let publisher = tokio::spawn(Arc::clone(&shared).publish());
         NatsLink {
@@ -257,6 +277,12 @@ impl NatsLink {
             malformed: get(&c.malformed),
         }
     }
+}
+
+/// 16 random hex digits.
+fn random_origin() -> Box<str> {
+    let random = RandomState::new().hash_one(std::process::id());
+    format!("{random:016x}").into()
 }
 
 fn new_buffer(settings: &LinkSettings) -> Outbox {
@@ -391,7 +417,10 @@ impl Shared {
         }
         let max_payload = self.refresh_max_payload();
         for frame in drained.frames {
-            let Some(message) = wire::decode(frame.bytes) else {
+            // Numbered here, in the order the client gets them.
+            let seq = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+            let seq = wire::seq_value(&self.origin, seq);
+            let Some(message) = wire::decode(frame.bytes, seq) else {
                 continue;
             };
             if max_payload > 0 && message.size > max_payload {
@@ -431,7 +460,7 @@ impl Shared {
             let respond = presence::respond(client, node_id, sub, inbound.clone());
             fixed.push(tokio::spawn(respond));
         }
-        let mut active = std::collections::HashMap::new();
+        let mut active = HashMap::new();
         let mut last_id: FilterId = 0;
         loop {
             let (generation, changes) = {
@@ -441,7 +470,7 @@ impl Shared {
             for (want, on) in changes {
                 if !on {
                     if let Some(receiver) = active.remove(&want) {
-                        self.unsubscribed(&want, receiver);
+                        self.unsubscribed(&want, receiver, &active);
                     }
                     continue;
                 }
@@ -459,16 +488,24 @@ impl Shared {
                 let Some(sub) = self.subscribe(&subject).await else {
                     continue;
                 };
-                let route = match &want {
+                let (route, read) = match &want {
                     Want::Topic(filter) => {
                         last_id += 1;
                         self.filters.write().insert(filter, last_id);
-                        Route::Topic(last_id)
+                        let read = Arc::new(ReadUpTo::default());
+                        (
+                            Route::Topic(last_id, Arc::clone(&read)),
+                            Some((last_id, read)),
+                        )
                     }
-                    Want::User(user) => Route::User(user.clone()),
+                    Want::User(user) => (Route::User(user.clone()), None),
                 };
                 let receive = Arc::clone(&self).receive(sub, route, inbound.clone());
-                active.insert(want, tokio::spawn(receive));
+                let receiver = Receiver {
+                    task: tokio::spawn(receive),
+                    read,
+                };
+                active.insert(want, receiver);
             }
             let settled = self.round_trip().await;
             self.refresh_max_payload();
@@ -482,7 +519,8 @@ impl Shared {
                 () = self.stop.cancelled() => break,
             }
         }
-        for receiver in fixed.into_iter().chain(active.into_values()) {
+        let interest_receivers = active.into_values().map(|r| r.task);
+        for receiver in fixed.into_iter().chain(interest_receivers) {
             receiver.abort();
         }
     }
@@ -520,12 +558,18 @@ impl Shared {
         }
     }
 
-    /// Ends a subscription: its receiver is dropped, and with it the NATS subscription.
-    fn unsubscribed(&self, want: &Want, receiver: JoinHandle<()>) {
-        if let Want::Topic(filter) = want {
+    /// Ends a subscription: its receiver is dropped, and with it the NATS subscription; a
+    /// topic filter hands its subjects over to the `active` ones overlapping it.
+    fn unsubscribed(&self, want: &Want, receiver: Receiver, active: &HashMap<Want, Receiver>) {
+        receiver.task.abort();
+        if let (Want::Topic(filter), Some((id, read))) = (want, receiver.read) {
             self.filters.write().remove(filter);
+            let live = active.keys().filter_map(|w| match w {
+                Want::Topic(f) => Some(&**f),
+                Want::User(_) => None,
+            });
+            self.ended.end(filter, id, read, live);
         }
-        receiver.abort();
     }
 
     /// A receiver task: one subscription's messages into routing, one at a time.
@@ -554,8 +598,16 @@ impl Shared {
         };
         let topic_destination;
         let (audience, destination) = match route {
-            Route::Topic(id) => {
-                if self.filters.read().first_match(&message.subject) != Some(*id) {
+            Route::Topic(id, read) => {
+                let first = self.filters.read().first_match(&message.subject) == Some(*id);
+                // Through an ended filter before this one, if it had read this far.
+                let handed_over = incoming.seq.is_some_and(|(origin, seq)| {
+                    self.ended.already_read(&message.subject, *id, origin, seq)
+                });
+                if let Some((origin, seq)) = incoming.seq {
+                    read.record(origin, seq);
+                }
+                if !first || handed_over {
                     // Another subscription of this node matching the subject delivers it.
                     bump(&self.counters.duplicates);
                     return Vec::new();

@@ -6,6 +6,7 @@
 pub mod connect;
 mod escape;
 mod filters;
+mod handover;
 mod interest;
 mod link;
 pub mod presence;

@@ -241,7 +241,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::cluster::filters::tests::filter_matches;
+    use crate::cluster::filters::filter_matches;
 
     fn subjects(separator: Separator) -> Subjects {
         let prefixes = ["/topic/".to_owned(), "/exchange/".to_owned()];

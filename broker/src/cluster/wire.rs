@@ -6,6 +6,8 @@
 //!   prefix (`/queue/x`); a topic's destination is its subject, unless that would be too
 //!   long and the message goes on the prefix's long subject (see `subject.rs`);
 //! - `Herald-Session`: for session messages, the session id;
+//! - `Herald-Seq`: `<origin>.<n>`, the publishing link (random per start) and the message's
+//!   number in that link's publish order (see `handover.rs`);
 //! - `Herald-Header`, repeated: each STOMP header as `name:value`, in frame order. One NATS
 //!   name for all of them, because a NATS header map keeps the order of a repeated name but
 //!   not the order between names, and STOMP frames are ordered; and so that a STOMP header
@@ -31,16 +33,18 @@ use super::subject::{MAX_SUBJECT_LEN, Subjects};
 use crate::routing::cluster::{Audience, Crossing};
 
 /// The header names, by their code in an encoded message.
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "Herald-Message-Id",
     "Herald-Destination",
     "Herald-Session",
     "Herald-Header",
+    "Herald-Seq",
 ];
 const MESSAGE_ID: u8 = 0;
 const DESTINATION: u8 = 1;
 const SESSION: u8 = 2;
 const HEADER: u8 = 3;
+const SEQ: u8 = 4;
 
 /// A header name without allocating (a `&str` key would be copied at every lookup).
 fn name(code: u8) -> HeaderName {
@@ -97,6 +101,8 @@ pub(crate) fn overhead(max_headers: usize, max_destination: usize) -> usize {
         + entry(DESTINATION)
         + 3 * max_destination
         + max_headers * per_header
+        + entry(SEQ)
+        + SEQ_LEN
 }
 
 /// Why a message cannot go to the other nodes.
@@ -186,8 +192,21 @@ pub(crate) struct Outgoing {
     pub size: usize,
 }
 
-/// Decodes what [`encode`] wrote; `None` only for a buffer it did not write.
-pub(crate) fn decode(mut record: Bytes) -> Option<Outgoing> {
+/// Longest `Herald-Seq` value: 16 hex digits, `.`, a `u64`.
+const SEQ_LEN: usize = 16 + 1 + 20;
+
+/// The `Herald-Seq` value of message `seq` of link `origin`.
+pub(crate) fn seq_value(origin: &str, seq: u64) -> String {
+    let mut value = String::with_capacity(SEQ_LEN);
+    value.push_str(origin);
+    value.push('.');
+    value.push_str(itoa::Buffer::new().format(seq));
+    value
+}
+
+/// Decodes what [`encode`] wrote, adding its `Herald-Seq` value (from [`seq_value`]);
+/// `None` only for a buffer it did not write.
+pub(crate) fn decode(mut record: Bytes, seq: String) -> Option<Outgoing> {
     let subject = Subject::from_utf8(take(&mut record)?).ok()?;
     let mut block = take(&mut record)?;
     let mut headers = HeaderMap::new();
@@ -201,6 +220,8 @@ pub(crate) fn decode(mut record: Bytes) -> Option<Outgoing> {
         size += name_len + value.len() + 4;
         headers.append(name(code), value);
     }
+    size += NAMES[usize::from(SEQ)].len() + seq.len() + 4;
+    headers.append(name(SEQ), seq);
     Some(Outgoing {
         subject,
         headers,
@@ -226,6 +247,8 @@ pub(crate) struct Incoming<'a> {
     pub destination: Option<Cow<'a, str>>,
     /// The session a session message is for.
     pub session: Option<Cow<'a, str>>,
+    /// The publishing link and the message's number in its publish order.
+    pub seq: Option<(&'a str, u64)>,
     /// The STOMP headers, in frame order.
     pub headers: Headers,
 }
@@ -237,6 +260,13 @@ pub(crate) fn incoming(map: &HeaderMap) -> Option<Incoming<'_>> {
     let message_id = value(MESSAGE_ID)??;
     let destination = value(DESTINATION).map(|v| v.ok_or(())).transpose().ok()?;
     let session = value(SESSION).map(|v| v.ok_or(())).transpose().ok()?;
+    let seq = match map.get(name(SEQ)) {
+        Some(v) => {
+            let (origin, n) = v.as_str().rsplit_once('.')?;
+            Some((origin, n.parse().ok()?))
+        }
+        None => None,
+    };
     let entries = map.get_all(name(HEADER));
     let mut headers = Headers::with_capacity(
         map.get_all(name(HEADER)).count(),
@@ -250,6 +280,7 @@ pub(crate) fn incoming(map: &HeaderMap) -> Option<Incoming<'_>> {
         message_id,
         destination,
         session,
+        seq,
         headers,
     })
 }
@@ -289,7 +320,7 @@ mod tests {
 
     fn round_trip(message: &Crossing<'_>) -> (Outgoing, HeaderMap) {
         let record = encode(&subjects(), message).expect("encodable");
-        let outgoing = decode(record).expect("decodes");
+        let outgoing = decode(record, seq_value("0123456789abcdef", 7)).expect("decodes");
         let received = through_the_wire(&outgoing.headers);
         (outgoing, received)
     }
@@ -318,8 +349,9 @@ mod tests {
             .iter()
             .map(|(n, _)| n.to_string())
             .collect();
-        assert_eq!(names.len(), 4, "{names:?}");
+        assert_eq!(names.len(), 5, "{names:?}");
         let incoming = incoming(&received).unwrap();
+        assert_eq!(incoming.seq, Some(("0123456789abcdef", 7)));
         assert_eq!(incoming.message_id, "n1-7");
         assert_eq!(incoming.session.as_deref(), Some("n2-00ff"));
         assert_eq!(incoming.destination.as_deref(), Some("/queue/a b "));
@@ -390,7 +422,10 @@ mod tests {
         assert!(incoming(&map).is_none());
         map.insert(name(HEADER), "a:%zz");
         assert!(incoming(&map).is_none());
-        assert!(decode(Bytes::from_static(b"\0\0\0\x09abc")).is_none());
+        assert!(decode(Bytes::from_static(b"\0\0\0\x09abc"), String::new()).is_none());
+        map.insert(name(HEADER), "a:b");
+        map.insert(name(SEQ), "no number");
+        assert!(incoming(&map).is_none());
     }
 
     fn text() -> impl Strategy<Value = String> {
@@ -421,7 +456,7 @@ mod tests {
                 body: &body,
             };
             let counted = body.len() + entries.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>();
-            let size = decode(encode(&subjects(), &message).unwrap()).unwrap().size;
+            let size = decode(encode(&subjects(), &message).unwrap(), seq_value("0123456789abcdef", u64::MAX)).unwrap().size;
             prop_assert!(size <= counted + overhead(entries.len(), destination.len()),
                 "{size} > {counted} + {}", overhead(entries.len(), destination.len()));
         }
