@@ -309,6 +309,7 @@ impl Events {
         let what = match error {
             ClientError::Other(what) => what.as_str(),
             ClientError::MaxReconnects => "gave up reconnecting",
+            ClientError::ServerNotInPool => "server not in the pool",
         };
         let refused = what == ConnectErrorKind::AuthorizationViolation.to_string()
             || what == ConnectErrorKind::Authentication.to_string();
