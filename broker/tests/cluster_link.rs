@@ -530,6 +530,57 @@ async fn nats_restarting_drops_while_down_then_delivers_again() {
     assert_eq!(ids(&b.recorder.wait_for(2).await), ["before", "after"]);
 }
 
+/// A client whose connection task ends for good (async-nats 0.46 panics there on a subject
+/// that is not UTF-8, which any client allowed to publish can send; here the client is
+/// drained, which ends it the same way) takes every subscription with it. The link notices,
+/// makes a new client and subscribes again.
+#[tokio::test]
+async fn a_client_that_ends_is_replaced_with_its_interest() {
+    let server = NatsServer::start().await;
+    let (a, b) = (node(&server, "a").await, node(&server, "b").await);
+    let url = server.url();
+    b.link.renew_with(Arc::new(move || {
+        let url = url.clone();
+        Box::pin(async move { ConnectOptions::new().no_echo().connect(url).await.ok() })
+    }));
+    interest(&b, &["/topic/g/*"]).await;
+    within(b.client.drain(), "the drain").await.unwrap();
+    // Until the old client has ended: its connection task no longer takes commands.
+    within(
+        async {
+            while b.client.flush().await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        },
+        "the drained client to end",
+    )
+    .await;
+    // Until a message published after the end arrives.
+    within(
+        async {
+            for i in 0.. {
+                publish(&a, "/topic/g/x", &format!("after-{i}"));
+                let arrived = b.recorder.arrived.notified();
+                if tokio::time::timeout(Duration::from_millis(50), arrived)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        },
+        "node b to receive again",
+    )
+    .await;
+    assert!(
+        b.recorder
+            .received()
+            .iter()
+            .all(|r| r.message_id.starts_with("after-"))
+    );
+    assert_eq!(b.link.state(), LinkState::Connected);
+}
+
 #[tokio::test]
 async fn close_sends_what_is_buffered() {
     let server = NatsServer::start().await;

@@ -84,6 +84,11 @@ impl Ended {
         }
     }
 
+    /// Forgets every ended filter (a new client starts from nothing).
+    pub(crate) fn clear(&self) {
+        self.0.write().clear();
+    }
+
     /// Whether the copy of message `seq` from `origin` on `subject`, about to be delivered
     /// through filter `id`, was read by an ended filter that came before it.
     pub(crate) fn already_read(&self, subject: &str, id: FilterId, origin: &str, seq: u64) -> bool {

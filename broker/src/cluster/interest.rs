@@ -96,6 +96,12 @@ impl Interest {
         self.generation
     }
 
+    /// Everything wanted is to be subscribed again (a new NATS client has none).
+    pub(crate) fn resubscribe_all(&mut self) {
+        self.changed.extend(self.wanted.keys().cloned());
+        self.generation += 1;
+    }
+
     /// What may have changed since the last call, each with whether it is wanted now.
     pub(crate) fn take_changes(&mut self) -> Vec<(Want, bool)> {
         let changed = std::mem::take(&mut self.changed);
@@ -154,6 +160,8 @@ mod tests {
         );
         interest.user("bob", true);
         assert!(!interest.user("bob", true));
+        assert_eq!(interest.take_changes(), [(Want::User("bob".into()), true)]);
+        interest.resubscribe_all();
         assert_eq!(interest.take_changes(), [(Want::User("bob".into()), true)]);
     }
 }

@@ -14,15 +14,15 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_nats::client::RequestErrorKind;
 use async_nats::connection::State;
 use async_nats::{Client, Message, Subscriber};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -42,6 +42,9 @@ use crate::routing::Separator;
 use crate::routing::cluster::{
     Audience, BoxFuture, ClusterLink, Crossing, LinkState, Presence, RemotePresence,
 };
+
+/// Makes a new NATS client (like the first one), or `None` if it cannot now.
+pub type Renew = Arc<dyn Fn() -> BoxFuture<Option<Client>> + Send + Sync>;
 
 /// How soon the reconciler asks NATS again after a round trip failed.
 const SETTLE_RETRY: Duration = Duration::from_secs(1);
@@ -155,7 +158,15 @@ pub struct NatsLink {
 }
 
 struct Shared {
-    client: Client,
+    /// Replaced when its connection task ends for good (see `reconcile`).
+    client: RwLock<Client>,
+    /// Makes a new client when the current one ends.
+    renew: OnceLock<Renew>,
+    /// Counts clients, so that only the current one's receivers can report it lost.
+    epoch: AtomicU64,
+    lost: Notify,
+    /// The client ended and none can replace it: the node is cut off for good.
+    dead: AtomicBool,
     subjects: Subjects,
     settings: LinkSettings,
     /// The outgoing buffer; replaced by a fresh one when it overflowed (an overflowed
@@ -210,7 +221,11 @@ impl NatsLink {
                 settings.separator,
             ),
             buffer: Mutex::new(Arc::new(new_buffer(&settings))),
-            client,
+            client: RwLock::new(client),
+            renew: OnceLock::new(),
+            epoch: AtomicU64::new(0),
+            lost: Notify::new(),
+            dead: AtomicBool::new(false),
             settings,
             interest: Mutex::new(Interest::default()),
             interest_changed: Notify::new(),
@@ -248,6 +263,15 @@ impl NatsLink {
             .await;
     }
 
+    /// How to make a new client should the current one stop working for good (its
+    /// connection task ended); without it, the node is then cut off until restarted and its
+    /// state says so. Set once, before or after `start`.
+    pub fn renew_with(&self, renew: Renew) {
+        if self.shared.renew.set(renew).is_err() {
+            warn!("cluster: renew_with called twice; the first one stays");
+        }
+    }
+
     /// Stops receiving, sends what is still buffered and flushes the connection. The caller
     /// bounds how long it may take (NATS may be out of reach).
     pub async fn close(&self) {
@@ -258,7 +282,7 @@ impl NatsLink {
         }
         let buffer = Arc::clone(&self.shared.buffer.lock());
         self.shared.send(buffer.drain()).await;
-        if let Err(e) = self.shared.client.flush().await {
+        if let Err(e) = self.shared.client().flush().await {
             debug!(error = %e, "cluster: flush at close failed");
         }
     }
@@ -334,7 +358,8 @@ impl ClusterLink for NatsLink {
         let shared = &self.shared;
         // Nobody can be reached, or the link is closed: local traffic goes on without
         // waiting for NATS.
-        if shared.client.connection_state() != State::Connected || shared.stop.is_cancelled() {
+        let connected = shared.client.read().connection_state() == State::Connected;
+        if !connected || shared.stop.is_cancelled() {
             bump(&shared.counters.dropped);
             return None;
         }
@@ -368,7 +393,7 @@ impl ClusterLink for NatsLink {
     }
 
     fn presence(&self, user: Option<String>) -> BoxFuture<RemotePresence> {
-        let client = self.shared.client.clone();
+        let client = self.shared.client();
         let subject = self.shared.subjects.presence().to_owned();
         let timeout = self.shared.settings.presence_timeout;
         Box::pin(async move { presence::ask(&client, &subject, user.as_deref(), timeout).await })
@@ -381,7 +406,10 @@ impl ClusterLink for NatsLink {
     }
 
     fn state(&self) -> LinkState {
-        match self.shared.client.connection_state() {
+        if self.shared.dead.load(Ordering::Relaxed) {
+            return LinkState::Disconnected;
+        }
+        match self.shared.client.read().connection_state() {
             State::Connected => LinkState::Connected,
             State::Pending | State::Disconnected => LinkState::Disconnected,
         }
@@ -415,6 +443,7 @@ impl Shared {
         if drained.frames.is_empty() {
             return;
         }
+        let client = self.client();
         let max_payload = self.refresh_max_payload();
         for frame in drained.frames {
             // Numbered here, in the order the client gets them.
@@ -431,8 +460,7 @@ impl Shared {
                 );
                 continue;
             }
-            let published = self
-                .client
+            let published = client
                 .publish_with_headers(message.subject, message.headers, message.payload)
                 .await;
             match published {
@@ -446,19 +474,74 @@ impl Shared {
     }
 
     /// The reconciler task: this node's and the presence subscriptions, then the interest
-    /// subscriptions as routing changes them.
+    /// subscriptions as routing changes them. If the client's connection task ends for good
+    /// (async-nats panics on some malformed input, such as a subject that is not UTF-8, which
+    /// anyone allowed to publish on NATS can send), its subscriptions end with it: a new
+    /// client is made and everything subscribed again.
     async fn reconcile(self: Arc<Self>, inbound: Weak<dyn Inbound>) {
+        loop {
+            self.run_client(&inbound).await;
+            if self.stop.is_cancelled() {
+                return;
+            }
+            error!(
+                "cluster: the NATS client stopped working (its connection task ended); making a new one"
+            );
+            let Some(client) = self.renew_client().await else {
+                return;
+            };
+            *self.client.write() = client;
+            *self.filters.write() = FilterIndex::default();
+            self.ended.clear();
+            self.interest.lock().resubscribe_all();
+        }
+    }
+
+    async fn renew_client(&self) -> Option<Client> {
+        let Some(renew) = self.renew.get() else {
+            self.dead.store(true, Ordering::Relaxed);
+            error!(
+                "cluster: no way to make a new NATS client: this node is cut off from the cluster until restarted"
+            );
+            return None;
+        };
+        loop {
+            if let Some(client) = renew().await {
+                return Some(client);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SETTLE_RETRY) => {}
+                () = self.stop.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Tells the reconciler that client `epoch` is lost, if it is the current one.
+    fn client_lost(&self, epoch: u64) {
+        if epoch == self.epoch.load(Ordering::Relaxed) && !self.stop.is_cancelled() {
+            self.lost.notify_one();
+        }
+    }
+
+    /// One client's subscriptions, until the client is lost or the link stops.
+    async fn run_client(self: &Arc<Self>, inbound: &Weak<dyn Inbound>) {
+        let epoch = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
+        // A report about the client before this one, still pending, is stale.
+        let _ = self.lost.notified().now_or_never();
         let mut fixed = Vec::new();
         let node = self.subjects.node(&self.settings.node_id);
         if let Some(sub) = self.subscribe(&node).await {
-            let receive = Arc::clone(&self).receive(sub, Route::Node, inbound.clone());
+            let receive = Arc::clone(self).receive(sub, Route::Node, inbound.clone(), epoch);
             fixed.push(tokio::spawn(receive));
         }
         if let Some(sub) = self.subscribe(self.subjects.presence()).await {
-            let client = self.client.clone();
             let node_id = self.settings.node_id.clone();
-            let respond = presence::respond(client, node_id, sub, inbound.clone());
-            fixed.push(tokio::spawn(respond));
+            let respond = presence::respond(self.client(), node_id, sub, inbound.clone());
+            let shared = Arc::clone(self);
+            fixed.push(tokio::spawn(async move {
+                respond.await;
+                shared.client_lost(epoch);
+            }));
         }
         let mut active = HashMap::new();
         let mut last_id: FilterId = 0;
@@ -500,7 +583,7 @@ impl Shared {
                     }
                     Want::User(user) => (Route::User(user.clone()), None),
                 };
-                let receive = Arc::clone(&self).receive(sub, route, inbound.clone());
+                let receive = Arc::clone(self).receive(sub, route, inbound.clone(), epoch);
                 let receiver = Receiver {
                     task: tokio::spawn(receive),
                     read,
@@ -516,6 +599,7 @@ impl Shared {
                 () = self.interest_changed.notified() => {}
                 // NATS out of reach: ask again later, so `settled` learns of the reconnect.
                 () = tokio::time::sleep(SETTLE_RETRY), if !settled => {}
+                () = self.lost.notified() => break,
                 () = self.stop.cancelled() => break,
             }
         }
@@ -528,7 +612,7 @@ impl Shared {
     /// The servers' `max_payload` (0 until the first connection), remembered for
     /// `max_message_bytes`, which routing asks on every SEND.
     fn refresh_max_payload(&self) -> usize {
-        let max_payload = self.client.server_info().max_payload;
+        let max_payload = self.client.read().server_info().max_payload;
         self.max_payload.store(max_payload, Ordering::Relaxed);
         max_payload
     }
@@ -537,8 +621,9 @@ impl Shared {
     /// connection sent before (a flush only empties the socket buffer). The question is a
     /// request nobody can answer, which the server itself answers with "no responders".
     async fn round_trip(&self) -> bool {
-        let nobody = self.client.new_inbox();
-        match self.client.request(nobody, Bytes::new()).await {
+        let client = self.client();
+        let nobody = client.new_inbox();
+        match client.request(nobody, Bytes::new()).await {
             Err(e) if e.kind() == RequestErrorKind::NoResponders => true,
             other => {
                 debug!(answer = ?other.map(|m| m.subject), "cluster: no round trip to NATS");
@@ -548,7 +633,7 @@ impl Shared {
     }
 
     async fn subscribe(&self, subject: &str) -> Option<Subscriber> {
-        match self.client.subscribe(subject.to_owned()).await {
+        match self.client().subscribe(subject.to_owned()).await {
             Ok(sub) => Some(sub),
             Err(e) => {
                 // Only when the client itself is gone.
@@ -578,6 +663,7 @@ impl Shared {
         mut sub: Subscriber,
         route: Route,
         inbound: Weak<dyn Inbound>,
+        epoch: u64,
     ) {
         while let Some(message) = sub.next().await {
             let Some(inbound) = inbound.upgrade() else {
@@ -587,6 +673,12 @@ impl Shared {
             drop(inbound);
             self.relieve(congested).await;
         }
+        // Not unsubscribed (that aborts this task): the client's connection task ended.
+        self.client_lost(epoch);
+    }
+
+    fn client(&self) -> Client {
+        self.client.read().clone()
     }
 
     /// Hands one message to routing; returns the outboxes it left congested.

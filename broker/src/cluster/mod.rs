@@ -13,5 +13,5 @@ pub mod presence;
 pub mod subject;
 mod wire;
 
-pub use link::{Inbound, LinkCounters, LinkSettings, NatsLink};
+pub use link::{Inbound, LinkCounters, LinkSettings, NatsLink, Renew};
 pub use presence::ask_presence;
