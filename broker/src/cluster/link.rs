@@ -3,9 +3,12 @@
 //! Tasks, all ended when the link is dropped or closed:
 //! - the publisher: drains the outgoing buffer (an [`Outbox`] bounded by bytes, so a
 //!   publisher outrunning NATS is paused like for a slow subscriber) and hands each message
-//!   to the NATS client, in order;
+//!   to the NATS client, in order, numbering it (`Herald-Seq`). A paused publisher that runs
+//!   out of patience closes that outbox as it would a slow subscriber's (its messages are
+//!   lost, counted in `overflows`): the publisher then puts a fresh one in its place;
 //! - the reconciler: brings the NATS subscriptions in line with the interest routing
-//!   reports ([`Interest`]), and holds this node's own subject and the presence subject;
+//!   reports ([`Interest`]), holds this node's own subject and the presence subject, and
+//!   replaces the client if its connection task ends for good ([`NatsLink::renew_with`]);
 //! - one receiver per subscription: hands each message to routing ([`Inbound`]) and waits,
 //!   within `max_pause`, for the subscribers it left congested. While it waits it does not
 //!   read, so the subscription's bounded channel in the NATS client fills and the client
@@ -720,6 +723,7 @@ impl Shared {
                     },
                     incoming.destination.as_deref(),
                 ),
+                // No session: not from a Herald node, counted below.
                 None => (Audience::Topic, None),
             },
         };
