@@ -36,6 +36,11 @@ pub fn cases() -> Vec<Case> {
             ["cluster", "topic", "herald"],
             odd_names_across_nodes
         ),
+        case!(
+            "cluster.long_destination_across_nodes",
+            ["cluster", "topic", "herald"],
+            long_destination_across_nodes
+        ),
     ]
 }
 
@@ -203,5 +208,29 @@ async fn odd_names_across_nodes(ctx: Ctx) -> CaseResult {
         .collect();
     let want = expected(&destinations, &arrivals);
     ensure!(got == want, "received {got:?}, expected {want:?}");
+    PASS
+}
+
+/// A destination near Herald's 4,096-byte subscription limit, full of characters a subject
+/// must escape (so its subject would exceed nats-server's 4,096-byte control line), reaches a
+/// literal subscription and `…/**` on the other node unchanged.
+async fn long_destination_across_nodes(ctx: Ctx) -> CaseResult {
+    let b = ctx.topic("l");
+    let segment = "a.b ".repeat(96);
+    let long = format!("{b}/{}", vec![segment.as_str(); 10].join("/"));
+    let all = format!("{b}/**");
+    let (mut publisher, mut subscriber) =
+        pattern_pair(&ctx, &[("literal", &long), ("all", &all)], &[&long]).await?;
+    let destinations = [long.as_str()];
+    let got = publish_all(&ctx, &mut publisher, &mut subscriber, &destinations).await?;
+    let want = expected(&destinations, &[(0, "literal"), (0, "all")]);
+    ensure!(
+        got == want,
+        "received {} messages {:?}",
+        got.len(),
+        got.iter()
+            .map(|(body, id, d)| (body, id, d.len()))
+            .collect::<Vec<_>>()
+    );
     PASS
 }
