@@ -217,7 +217,7 @@ async fn odd_names_across_nodes(ctx: Ctx) -> CaseResult {
 async fn long_destination_across_nodes(ctx: Ctx) -> CaseResult {
     let b = ctx.topic("l");
     let segment = "a.b ".repeat(96);
-    let long = format!("{b}/{}", vec![segment.as_str(); 10].join("/"));
+    let long = format!("{b}/{}", [segment.as_str(); 10].join("/"));
     let all = format!("{b}/**");
     let (mut publisher, mut subscriber) =
         pattern_pair(&ctx, &[("literal", &long), ("all", &all)], &[&long]).await?;
