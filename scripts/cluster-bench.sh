@@ -4,31 +4,33 @@
 # [cluster] for reference. Publishers always connect to node a; subscribers either to node a too
 # ("1 node") or round-robin over the nodes with --sub-url ("3 nodes": fan-out over a, b, c;
 # pairs over b and c, so every message crosses NATS). Each scenario runs RUNS times, the
-# layouts alternating run by run (the machine's speed drifts); the table gives medians, with
-# the publishers' node's, the other nodes' and NATS's CPU (as a share of one core) over each run's delivery window.
+# layouts alternating run by run (the machine's speed drifts), each after waiting for the
+# machine to be quiet (see wait_quiet). The table gives medians, with the publishers' node's,
+# the other nodes' and NATS's CPU (as a share of one core) over each run's delivery window.
 #
 #   scripts/cluster-bench.sh                 # all scenarios, 3 runs each
 #   RUNS=5 ONLY=pairs scripts/cluster-bench.sh
 #   KEEP=/tmp/cb scripts/cluster-bench.sh    # keep every run's output and JSON there
 #   SKIP_BUILD=1 ...                         # use the release binaries already built
+#   HERALD_BIN=... LOAD_BIN=...              # other binaries (copies, while others build)
 #
-# ONLY: a space-separated subset of: fanout fanout500 pairs hop pairs20k.
+# ONLY: a space-separated subset of: fanout pairs hop pairs20k (the default), fanout500.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-HERALD_BIN="$CARGO_TARGET_DIR/release/herald"
+HERALD_BIN="${HERALD_BIN:-$CARGO_TARGET_DIR/release/herald}"
 source scripts/lib/herald.sh
 
 RUNS="${RUNS:-3}"
-ONLY="${ONLY:-fanout fanout500 pairs hop pairs20k}"
+ONLY="${ONLY:-fanout pairs hop pairs20k}"
 NATS_SERVER="${NATS_SERVER_BIN:-$(command -v nats-server || echo /usr/bin/nats-server)}"
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   cargo build --release -p herald -p herald-load --locked
 fi
-LOAD="$CARGO_TARGET_DIR/release/herald-load"
+LOAD="${LOAD_BIN:-$CARGO_TARGET_DIR/release/herald-load}"
 
 work="${KEEP:-$(mktemp -d)}"
 mkdir -p "$work"
@@ -42,6 +44,7 @@ cleanup() {
   [[ -n "${KEEP:-}" ]] || rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 # Waits up to 30 s for a line matching $2 in log $1; prints the first match.
 wait_for_line() {
@@ -68,13 +71,13 @@ busy_percent() {
   echo $((100 * (total - idle) / (total > 0 ? total : 1)))
 }
 
-# On a machine shared with builds, waits (up to QUIET_WAIT seconds, default 300) until under
-# QUIET_BELOW percent (default 25) of the cores are busy before a run; prints what it saw.
+# On a machine shared with builds, waits (up to QUIET_WAIT seconds, default 30) until under
+# QUIET_BELOW percent (default 30) of the cores are busy before a run; prints what it saw last.
 wait_quiet() {
-  local deadline=$((SECONDS + ${QUIET_WAIT:-300})) busy
+  local deadline=$((SECONDS + ${QUIET_WAIT:-30})) busy
   while :; do
     busy=$(busy_percent)
-    if ((busy < ${QUIET_BELOW:-25})) || ((SECONDS >= deadline)); then
+    if ((busy < ${QUIET_BELOW:-30})) || ((SECONDS >= deadline)); then
       echo "$busy"
       return
     fi
@@ -122,9 +125,9 @@ LAYOUTS[fanout500]="one three"
 ARGS[fanout500]="fanout --subscribers 1000 --messages 4000 --rate 500"
 LAYOUTS[pairs]="one cross solo"
 ARGS[pairs]="pubsub --pairs 100 --messages 2000 --rate 0"
-LAYOUTS[hop]="one cross"
+LAYOUTS[hop]="one cross solo"
 ARGS[hop]="pubsub --pairs 100 --messages 200 --rate 2000"
-LAYOUTS[pairs20k]="one cross"
+LAYOUTS[pairs20k]="one cross solo"
 ARGS[pairs20k]="pubsub --pairs 100 --messages 1000 --rate 20000"
 COMMON_ARGS=(--workers 2 --concurrency 50 --drain 30 --duration 120 --publish-after-ms 200
   --cpu-pid "node-b=$B_PID" --cpu-pid "node-c=$C_PID"
@@ -139,6 +142,7 @@ for run in $(seq 1 "$RUNS"); do
     for layout in ${LAYOUTS[$scenario]}; do
       tag="$scenario-$layout-$run"
       busy_before=$(wait_quiet)
+      echo "$busy_before" >"$work/$tag.busy"
       # shellcheck disable=SC2046 # the argument lists are split on purpose
       if "$LOAD" ${ARGS[$scenario]} $(layout_args "$layout") "${COMMON_ARGS[@]}" \
         --destination "/topic/$scenario-$run$([[ $scenario == fanout* ]] || echo '-{i}')" \
@@ -159,7 +163,10 @@ work = pathlib.Path(sys.argv[1])
 runs = {}
 for path in sorted(work.glob("*.json")):
     scenario, layout, _ = path.stem.rsplit("-", 2)
-    runs.setdefault((scenario, layout), []).append(json.loads(path.read_text()))
+    figures = json.loads(path.read_text())
+    busy = path.with_suffix(".busy")
+    figures["busy_before"] = int(busy.read_text()) if busy.exists() else float("nan")
+    runs.setdefault((scenario, layout), []).append(figures)
 
 def med(rows, key):
     values = [r[key] for r in rows if key in r]
@@ -173,8 +180,8 @@ def cpu(rows, label):
 
 names = {"solo": "no cluster", "one": "1 node", "three": "3 nodes", "cross": "cross-node"}
 print()
-print("| scenario | layout | runs | rate (median) | p50 ms | p99 ms | lost (sum) | publishers' node CPU | node b | node c | NATS | machine busy |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| scenario | layout | runs | rate (median) | p50 ms | p99 ms | lost (sum) | publishers' node CPU | node b | node c | NATS | machine busy | busy before |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 figures = {}
 for (scenario, layout), rows in sorted(runs.items()):
     key = "deliveries_per_s" if scenario.startswith("fanout") else "messages_per_s"
@@ -184,7 +191,8 @@ for (scenario, layout), rows in sorted(runs.items()):
     node_a = f"{100 * statistics.median(r['broker_cpu_seconds'] / r['delivery_window_s'] for r in rows):.0f} %"
     print(f"| {scenario} | {names[layout]} | {len(rows)} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | "
           f"{sum(r.get('lost', 0) for r in rows)} | {node_a} | {cpu(rows, 'node-b')} | "
-          f"{cpu(rows, 'node-c')} | {cpu(rows, 'nats')} | {100 * med(rows, 'machine_cpu_busy_share'):.0f} % |")
+          f"{cpu(rows, 'node-c')} | {cpu(rows, 'nats')} | {100 * med(rows, 'machine_cpu_busy_share'):.0f} % | "
+          f"{'/'.join(str(r['busy_before']) for r in rows)} % |")
 print()
 
 def verdict(ok):
@@ -197,7 +205,7 @@ if ("fanout", "one") in figures and ("fanout", "three") in figures:
 if ("hop", "one") in figures and ("hop", "cross") in figures:
     one, cross = figures[("hop", "one")], figures[("hop", "cross")]
     print(f"one cross-node hop at 2,000 msgs/s adds p50 {cross[1] - one[1]:+.2f} ms, "
-          f"p99 {cross[2] - one[2]:+.2f} ms")
+          f"p99 {cross[2] - one[2]:+.2f} ms (cross-node minus 1 node)")
 if ("pairs20k", "cross") in figures:
     p99 = figures[("pairs20k", "cross")][2]
     print(f"cross-node pairs at 20,000 msgs/s: p99 {p99:.2f} ms (target <= 5 ms: {verdict(p99 <= 5)})")
