@@ -11,7 +11,7 @@ use tracing::info;
 use crate::access::Access;
 use crate::auth::Authenticator;
 use crate::cluster::connect::{ConnectError, connect};
-use crate::cluster::{Inbound, LinkSettings, NatsLink};
+use crate::cluster::{Inbound, LinkSettings, NatsLink, Renew};
 use crate::config::Config;
 use crate::metrics::Stats;
 use crate::outbox::Outbox;
@@ -71,11 +71,25 @@ impl Node {
         let node = Arc::new(Node::build(
             config,
             &id,
-            stats,
+            Arc::clone(&stats),
             Arc::new(LocalUsers::default()),
             Arc::clone(&link) as Arc<dyn ClusterLink>,
             Some(Arc::clone(&link)),
         ));
+        // A client whose connection task ended for good (a NATS client bug, say) is replaced
+        // by a new one made the same way.
+        let renew: Renew = Arc::new(move || {
+            let (cluster, id, stats) = (cluster.clone(), id.clone(), Arc::clone(&stats));
+            Box::pin(async move {
+                connect(&cluster, &id, stats)
+                    .await
+                    .inspect_err(
+                        |e| tracing::error!(error = %e, "cluster: cannot make a new NATS client"),
+                    )
+                    .ok()
+            })
+        });
+        link.renew_with(renew);
         let inbound: Weak<dyn Inbound> = Arc::downgrade(&node) as Weak<dyn Inbound>;
         link.start(inbound);
         Ok(node)
