@@ -28,6 +28,44 @@ pub enum Command {
     Config(ConfigCommand),
     /// Read a password from stdin and print its argon2 hash, for `auth.users[].passcode_hash`.
     HashPassword,
+    /// Ask a running cluster which users are online: one `USER SESSIONS` line each.
+    Presence(PresenceArgs),
+}
+
+/// `herald presence`: how to reach the cluster, and whom to ask about.
+#[derive(Debug, Clone, Args)]
+pub struct PresenceArgs {
+    /// Configuration file whose `[cluster]` section says how to reach NATS (servers,
+    /// credentials, TLS, name).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// NATS server URLs (comma-separated), instead of the file's `cluster.servers`.
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    pub cluster: Vec<String>,
+    /// The cluster's name (its subject prefix), instead of the file's `cluster.name`.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Only this user.
+    pub user: Option<String>,
+}
+
+impl PresenceArgs {
+    /// The `[cluster]` section to ask through: the file's, with the flags applied; `None`
+    /// when neither gives one.
+    pub fn cluster(&self) -> Result<Option<ClusterConfig>, ConfigError> {
+        let settings = Settings {
+            config: self.config.clone(),
+            overrides: Overrides {
+                cluster: self.cluster.clone(),
+                ..Overrides::default()
+            },
+        };
+        let mut cluster = settings.load()?.cluster;
+        if let (Some(cluster), Some(name)) = (cluster.as_mut(), &self.name) {
+            cluster.name.clone_from(name);
+        }
+        Ok(cluster)
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald::cli::{Cli, Command, ConfigCommand, Settings};
+use herald::cli::{Cli, Command, ConfigCommand, PresenceArgs, Settings};
 use herald::config::{ConfigError, LogConfig, LogFormat};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Config(ConfigCommand::Print(settings))) => print_config(&settings),
         Some(Command::Config(ConfigCommand::Check { file })) => check_config(&file),
         Some(Command::HashPassword) => hash_password(),
+        Some(Command::Presence(args)) => presence(&args),
         None => serve(&cli.settings),
     }
 }
@@ -71,6 +72,51 @@ fn hash_password() -> ExitCode {
         }
         Err(e) => {
             eprintln!("herald: cannot hash the password: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `herald presence`: asks every node of the cluster through NATS; prints `USER SESSIONS`
+/// lines, and on stderr how many nodes answered (exit 1 only if NATS is out of reach).
+fn presence(args: &PresenceArgs) -> ExitCode {
+    let cluster = match args.cluster() {
+        Ok(Some(cluster)) => cluster,
+        Ok(None) => {
+            eprintln!(
+                "herald presence: which cluster? give --cluster URL or a configuration with [cluster]"
+            );
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+        Err(e) => return bad_config(&e),
+    };
+    let timeout = std::time::Duration::from_millis(cluster.presence_timeout_ms);
+    let asked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            runtime
+                .block_on(herald::cluster::presence::ask_cluster(
+                    &cluster,
+                    args.user.as_deref(),
+                    timeout,
+                ))
+                .map_err(|e| e.to_string())
+        });
+    match asked {
+        Ok(presence) => {
+            for (user, sessions) in &presence.users {
+                println!("{user} {sessions}");
+            }
+            eprintln!(
+                "{} nodes of cluster {:?} answered within {timeout:?}",
+                presence.nodes, cluster.name
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("herald presence: {e}");
             ExitCode::FAILURE
         }
     }

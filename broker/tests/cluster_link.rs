@@ -595,6 +595,41 @@ async fn close_sends_what_is_buffered() {
     assert_eq!(a.link.counters().dropped, 1);
 }
 
+/// `herald presence --cluster URL [USER]`: one `USER SESSIONS` line per user on stdout, for
+/// every node of the cluster.
+#[tokio::test]
+async fn the_presence_command_lists_every_node_s_users() {
+    let server = NatsServer::start().await;
+    let users = |list: &[(&str, usize)]| -> Presence {
+        list.iter().map(|(u, n)| ((*u).to_owned(), *n)).collect()
+    };
+    let _a = node_with(&server, settings("a"), users(&[("alice", 1)])).await;
+    let _b = node_with(&server, settings("b"), users(&[("alice", 2), ("bob", 1)])).await;
+    let herald = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        command.arg("presence").arg("--cluster").arg(server.url());
+        command.args(args).kill_on_drop(true).output()
+    };
+    let all = within(herald(&[]), "herald presence").await.unwrap();
+    let stderr = String::from_utf8_lossy(&all.stderr);
+    assert!(all.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&all.stdout), "alice 3\nbob 1\n");
+    assert!(
+        stderr.contains("2 nodes of cluster \"herald\" answered"),
+        "{stderr}"
+    );
+    let bob = within(herald(&["bob"]), "herald presence bob")
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&bob.stdout), "bob 1\n");
+    let other = within(herald(&["--name", "other"]), "another cluster")
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&other.stdout), "");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(stderr.contains("0 nodes of cluster \"other\""), "{stderr}");
+}
+
 #[tokio::test]
 async fn presence_without_a_reachable_nats_is_an_error() {
     let cluster = ClusterConfig {
