@@ -1,5 +1,6 @@
 //! Command line: `herald [OPTIONS]` runs the server, `herald config print|check` inspects
-//! configuration. Flags override values from the file; see `apply_overrides`.
+//! configuration, `herald presence` asks a cluster who is online. Flags override values from
+//! the file; see `apply_overrides`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
-//! The `herald` binary: parses the command line, then runs the server or a `config` command.
+//! The `herald` binary: parses the command line, then runs the server, a `config` command or
+//! `presence`.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
