@@ -1258,7 +1258,11 @@ async fn every_message_lost_under_overload_is_counted() {
     slow.connect().await;
     slow.subscribe("s", "/topic/flood").await;
     settled(&b).await;
-    let slow_consumer = || b.node.stats.cluster_slow_consumer.load(Ordering::Relaxed);
+    // Node b's losses: the NATS client's (slow consumer) and the link's own inbound queue.
+    let slow_consumer = || {
+        b.node.stats.cluster_slow_consumer.load(Ordering::Relaxed)
+            + link_counters(&b).inbound_dropped
+    };
     let (b_before, a_before) = (slow_consumer(), link_counters(&a));
 
     let ended = Arc::new(AtomicBool::new(false));
@@ -1302,7 +1306,7 @@ async fn every_message_lost_under_overload_is_counted() {
     let counted_a = a_after.dropped - a_before.dropped + a_after.oversized - a_before.oversized;
     eprintln!(
         "overload in-process: {numbers} of {COUNT} reached the fast subscriber; lost {lost}, \
-         counted {counted_b} on b (NATS slow consumer) + {counted_a} on a; overflows on a {}",
+         counted {counted_b} on b (NATS slow consumer and inbound drops) + {counted_a} on a; overflows on a {}",
         a_after.overflows - a_before.overflows
     );
     assert_eq!(

@@ -4,7 +4,7 @@
 //! While two overlapping filters are subscribed, a message on a subject both match arrives
 //! twice and is delivered through the filter with the smaller id (`filters.rs`). When that
 //! filter ends, the other one becomes the first match, but its receiver may still hold copies
-//! of messages the ended one delivered (it was waiting for a congested subscriber, say).
+//! of messages the ended one delivered (it had fallen behind, say).
 //! Every message carries its publishing link's origin and a sequence number in that link's
 //! publish order, which NATS keeps on every subscription; each receiver records the highest
 //! number it has read per origin. A copy whose number an ended filter with a smaller id had

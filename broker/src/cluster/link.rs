@@ -9,12 +9,15 @@
 //! - the reconciler: brings the NATS subscriptions in line with the interest routing
 //!   reports ([`Interest`]), holds this node's own subject and the presence subject, and
 //!   replaces the client if its connection task ends for good ([`NatsLink::renew_with`]);
-//! - one receiver per subscription: hands each message to routing ([`Inbound`]) and waits,
-//!   within `max_pause`, for the subscribers it left congested. While it waits it does not
-//!   read, so the subscription's bounded channel in the NATS client fills and the client
-//!   counts and drops as a slow consumer: nothing between NATS and routing is unbounded.
+//! - one receiver per subscription: hands each message to routing ([`Inbound`]) and reads
+//!   on at once. A subscriber a delivery left congested gets `max_pause` to catch up, watched
+//!   by a task of its own, and is closed as a slow consumer if it has not (or sooner, when its
+//!   outbox passes its hard bound): a slow subscriber never holds up the fast ones, and the
+//!   subscription's bounded channel in the NATS client fills only when this node cannot keep
+//!   up at all (then the client counts and drops as a slow consumer): nothing between NATS and
+//!   routing is unbounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -136,6 +139,9 @@ pub struct LinkCounters {
     pub duplicates: u64,
     /// Messages on this cluster's subjects not written by a Herald node, skipped.
     pub malformed: u64,
+    /// Messages from other nodes dropped because this node read them faster than it could
+    /// deliver them (past `max_pending_bytes` held).
+    pub inbound_dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +154,7 @@ struct Counters {
     delivered: AtomicU64,
     duplicates: AtomicU64,
     malformed: AtomicU64,
+    inbound_dropped: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -192,6 +199,61 @@ struct Shared {
     sequence: AtomicU64,
     /// Topic filters that ended while overlapping ones stayed.
     ended: Ended,
+    /// Subscriber outboxes being given their `max_pause` (by address; the watch holds the
+    /// outbox, so an address is not reused meanwhile).
+    watched: Mutex<HashSet<usize>>,
+    /// Bytes of messages from other nodes read but not yet delivered, all receivers together.
+    inbound_bytes: AtomicUsize,
+}
+
+/// Messages a receiver has read from its subscription and not yet delivered. Their bytes
+/// count against `max_pending_bytes` for all receivers together; given back when delivered
+/// or when the receiver is stopped.
+struct Inflow<'a> {
+    shared: &'a Shared,
+    queue: Mutex<VecDeque<Message>>,
+    ready: Notify,
+    /// The subscription's stream ended.
+    read_all: AtomicBool,
+}
+
+impl Inflow<'_> {
+    fn push(&self, message: Message) {
+        let shared = self.shared;
+        let size = message.length;
+        let held = shared.inbound_bytes.fetch_add(size, Ordering::Relaxed);
+        if held + size > shared.settings.max_pending_bytes {
+            shared.inbound_bytes.fetch_sub(size, Ordering::Relaxed);
+            let dropped = shared
+                .counters
+                .inbound_dropped
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            // The 1st, 2nd, 4th, 8th… drop is logged: an overload must not flood the log.
+            if dropped.is_power_of_two() {
+                warn!(
+                    dropped,
+                    "cluster: messages from other nodes arrive faster than this node delivers them; dropped"
+                );
+            }
+            return;
+        }
+        self.queue.lock().push_back(message);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Option<Message> {
+        let message = self.queue.lock().pop_front()?;
+        (self.shared.inbound_bytes).fetch_sub(message.length, Ordering::Relaxed);
+        Some(message)
+    }
+}
+
+impl Drop for Inflow<'_> {
+    fn drop(&mut self) {
+        let held: usize = self.queue.get_mut().iter().map(|m| m.length).sum();
+        (self.shared.inbound_bytes).fetch_sub(held, Ordering::Relaxed);
+    }
 }
 
 /// A running receiver of an interest subscription.
@@ -240,6 +302,8 @@ impl NatsLink {
             origin: random_origin(),
             sequence: AtomicU64::new(0),
             ended: Ended::default(),
+            watched: Mutex::new(HashSet::new()),
+            inbound_bytes: AtomicUsize::new(0),
         });
         let publisher = tokio::spawn(Arc::clone(&shared).publish());
         NatsLink {
@@ -302,6 +366,7 @@ impl NatsLink {
             delivered: get(&c.delivered),
             duplicates: get(&c.duplicates),
             malformed: get(&c.malformed),
+            inbound_dropped: get(&c.inbound_dropped),
         }
     }
 }
@@ -668,16 +733,45 @@ impl Shared {
         inbound: Weak<dyn Inbound>,
         epoch: u64,
     ) {
-        while let Some(message) = sub.next().await {
-            let Some(inbound) = inbound.upgrade() else {
-                return;
-            };
-            let congested = self.deliver(&*inbound, &route, &message);
-            drop(inbound);
-            self.relieve(congested).await;
-        }
+        // Two halves in one task (so aborting it stops both): one reads the NATS client's
+        // channel at once, into a queue bounded by the link's inbound byte budget, and counts
+        // exactly what does not fit; the other delivers. The client's own channel then never
+        // fills, so no loss goes uncounted there (its slow-consumer events can be lost).
+        let inflow = Inflow {
+            shared: &self,
+            queue: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+            read_all: AtomicBool::new(false),
+        };
+        let read = async {
+            while let Some(message) = sub.next().await {
+                inflow.push(message);
+            }
+            inflow.read_all.store(true, Ordering::Release);
+            inflow.ready.notify_one();
+        };
+        let deliver = async {
+            loop {
+                let Some(message) = inflow.pop() else {
+                    if inflow.read_all.load(Ordering::Acquire) {
+                        return true;
+                    }
+                    inflow.ready.notified().await;
+                    continue;
+                };
+                let Some(inbound) = inbound.upgrade() else {
+                    return false;
+                };
+                let congested = self.deliver(&*inbound, &route, &message);
+                drop(inbound);
+                self.watch_congested(congested);
+            }
+        };
+        let ((), client_ended) = tokio::join!(read, deliver);
         // Not unsubscribed (that aborts this task): the client's connection task ended.
-        self.client_lost(epoch);
+        if client_ended {
+            self.client_lost(epoch);
+        }
     }
 
     fn client(&self) -> Client {
@@ -741,18 +835,25 @@ impl Shared {
         })
     }
 
-    /// Waits, within `max_pause` altogether, for the subscribers a delivery left congested;
-    /// closes those still congested as slow consumers.
-    async fn relieve(&self, congested: Vec<Arc<Outbox>>) {
-        if congested.is_empty() {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + self.settings.max_pause;
-        for outbox in &congested {
-            let _ = tokio::time::timeout_at(deadline, outbox.uncongested()).await;
-        }
-        for outbox in &congested {
-            outbox.close_if_congested();
+    /// Gives each subscriber a delivery left congested `max_pause` to catch up, in a task of
+    /// its own (one per outbox at a time), and closes it as a slow consumer if it has not.
+    fn watch_congested(self: &Arc<Self>, congested: Vec<Arc<Outbox>>) {
+        for outbox in congested {
+            let key = Arc::as_ptr(&outbox) as usize;
+            if !self.watched.lock().insert(key) {
+                continue;
+            }
+            let shared = Arc::clone(self);
+            tokio::spawn(async move {
+                let max_pause = shared.settings.max_pause;
+                if tokio::time::timeout(max_pause, outbox.uncongested())
+                    .await
+                    .is_err()
+                {
+                    outbox.close_if_congested();
+                }
+                shared.watched.lock().remove(&key);
+            });
         }
     }
 }

@@ -625,7 +625,8 @@ pub struct ClusterConfig {
     pub tls: ClusterTlsConfig,
     /// How long a presence question waits for other nodes' answers.
     pub presence_timeout_ms: u64,
-    /// Most bytes of messages waiting to go out to NATS.
+    /// Most bytes of messages waiting to go out to NATS; also, separately, of messages read
+    /// from NATS and not yet delivered.
     pub max_pending_bytes: usize,
     /// Messages one NATS subscription holds before NATS reports this node a slow consumer.
     pub subscription_capacity: usize,
