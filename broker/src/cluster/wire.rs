@@ -88,8 +88,9 @@ pub(crate) fn overhead(max_headers: usize, max_destination: usize) -> usize {
     const BLOCK: usize = "NATS/1.0\r\n\r\n".len();
     // `name: ` and CRLF around each value.
     let entry = |code: u8| NAMES[usize::from(code)].len() + 4;
-    // `<node id>-<u64>` and `<node id>-<16 hex>`, node ids at most 16 characters.
-    let (id, session) = (16 + 1 + 20, 16 + 1 + 16);
+    // `<node id>-<6 hex run>-<u64>` and `<node id>-<16 hex>`, node ids at most 16
+    // characters.
+    let (id, session) = (16 + 1 + 6 + 1 + 20, 16 + 1 + 16);
     // The entry, the `:` between name and value, two escaped ends (a whitespace character
     // is at most 3 bytes, each becoming 3), less the 4 the router counts.
     let per_header = entry(HEADER) + 1 + 2 * 6 - 4;
@@ -451,7 +452,7 @@ mod tests {
             let message = Crossing {
                 audience: Audience::Session { node: "abcdefghijklmnop", session: "abcdefghijklmnop-0123456789abcdef" },
                 destination: &destination,
-                message_id: "abcdefghijklmnop-18446744073709551615",
+                message_id: "abcdefghijklmnop-abcdef-18446744073709551615",
                 headers: &headers,
                 body: &body,
             };
