@@ -1,5 +1,6 @@
-//! Subscription index benchmarks: fan-out lookups, subscribe/unsubscribe churn on a huge
-//! destination, and a wildcard-heavy mix.
+//! Routing benchmarks: fan-out lookups, subscribe/unsubscribe churn on a huge destination, a
+//! wildcard-heavy mix, and the concurrent maps (literal subscriptions and the queue map) under
+//! several threads.
 //!
 //! `cargo bench -p herald --bench routing -- --warm-up-time 1 --measurement-time 3`
 
@@ -147,7 +148,8 @@ fn publish_to_10k(c: &mut Criterion) {
     use herald::config::{DestinationsConfig, OverflowPolicy};
     use herald::outbox::Outbox;
     use herald::routing::publish::MessageIds;
-    use herald::routing::topic::{Subscriber, TopicRouter};
+    use herald::routing::subscriber::Subscriber;
+    use herald::routing::topic::TopicRouter;
     use herald_protocol::{Headers, Version};
 
     const SUBSCRIBERS: usize = 10_000;
@@ -181,11 +183,219 @@ fn publish_to_10k(c: &mut Criterion) {
     group.finish();
 }
 
+/// Threads of the concurrent benchmarks: twice the cores of the 2-core reference machine, so
+/// threads contend for the map's locks and are preempted while holding them.
+const THREADS: usize = 4;
+
+/// Runs `work(thread)` on [`THREADS`] threads at once and returns the wall time of the lot.
+fn on_threads(work: impl Fn(usize) + Sync) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let work = &work;
+            s.spawn(move || work(t));
+        }
+    });
+    start.elapsed()
+}
+
+/// (d) Literal subscriptions from several threads: subscribe/unsubscribe churn on 10,000
+/// destinations (each with 4 standing subscribers), alone and while other threads publish to
+/// the same destinations (cache hits, and misses on the destinations churn just invalidated).
+fn literal_churn_threads(c: &mut Criterion) {
+    const DESTINATIONS: usize = 10_000;
+    const OPS_PER_THREAD: usize = 50_000;
+    let destinations: Vec<String> = (0..DESTINATIONS)
+        .map(|i| format!("user/{i}/feed"))
+        .collect();
+    // The broker's shape: 4 shards per core, the default cache size.
+    let trie = ShardedTrie::<Sub>::new(Separator::Slash, 8, 65_536);
+    for (i, d) in destinations.iter().enumerate() {
+        for s in 0..4 {
+            trie.insert(d, (i as u64, s)).unwrap();
+        }
+    }
+    let next = std::sync::atomic::AtomicU64::new(1 << 40);
+    let churn = |rng: &mut Rng| {
+        let d = &destinations[rng.below(DESTINATIONS)];
+        let h = (next.fetch_add(1, std::sync::atomic::Ordering::Relaxed), 0);
+        trie.insert(d, h).unwrap();
+        assert!(trie.remove(d, &h));
+    };
+    let mut group = c.benchmark_group("literal_churn_4_threads");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements((THREADS * OPS_PER_THREAD) as u64));
+    group.bench_function("subscribe_unsubscribe", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    on_threads(|t| {
+                        let mut rng = Rng(0x9e37_79b9 + t as u64);
+                        for _ in 0..OPS_PER_THREAD {
+                            churn(&mut rng);
+                        }
+                    })
+                })
+                .sum()
+        })
+    });
+    // Half the threads churn, half publish; one element is one churn pair or one lookup.
+    group.bench_function("churn_while_publishing", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    on_threads(|t| {
+                        let mut rng = Rng(0x7f4a_7c15 + t as u64);
+                        for _ in 0..OPS_PER_THREAD {
+                            if t % 2 == 0 {
+                                churn(&mut rng);
+                            } else {
+                                let d = &destinations[rng.below(DESTINATIONS)];
+                                assert!(trie.matches(d).len() >= 4);
+                            }
+                        }
+                    })
+                })
+                .sum()
+        })
+    });
+    assert_eq!(trie.len(), 4 * DESTINATIONS);
+    group.finish();
+}
+
+/// (e) The queue map from several threads: SENDs to 1,000 existing queues (the lookup path;
+/// each queue keeps one message, dropping the oldest, so memory stays flat), and the
+/// creation path: every thread creates 2,500 queues, then one sweep deletes all 10,000.
+fn queue_map_threads(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use herald::config::{QueueOverflow, QueuesConfig};
+    use herald::metrics::Stats;
+    use herald::routing::publish::MessageIds;
+    use herald::routing::queue::{Creator, Enqueued, QueueRouter};
+    use herald_protocol::Headers;
+
+    const QUEUES: usize = 1_000;
+    const SENDS_PER_THREAD: usize = 50_000;
+    const CREATED_PER_THREAD: usize = 2_500;
+    let router = |config: QueuesConfig| {
+        QueueRouter::new(
+            &config,
+            Arc::new(MessageIds::new("bench")),
+            Arc::new(Stats::default()),
+        )
+    };
+    let headers = Headers::default();
+    let body = [b'x'; 16];
+    let mut group = c.benchmark_group("queue_map_4_threads");
+    group.sample_size(10);
+
+    let sends = router(QueuesConfig {
+        max_messages_per_queue: 1,
+        overflow: QueueOverflow::DropOldest,
+        ..QueuesConfig::default()
+    });
+    let names: Vec<String> = (0..QUEUES).map(|i| format!("/queue/work.{i}")).collect();
+    let creator = Creator::default();
+    for name in &names {
+        sends.publish(name, &headers, &body, &creator);
+    }
+    group.throughput(Throughput::Elements((THREADS * SENDS_PER_THREAD) as u64));
+    group.bench_function("send_to_1k_queues", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    on_threads(|t| {
+                        let mut rng = Rng(0x2545_f491 + t as u64);
+                        for _ in 0..SENDS_PER_THREAD {
+                            let name = &names[rng.below(QUEUES)];
+                            let sent = sends.publish(name, &headers, &body, &creator);
+                            assert_eq!(sent, Enqueued::Accepted);
+                        }
+                    })
+                })
+                .sum()
+        })
+    });
+    assert_eq!(sends.len(), QUEUES);
+
+    // Queues that keep nothing (every SEND refused) and die at the first sweep.
+    let churn = router(QueuesConfig {
+        max_messages_per_queue: 0,
+        overflow: QueueOverflow::Reject,
+        empty_queue_grace_ms: 0,
+        max_queues_per_session: usize::MAX,
+        ..QueuesConfig::default()
+    });
+    let fresh: Vec<Vec<String>> = (0..THREADS)
+        .map(|t| {
+            (0..CREATED_PER_THREAD)
+                .map(|i| format!("/queue/tmp.{t}.{i}"))
+                .collect()
+        })
+        .collect();
+    let churn_total = THREADS * CREATED_PER_THREAD;
+    group.throughput(Throughput::Elements(churn_total as u64));
+    group.bench_function("create_then_sweep", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let created = on_threads(|t| {
+                        for name in &fresh[t] {
+                            churn.publish(name, &headers, &body, &creator);
+                        }
+                    });
+                    let start = std::time::Instant::now();
+                    let deleted = churn.sweep(std::time::Instant::now());
+                    assert_eq!(deleted, churn_total);
+                    created + start.elapsed()
+                })
+                .sum()
+        })
+    });
+    // The two halves apart: creation by 4 threads (then an untimed sweep), and the sweep
+    // alone (after an untimed creation).
+    group.bench_function("create", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let created = on_threads(|t| {
+                        for name in &fresh[t] {
+                            churn.publish(name, &headers, &body, &creator);
+                        }
+                    });
+                    assert_eq!(churn.sweep(std::time::Instant::now()), churn_total);
+                    created
+                })
+                .sum()
+        })
+    });
+    group.bench_function("sweep", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    on_threads(|t| {
+                        for name in &fresh[t] {
+                            churn.publish(name, &headers, &body, &creator);
+                        }
+                    });
+                    let start = std::time::Instant::now();
+                    assert_eq!(churn.sweep(std::time::Instant::now()), churn_total);
+                    start.elapsed()
+                })
+                .sum()
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     literal_fanout,
     churn,
     wildcard_heavy,
-    publish_to_10k
+    publish_to_10k,
+    literal_churn_threads,
+    queue_map_threads
 );
 criterion_main!(benches);

@@ -21,6 +21,9 @@ struct Entry<T> {
 pub(crate) struct Cache<T> {
     map: HashMap<Box<str>, Entry<T>>,
     capacity: usize,
+    /// Bumped by every [`Cache::remove`]: a miss computed while a literal changed may be
+    /// stale, and [`Cache::insert_unless_removed`] then declines it.
+    removals: u64,
 }
 
 impl<T> Cache<T> {
@@ -29,6 +32,7 @@ impl<T> Cache<T> {
         Self {
             map: HashMap::new(),
             capacity,
+            removals: 0,
         }
     }
 
@@ -41,6 +45,20 @@ impl<T> Cache<T> {
             entry.referenced.store(true, Ordering::Relaxed);
         }
         Some(Arc::clone(&entry.result))
+    }
+
+    /// The current [`Cache::remove`] count, read with the miss it goes with.
+    pub(crate) fn removals(&self) -> u64 {
+        self.removals
+    }
+
+    /// Caches `result` unless an entry was removed since [`Cache::removals`] returned
+    /// `seen`: the result may predate the change that removal stood for. Declining is
+    /// always safe; the next miss computes again.
+    pub(crate) fn insert_unless_removed(&mut self, seen: u64, destination: &str, result: Arc<[T]>) {
+        if self.removals == seen {
+            self.insert(destination, result);
+        }
     }
 
     pub(crate) fn insert(&mut self, destination: &str, result: Arc<[T]>) {
@@ -76,6 +94,7 @@ impl<T> Cache<T> {
     /// Forgets one destination (a literal subscribe or unsubscribe on it).
     pub(crate) fn remove(&mut self, destination: &str) {
         self.map.remove(destination);
+        self.removals += 1;
     }
 
     /// Forgets every destination that one of `patterns` matches (a pattern subscribe or
@@ -123,6 +142,17 @@ mod tests {
         let mut c = Cache::new(0);
         c.insert("d", arc(&[1]));
         assert!(c.get("d").is_none());
+    }
+
+    #[test]
+    fn declines_a_result_computed_across_a_removal() {
+        let mut c = Cache::new(8);
+        let seen = c.removals();
+        c.remove("d");
+        c.insert_unless_removed(seen, "d", arc(&[1]));
+        assert!(c.get("d").is_none());
+        c.insert_unless_removed(c.removals(), "d", arc(&[2]));
+        assert_eq!(&*c.get("d").unwrap(), &[2]);
     }
 
     #[test]

@@ -1,11 +1,19 @@
-//! The subscription index: literal destinations in hash maps, patterns in a trie, and a
-//! bounded cache of immutable match snapshots (ARCHITECTURE.md, "Subscription trie").
+//! The subscription index: literal destinations in a concurrent hash map, patterns in a trie,
+//! and a bounded cache of immutable match snapshots (ARCHITECTURE.md, "Subscription trie").
 //!
 //! # Locks
-//! Every shard has `literals` and `cache`; all shards share `patterns`. The order is
-//! `shard.literals` → `patterns` → `shard.cache`, and no thread ever holds locks of two shards
-//! at once. A cache hit takes only `shard.cache` (read). Nothing here is async, so no lock is
-//! ever held across an `.await`.
+//! Literal destinations live in one `DashMap` (its own shard locks, held while a `Ref` or
+//! `RefMut` it returns lives); patterns in one trie; the cache in shards of its own. The order
+//! is literal-map shard → `patterns` → cache shard, and no thread ever holds two locks of one
+//! kind at once. A cache hit takes only its cache shard (read). Nothing here is async, so no
+//! lock is ever held across an `.await`.
+//!
+//! A miss caches its result only if no literal change touched its cache shard since the miss
+//! began (`Cache::insert_unless_removed`): a literal change updates the map, then removes the
+//! destination from the cache, and a miss that read the map before the update either cached
+//! before the removal (and is removed) or sees the removal count moved (and caches nothing).
+//! Holding the literal-map shard lock across the miss, as a plain sharded map could, is not
+//! possible here: a destination without literal subscribers has no entry to hold.
 //!
 //! # Cache invalidation
 //! A literal subscribe/unsubscribe drops only `cache[destination]`. A pattern
@@ -18,13 +26,14 @@
 //! `matches`, so a change never copies a subscriber list (O(1) per subscribe/unsubscribe,
 //! whatever the fan-out).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::slice;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use dashmap::DashMap;
 use parking_lot::RwLock;
 
 use super::cache::Cache;
@@ -33,6 +42,9 @@ use super::pattern::{
     Pattern, PatternError, PatternLimits, SegmentKey, Separator, is_literal, segment_keys,
 };
 use super::subset::SubSet;
+
+/// How often pruning a literal destination looks at whether the map should shrink.
+const SHRINK_CHECK_EVERY: usize = 64;
 
 /// Index of subscriptions by destination pattern, answering "who subscribes to this
 /// destination?" with a shared immutable snapshot.
@@ -45,19 +57,23 @@ use super::subset::SubSet;
 pub struct SubscriptionTrie<T> {
     separator: Separator,
     limits: PatternLimits,
+    /// Literal destinations; dashmap hashes with a randomly keyed `RandomState`, like every
+    /// map here: destinations come from clients, so the hashing must resist flooding.
+    literals: DashMap<Box<str>, SubSet<T>>,
+    /// The result cache, split by destination hash.
     shards: Box<[Shard<T>]>,
-    /// Picks the shard of a literal destination. Randomly keyed, like every map here:
-    /// destinations come from clients, so the hashing must resist flooding.
+    /// Picks the cache shard of a destination (randomly keyed, for the same reason).
     shard_hasher: RandomState,
     patterns: RwLock<Node<T>>,
     generation: AtomicU64,
     len: AtomicUsize,
+    /// Literal destinations pruned so far (see [`SubscriptionTrie::pruned`]).
+    prunings: AtomicUsize,
     /// Shared by every empty result, cached ones included (nats `emptyResult`).
     empty: Arc<[T]>,
 }
 
 struct Shard<T> {
-    literals: RwLock<HashMap<Box<str>, SubSet<T>>>,
     cache: RwLock<Cache<T>>,
 }
 
@@ -83,7 +99,7 @@ impl<T: Clone + Eq + Hash + Send + Sync> SubscriptionTrie<T> {
         Self::sharded(separator, 1, cache_capacity, limits)
     }
 
-    /// `shards` literal shards, each with `cache_capacity / shards` (rounded up) cache entries.
+    /// `shards` cache shards, each with `cache_capacity / shards` (rounded up) entries.
     pub(crate) fn sharded(
         separator: Separator,
         shards: usize,
@@ -95,9 +111,9 @@ impl<T: Clone + Eq + Hash + Send + Sync> SubscriptionTrie<T> {
         Self {
             separator,
             limits,
+            literals: DashMap::new(),
             shards: (0..shards)
                 .map(|_| Shard {
-                    literals: RwLock::new(HashMap::new()),
                     cache: RwLock::new(Cache::new(per_shard)),
                 })
                 .collect(),
@@ -105,6 +121,7 @@ impl<T: Clone + Eq + Hash + Send + Sync> SubscriptionTrie<T> {
             patterns: RwLock::new(Node::new(false)),
             generation: AtomicU64::new(0),
             len: AtomicUsize::new(0),
+            prunings: AtomicUsize::new(0),
             empty: Arc::from(Vec::new()),
         }
     }
@@ -117,19 +134,14 @@ impl<T: Clone + Eq + Hash + Send + Sync> SubscriptionTrie<T> {
     pub fn insert(&self, pattern: &str, subscriber: T) -> Result<(), PatternError> {
         if is_literal(pattern) {
             self.limits.check_literal(pattern, self.separator)?;
-            let shard = self.shard(pattern);
-            let mut literals = shard.literals.write();
-            let changed = match literals.get_mut(pattern) {
-                Some(set) => set.insert(subscriber),
-                None => {
-                    let mut set = SubSet::default();
-                    set.insert(subscriber);
-                    literals.insert(pattern.into(), set);
-                    true
-                }
+            // `get_mut` first: a destination that has subscribers needs no key allocated.
+            let existing = self.literals.get_mut(pattern);
+            let changed = match existing {
+                Some(mut set) => set.insert(subscriber),
+                None => (self.literals.entry(pattern.into()).or_default()).insert(subscriber),
             };
             if changed {
-                shard.cache.write().remove(pattern);
+                self.shard(pattern).cache.write().remove(pattern);
             }
             self.changed(1, true);
         } else {
@@ -158,53 +170,45 @@ impl<T: Clone + Eq + Hash + Send + Sync> SubscriptionTrie<T> {
             return self.remove_many([(pattern, subscriber.clone())]) == 1;
         }
         // The common case, kept free of the batch's allocations.
-        let shard = self.shard(pattern);
-        let mut literals = shard.literals.write();
-        let Some(left) = remove_literal(&mut literals, pattern, subscriber) else {
+        let Some(left) = self.remove_literal(pattern, subscriber) else {
             return false;
         };
         if left {
-            shard.cache.write().remove(pattern);
+            self.shard(pattern).cache.write().remove(pattern);
         }
         self.changed(1, false);
         true
     }
 
-    /// Removes many pairs at once (a session closing): one write lock per touched shard and one
-    /// for the pattern trie, one cache invalidation round. Returns how many pairs were removed.
+    /// Removes many pairs at once (a session closing): one write lock per touched cache shard
+    /// and one for the pattern trie, one cache invalidation round. Returns how many pairs were
+    /// removed.
     pub fn remove_many<I, S>(&self, pairs: I) -> usize
     where
         I: IntoIterator<Item = (S, T)>,
         S: AsRef<str>,
     {
-        let mut literal: Vec<Vec<(S, T)>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
         let mut patterned: Vec<(S, T)> = Vec::new();
-        for (p, t) in pairs {
-            if is_literal(p.as_ref()) {
-                literal[self.shard_index(p.as_ref())].push((p, t));
-            } else {
-                patterned.push((p, t));
-            }
-        }
+        // Destinations whose membership changed, by cache shard.
+        let mut stale: Vec<Vec<S>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
         let mut removed = 0;
-        for (shard, items) in self.shards.iter().zip(&literal) {
-            if items.is_empty() {
+        for (p, t) in pairs {
+            if !is_literal(p.as_ref()) {
+                patterned.push((p, t));
                 continue;
             }
-            let mut literals = shard.literals.write();
-            let mut stale: Vec<&str> = Vec::new();
-            for (p, t) in items {
-                if let Some(left) = remove_literal(&mut literals, p.as_ref(), t) {
-                    removed += 1;
-                    if left {
-                        stale.push(p.as_ref());
-                    }
+            if let Some(left) = self.remove_literal(p.as_ref(), &t) {
+                removed += 1;
+                if left {
+                    stale[self.shard_index(p.as_ref())].push(p);
                 }
             }
+        }
+        for (shard, stale) in self.shards.iter().zip(&stale) {
             if !stale.is_empty() {
                 let mut cache = shard.cache.write();
                 for dest in stale {
-                    cache.remove(dest);
+                    cache.remove(dest.as_ref());
                 }
             }
         }
@@ -242,15 +246,22 @@ impl<T: Clone + Eq + Hash + Send + Sync> SubscriptionTrie<T> {
     /// (empty results too).
     pub fn matches(&self, destination: &str) -> Arc<[T]> {
         let shard = self.shard(destination);
-        if let Some(hit) = shard.cache.read().get(destination) {
-            return hit;
-        }
-        // Both index locks stay held until the result is cached, so no change can land
-        // between computing it and caching it (changes take these locks before the cache's).
-        let literals = shard.literals.read();
+        let seen = {
+            let cache = shard.cache.read();
+            if let Some(hit) = cache.get(destination) {
+                return hit;
+            }
+            cache.removals()
+        };
+        let literal = self.literals.get(destination);
+        // The pattern lock stays held until the result is cached, so no pattern change can
+        // land between computing it and caching it (pattern changes invalidate under it); a
+        // literal change in between makes the cache decline the result (module docs).
         let patterns = self.patterns.read();
-        let result = self.compute(literals.get(destination), &patterns, destination);
-        shard.cache.write().insert(destination, Arc::clone(&result));
+        let result = self.compute(literal.as_deref(), &patterns, destination);
+        drop(literal);
+        let mut cache = shard.cache.write();
+        cache.insert_unless_removed(seen, destination, Arc::clone(&result));
         result
     }
 
@@ -299,8 +310,7 @@ impl<T: Clone + Eq + Hash + Send + Sync> SubscriptionTrie<T> {
     /// pruning test). Takes every lock in turn; not for hot paths.
     #[doc(hidden)]
     pub fn node_count(&self) -> usize {
-        let literal: usize = self.shards.iter().map(|s| s.literals.read().len()).sum();
-        literal + self.patterns.read().descendants()
+        self.literals.len() + self.patterns.read().descendants()
     }
 
     /// Destinations currently cached, over all shards (for tests).
@@ -339,33 +349,45 @@ impl<T: Clone + Eq + Hash + Send + Sync> SubscriptionTrie<T> {
     fn shard(&self, destination: &str) -> &Shard<T> {
         &self.shards[self.shard_index(destination)]
     }
-}
 
-/// Removes one copy of `t` from a literal destination, dropping the destination once it has no
-/// subscriber (pruning). Returns what [`SubSet::remove`] does.
-fn remove_literal<T: Eq + Hash>(
-    literals: &mut HashMap<Box<str>, SubSet<T>>,
-    destination: &str,
-    t: &T,
-) -> Option<bool> {
-    let set = literals.get_mut(destination)?;
-    let left = set.remove(t)?;
-    if set.is_empty() {
-        literals.remove(destination);
-        // A map emptied by mass disconnects gives its memory back; the factor 4 keeps the
-        // rehash amortised.
-        if literals.capacity() > 4 * literals.len().max(64) {
-            literals.shrink_to(2 * literals.len());
+    /// Removes one copy of `t` from a literal destination, dropping the destination once it
+    /// has no subscriber (pruning). Returns what [`SubSet::remove`] does.
+    fn remove_literal(&self, destination: &str, t: &T) -> Option<bool> {
+        let (left, emptied) = {
+            let mut set = self.literals.get_mut(destination)?;
+            let left = set.remove(t)?;
+            (left, set.is_empty())
+        };
+        // Looked at again under the write lock: a subscribe may have landed in between.
+        if emptied
+            && self
+                .literals
+                .remove_if(destination, |_, set| set.is_empty())
+                .is_some()
+        {
+            self.pruned();
+        }
+        Some(left)
+    }
+
+    /// A literal destination left the map. After mass disconnects the map gives its memory
+    /// back: checked once per [`SHRINK_CHECK_EVERY`] prunings (`len` and `capacity` lock every
+    /// shard), and only when the map is 4 times too big, which keeps the rehash amortised.
+    fn pruned(&self) {
+        if self.prunings.fetch_add(1, Ordering::Relaxed) % SHRINK_CHECK_EVERY != 0 {
+            return;
+        }
+        if self.literals.capacity() > 4 * self.literals.len().max(64) {
+            self.literals.shrink_to_fit();
         }
     }
-    Some(left)
 }
 
-/// A [`SubscriptionTrie`] with its literal destinations spread over N shards.
+/// A [`SubscriptionTrie`] with its result cache spread over N shards.
 ///
-/// Literal subscriptions (the common case) and result caches are split by destination hash,
-/// so subscribes, unsubscribes and cache misses on different destinations take different
-/// locks. Pattern subscriptions live in one trie shared by all shards, consulted on every
+/// Literal subscriptions (the common case, in a `DashMap` whatever N) and result caches are
+/// split by destination hash, so subscribes, unsubscribes and cache misses on different
+/// destinations take different locks. Pattern subscriptions live in one trie shared by all shards, consulted on every
 /// cache miss (a hit already includes their subscribers, so a publish costs one lookup and one
 /// `Arc` clone, never a merge). The trade-off: a pattern subscribe or unsubscribe write-locks
 /// the shared trie, blocking misses on every shard for its duration, and scans the caches of
@@ -375,7 +397,7 @@ fn remove_literal<T: Eq + Hash>(
 pub struct ShardedTrie<T>(SubscriptionTrie<T>);
 
 impl<T: Clone + Eq + Hash + Send + Sync> ShardedTrie<T> {
-    /// `shards` (at least 1) literal shards sharing `cache_capacity` cache entries evenly.
+    /// `shards` (at least 1) cache shards sharing `cache_capacity` cache entries evenly.
     pub fn new(separator: Separator, shards: usize, cache_capacity: usize) -> Self {
         Self::with_limits(separator, shards, cache_capacity, PatternLimits::default())
     }
