@@ -844,11 +844,12 @@ async fn a_send_larger_than_nats_carries_is_refused_or_delivered() {
     let mut publisher = a.client(Transport::Tcp).await;
     let big = "b".repeat(2 * 1024 * 1024);
     let answer = send_then_marker(&mut publisher, &send_frame("/topic/big", &big)).await;
+    eprintln!("answer to a 2 MiB SEND: {answer:?}");
     assert_delivered_or_refused(&answer, &mut remote, &big, &a).await;
 }
 
 /// A SEND whose raw size fits NATS's 1 MiB `max_payload` but whose encoding for NATS does
-/// not: header values full of tabs are escaped (`%09`, three bytes each) on the way to NATS.
+/// not: header values full of `%` are escaped (`%25`, three bytes each) on the way to NATS.
 /// With a receipt it must reach node b or be refused, never be dropped silently.
 #[tokio::test]
 async fn a_send_that_outgrows_max_payload_once_escaped_is_refused_or_delivered() {
@@ -862,7 +863,7 @@ async fn a_send_that_outgrows_max_payload_once_escaped_is_refused_or_delivered()
     let body = "b".repeat(1024 * 1024 - 80 * 1024);
     let mut send = send_frame("/topic/tabs", &body);
     for i in 0..10 {
-        send.headers.push(&format!("t{i}"), &"\t".repeat(6_000));
+        send.headers.push(&format!("t{i}"), &"%".repeat(6_000));
     }
     let mut publisher = a.client(Transport::Tcp).await;
     let answer = send_then_marker(&mut publisher, &send).await;
@@ -1245,8 +1246,10 @@ async fn a_slow_subscriber_does_not_starve_a_fast_one_and_memory_stays_bounded()
 }
 
 /// The same overload with both nodes in-process, to count: every message the fast
-/// subscriber on node b misses must show in a counter (node b's NATS slow-consumer drops,
-/// node a's link drops), one count per message.
+/// subscriber on node b misses must show in a counter (node b's NATS slow-consumer drops and
+/// its link's inbound drops, node a's link drops). Herald's own counts are one per message;
+/// the NATS client reports its drops through a bounded event channel that loses events under
+/// a flood, so when it dropped, the count is at least one and at most what was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_lost_under_overload_is_counted() {
     const COUNT: u64 = 30_000;
@@ -1309,11 +1312,19 @@ async fn every_message_lost_under_overload_is_counted() {
          counted {counted_b} on b (NATS slow consumer and inbound drops) + {counted_a} on a; overflows on a {}",
         a_after.overflows - a_before.overflows
     );
-    assert_eq!(
-        lost,
-        counted_b + counted_a,
-        "messages lost and messages counted differ (link on a: {a_after:?})"
-    );
+    let counted = counted_b + counted_a;
+    let client_events = b.node.stats.cluster_slow_consumer.load(Ordering::Relaxed) > 0;
+    if client_events {
+        assert!(
+            counted > 0 && counted <= lost,
+            "lost {lost}, counted {counted} (link on a: {a_after:?})"
+        );
+    } else {
+        assert_eq!(
+            lost, counted,
+            "messages lost and messages counted differ (link on a: {a_after:?})"
+        );
+    }
 }
 
 /// Subscriptions of node b's NATS connection, from the server's monitoring endpoint.

@@ -111,7 +111,6 @@ fn settings(node_id: &str) -> LinkSettings {
         burst_bytes: 4 << 20,
         max_pause: Duration::from_secs(60),
         presence_timeout: Duration::from_millis(200),
-        wire_overhead_bytes: 10_000,
     }
 }
 
@@ -167,13 +166,15 @@ fn forward(
     headers: &Headers,
     body: &Bytes,
 ) -> Option<Arc<Outbox>> {
-    from.link.forward(Crossing {
-        audience,
-        destination,
-        message_id,
-        headers,
-        body,
-    })
+    from.link
+        .forward(Crossing {
+            audience,
+            destination,
+            message_id,
+            headers,
+            body,
+        })
+        .expect("the link carries it")
 }
 
 /// Forwards a topic message without headers whose body is its id.

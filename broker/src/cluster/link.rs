@@ -40,13 +40,13 @@ use super::handover::{Ended, ReadUpTo};
 use super::interest::{Interest, Want};
 use super::presence;
 use super::subject::{MAX_SUBJECT_LEN, Subjects};
-use super::wire;
+use super::wire::{self, Unsent};
 use crate::config::{ClusterConfig, Config, OverflowPolicy, Separator as ConfigSeparator};
 use crate::destination::Destinations;
 use crate::outbox::{Drained, OutFrame, Outbox, Pushed};
 use crate::routing::Separator;
 use crate::routing::cluster::{
-    Audience, BoxFuture, ClusterLink, Crossing, LinkState, Presence, RemotePresence,
+    Audience, BoxFuture, ClusterLink, Crossing, LinkState, Presence, RemotePresence, Unforwardable,
 };
 
 /// Makes a new NATS client (like the first one), or `None` if it cannot now.
@@ -86,10 +86,6 @@ pub struct LinkSettings {
     pub max_pause: Duration,
     /// How long `presence` waits for other nodes' answers.
     pub presence_timeout: Duration,
-    /// What the wire adds to a message beyond what the router counts (body, and name +
-    /// value + 4 per header): Herald's own headers and each STOMP header's framing, for at
-    /// most `limits.max_headers` headers and a destination of `limits.max_header_line_bytes`.
-    pub wire_overhead_bytes: usize,
 }
 
 impl LinkSettings {
@@ -109,10 +105,6 @@ impl LinkSettings {
             burst_bytes: config.limits.max_frame_bytes,
             max_pause: Duration::from_millis(config.outbox.max_pause_ms),
             presence_timeout: Duration::from_millis(cluster.presence_timeout_ms),
-            wire_overhead_bytes: wire::overhead(
-                config.limits.max_headers,
-                config.limits.max_header_line_bytes,
-            ),
         }
     }
 }
@@ -422,40 +414,47 @@ impl ClusterLink for NatsLink {
         }
     }
 
-    fn forward(&self, message: Crossing<'_>) -> Option<Arc<Outbox>> {
+    fn forward(&self, message: Crossing<'_>) -> Result<Option<Arc<Outbox>>, Unforwardable> {
         let shared = &self.shared;
+        let bytes = match wire::encode(&shared.subjects, &message) {
+            Ok(bytes) => bytes,
+            Err(Unsent::SubjectTooLong) => return Err(Unforwardable::NameTooLong),
+            Err(Unsent::NotATopic) => {
+                bump(&shared.counters.dropped);
+                debug!(
+                    destination = message.destination,
+                    "cluster: not a topic, not forwarded"
+                );
+                return Ok(None);
+            }
+        };
+        // As NATS will count it, escapes included (0: not connected yet, nothing known).
+        let max = shared.max_payload.load(Ordering::Relaxed);
+        let size = wire::nats_size(&bytes);
+        if max > 0 && size > max {
+            bump(&shared.counters.oversized);
+            return Err(Unforwardable::TooLarge { size, max });
+        }
         // Nobody can be reached, or the link is closed: local traffic goes on without
         // waiting for NATS.
         let connected = shared.client.read().connection_state() == State::Connected;
         if !connected || shared.stop.is_cancelled() {
             bump(&shared.counters.dropped);
-            return None;
+            return Ok(None);
         }
-        let bytes = match wire::encode(&shared.subjects, &message) {
-            Ok(bytes) => bytes,
-            Err(unsent) => {
-                bump(&shared.counters.dropped);
-                debug!(
-                    destination = message.destination,
-                    ?unsent,
-                    "cluster: not forwarded"
-                );
-                return None;
-            }
-        };
         let buffer = Arc::clone(&shared.buffer.lock());
         match buffer.push_message(OutFrame { bytes, text: false }) {
             Pushed::Queued | Pushed::QueuedAfterDropping(_) => {
                 bump(&shared.counters.forwarded);
-                None
+                Ok(None)
             }
             Pushed::Congested => {
                 bump(&shared.counters.forwarded);
-                Some(buffer)
+                Ok(Some(buffer))
             }
             Pushed::Overflowed | Pushed::Closed => {
                 bump(&shared.counters.dropped);
-                None
+                Ok(None)
             }
         }
     }
@@ -465,12 +464,6 @@ impl ClusterLink for NatsLink {
         let subject = self.shared.subjects.presence().to_owned();
         let timeout = self.shared.settings.presence_timeout;
         Box::pin(async move { presence::ask(&client, &subject, user.as_deref(), timeout).await })
-    }
-
-    fn max_message_bytes(&self) -> Option<usize> {
-        let max_payload = self.shared.max_payload.load(Ordering::Relaxed);
-        let overhead = self.shared.settings.wire_overhead_bytes;
-        (max_payload > 0).then(|| max_payload.saturating_sub(overhead))
     }
 
     fn state(&self) -> LinkState {
@@ -678,7 +671,7 @@ impl Shared {
     }
 
     /// The servers' `max_payload` (0 until the first connection), remembered for
-    /// `max_message_bytes`, which routing asks on every SEND.
+    /// `forward`, which checks every message against it.
     fn refresh_max_payload(&self) -> usize {
         let max_payload = self.client.read().server_info().max_payload;
         self.max_payload.store(max_payload, Ordering::Relaxed);

@@ -80,21 +80,25 @@ pub trait ClusterLink: Send + Sync + fmt::Debug {
 
     /// A message published here, for the other nodes. Returns the link's outgoing buffer if
     /// it is above its high-water mark: the publisher waits for it like for a slow
-    /// subscriber.
-    fn forward(&self, message: Crossing<'_>) -> Option<Arc<Outbox>>;
+    /// subscriber. Refused if the link can never carry it (the publisher is told, rather
+    /// than other nodes silently missing it).
+    fn forward(&self, message: Crossing<'_>) -> Result<Option<Arc<Outbox>>, Unforwardable>;
 
     /// Users online on the other nodes (only `user` if given), as many nodes as answer
     /// within the link's presence timeout.
     fn presence(&self, user: Option<String>) -> BoxFuture<RemotePresence>;
 
     fn state(&self) -> LinkState;
+}
 
-    /// The largest message (headers and body) the link can carry to other nodes, if it has a
-    /// bound (NATS: the servers' `max_payload`). A larger publish is refused, so that its
-    /// sender is told rather than other nodes silently missing it.
-    fn max_message_bytes(&self) -> Option<usize> {
-        None
-    }
+/// Why the link can never carry a message to the other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unforwardable {
+    /// Larger, as the link encodes it, than the link carries (NATS: the servers'
+    /// `max_payload`).
+    TooLarge { size: usize, max: usize },
+    /// A user name or session too long for the link's addressing.
+    NameTooLong,
 }
 
 /// The link of a node without a cluster.
@@ -106,8 +110,8 @@ impl ClusterLink for NoCluster {
 
     fn user_interest(&self, _user: &str, _on: bool) {}
 
-    fn forward(&self, _message: Crossing<'_>) -> Option<Arc<Outbox>> {
-        None
+    fn forward(&self, _message: Crossing<'_>) -> Result<Option<Arc<Outbox>>, Unforwardable> {
+        Ok(None)
     }
 
     fn presence(&self, _user: Option<String>) -> BoxFuture<RemotePresence> {

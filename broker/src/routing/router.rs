@@ -16,7 +16,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use herald_protocol::Headers;
 
-use super::cluster::{Audience, ClusterLink, Crossing, LinkState, Presence};
+use super::cluster::{Audience, ClusterLink, Crossing, LinkState, Presence, Unforwardable};
 use super::destination::{DestinationKind, Destinations};
 use super::has_wildcards;
 use super::publish::{MessageIds, expires, forwarded_headers, is_expired, now_ms};
@@ -426,35 +426,18 @@ impl Router {
     /// Routes a SEND from this node: topic subscribers here get it now, other nodes through
     /// the link; the queues it must reach are returned, for the caller to fill through
     /// [`Router::enqueue`]. Refused, with nothing delivered, if it may have to cross to other
-    /// nodes and is larger than the link carries.
+    /// nodes and the link can never carry it (too large for NATS, say).
     pub fn publish(
         &self,
         route: &SendRoute<'_>,
         headers: &Headers,
         body: &Bytes,
     ) -> Result<Published, Refusal> {
-        let crosses = !matches!(route, SendRoute::Queue(_));
-        if let (true, Some(max)) = (crosses, self.link.max_message_bytes()) {
-            let size = body.len()
-                + headers
-                    .iter()
-                    .map(|(name, value)| name.len() + value.len() + 4)
-                    .sum::<usize>();
-            if size > max {
-                self.stats.record_cluster_oversized();
-                return Err(Refusal::new(
-                    "message too large",
-                    format!(
-                        "{size} bytes with headers; the cluster link carries at most {max} (NATS max_payload)"
-                    ),
-                ));
-            }
-        }
         let mut published = Published::default();
         match route {
             SendRoute::Topic(destination) => {
                 let mut fanout = if self.clustered() {
-                    self.publish_clustered(destination, headers, body, &mut published)
+                    self.publish_clustered(destination, headers, body, &mut published)?
                 } else {
                     self.topics.publish(destination, headers, body)
                 };
@@ -475,7 +458,7 @@ impl Router {
                             headers,
                             body,
                             &mut published,
-                        );
+                        )?;
                         return Ok(published);
                     }
                     Some(_) => {}
@@ -485,7 +468,7 @@ impl Router {
                         headers,
                         body,
                         &mut published,
-                    ),
+                    )?,
                     None => {}
                 }
                 let targets = self.users.targets(name, destination);
@@ -508,7 +491,7 @@ impl Router {
                         headers,
                         body,
                         &mut published,
-                    );
+                    )?;
                 }
                 _ => published.queues.push_back((*resolved).into()),
             },
@@ -516,37 +499,41 @@ impl Router {
         Ok(published)
     }
 
-    /// A topic publish on a clustered node: one message id for every node, delivered here
-    /// and forwarded.
+    /// A topic publish on a clustered node: one message id for every node, forwarded (or
+    /// refused, before anyone got it) and delivered here.
     fn publish_clustered(
         &self,
         destination: &str,
         headers: &Headers,
         body: &Bytes,
         published: &mut Published,
-    ) -> Fanout {
+    ) -> Result<Fanout, Refusal> {
         let expires = expires(headers);
         if is_expired(expires, now_ms()) {
             self.stats.record_expired();
-            return Fanout::default();
+            return Ok(Fanout::default());
         }
         let id = self.message_ids.next();
         let forwarded = forwarded_headers(headers);
+        let crossing = Crossing {
+            audience: Audience::Topic,
+            destination,
+            message_id: &id,
+            headers: &forwarded,
+            body,
+        };
+        published.congested.extend(
+            self.link
+                .forward(crossing)
+                .map_err(|e| self.unforwardable(e))?,
+        );
         let message = TopicMessage {
             id: &id,
             headers: &forwarded,
             body,
             expires,
         };
-        let fanout = self.topics.deliver(destination, &message);
-        published.congested.extend(self.link.forward(Crossing {
-            audience: Audience::Topic,
-            destination,
-            message_id: &id,
-            headers: &forwarded,
-            body,
-        }));
-        fanout
+        Ok(self.topics.deliver(destination, &message))
     }
 
     fn forward(
@@ -556,19 +543,42 @@ impl Router {
         headers: &Headers,
         body: &Bytes,
         published: &mut Published,
-    ) {
+    ) -> Result<(), Refusal> {
         if is_expired(expires(headers), now_ms()) {
             self.stats.record_expired();
-            return;
+            return Ok(());
         }
         let id = self.message_ids.next();
-        published.congested.extend(self.link.forward(Crossing {
+        let crossing = Crossing {
             audience,
             destination,
             message_id: &id,
             headers: &forwarded_headers(headers),
             body,
-        }));
+        };
+        let congested = self
+            .link
+            .forward(crossing)
+            .map_err(|e| self.unforwardable(e))?;
+        published.congested.extend(congested);
+        Ok(())
+    }
+
+    /// The ERROR for a message the link can never carry, counted.
+    fn unforwardable(&self, why: Unforwardable) -> Refusal {
+        self.stats.record_cluster_oversized();
+        match why {
+            Unforwardable::TooLarge { size, max } => Refusal::new(
+                "message too large",
+                format!(
+                    "{size} bytes as sent to other nodes; the cluster carries at most {max} (NATS max_payload)"
+                ),
+            ),
+            Unforwardable::NameTooLong => Refusal::new(
+                "invalid destination",
+                "the user name is too long to reach other nodes",
+            ),
+        }
     }
 
     /// Puts a SEND in the queue `destination` (created for `creator` if needed).

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use super::*;
 use crate::config::{Config, OverflowPolicy};
-use crate::routing::cluster::{BoxFuture, RemotePresence};
+use crate::routing::cluster::{BoxFuture, RemotePresence, Unforwardable};
 use crate::routing::queue::AckMode;
 use crate::routing::user::LocalUsers;
 
@@ -40,7 +40,13 @@ impl ClusterLink for Recorder {
         self.told.lock().push(Told::User(user.to_owned(), on));
     }
 
-    fn forward(&self, message: Crossing<'_>) -> Option<Arc<Outbox>> {
+    fn forward(&self, message: Crossing<'_>) -> Result<Option<Arc<Outbox>>, Unforwardable> {
+        if let Some(max) = self.max.filter(|&max| message.body.len() > max) {
+            return Err(Unforwardable::TooLarge {
+                size: message.body.len(),
+                max,
+            });
+        }
         let audience = match message.audience {
             Audience::Topic => "topic".to_owned(),
             Audience::User { name } => format!("user {name}"),
@@ -52,7 +58,7 @@ impl ClusterLink for Recorder {
             message.message_id.to_owned(),
             message.body.to_vec(),
         ));
-        None
+        Ok(None)
     }
 
     fn presence(&self, _user: Option<String>) -> BoxFuture<RemotePresence> {
@@ -64,10 +70,6 @@ impl ClusterLink for Recorder {
 
     fn state(&self) -> LinkState {
         LinkState::Connected
-    }
-
-    fn max_message_bytes(&self) -> Option<usize> {
-        self.max
     }
 }
 
