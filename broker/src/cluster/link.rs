@@ -414,6 +414,9 @@ impl ClusterLink for NatsLink {
         }
     }
 
+    /// Queues are node-local until they move to JetStream: nothing to subscribe.
+    fn queue_interest(&self, _queue: &str, _on: bool) {}
+
     fn forward(&self, message: Crossing<'_>) -> Result<Option<Arc<Outbox>>, Unforwardable> {
         let shared = &self.shared;
         let bytes = match wire::encode(&shared.subjects, &message) {

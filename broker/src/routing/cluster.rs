@@ -78,6 +78,11 @@ pub trait ClusterLink: Send + Sync + fmt::Debug {
     /// This node holds its first session of `user`, or no longer any.
     fn user_interest(&self, user: &str, on: bool);
 
+    /// The first local consumer of the named queue `queue` subscribed (`on`), or the last
+    /// one left. Queues are node-local for now, so a link may ignore it; a link that keeps
+    /// queues across nodes consumes on its consumers' behalf while there are any.
+    fn queue_interest(&self, queue: &str, on: bool);
+
     /// A message published here, for the other nodes. Returns the link's outgoing buffer if
     /// it is above its high-water mark: the publisher waits for it like for a slow
     /// subscriber. Refused if the link can never carry it (the publisher is told, rather
@@ -109,6 +114,8 @@ impl ClusterLink for NoCluster {
     fn topic_interest(&self, _pattern: &str, _on: bool) {}
 
     fn user_interest(&self, _user: &str, _on: bool) {}
+
+    fn queue_interest(&self, _queue: &str, _on: bool) {}
 
     fn forward(&self, _message: Crossing<'_>) -> Result<Option<Arc<Outbox>>, Unforwardable> {
         Ok(None)

@@ -88,6 +88,13 @@ pub enum SubscribeRoute<'a> {
     },
 }
 
+/// Which local interest the router counts.
+#[derive(Debug, Clone, Copy)]
+enum Interest {
+    Topic,
+    Queue,
+}
+
 /// What a session keeps of one subscription, to leave it again.
 #[derive(Debug)]
 pub struct Route {
@@ -134,6 +141,8 @@ pub struct Router {
     link: Arc<dyn ClusterLink>,
     /// Local subscriptions per topic destination or pattern.
     topic_interest: DashMap<String, usize>,
+    /// Local consumers per named queue (resolved user queues included).
+    queue_interest: DashMap<String, usize>,
     message_ids: Arc<MessageIds>,
     stats: Arc<Stats>,
     /// Creates the queues that messages from other nodes need.
@@ -167,6 +176,7 @@ impl Router {
             users,
             link,
             topic_interest: DashMap::new(),
+            queue_interest: DashMap::new(),
             message_ids,
             stats,
             remote_creator: Creator::default(),
@@ -311,7 +321,7 @@ impl Router {
                 self.topics
                     .subscribe(destination, subscriber)
                     .map_err(|e| Refusal::new("invalid destination", e.to_string()))?;
-                self.topic_interest_changed(destination, true);
+                self.interest_changed(Interest::Topic, destination, true);
                 Ok(Route {
                     destination: destination.to_owned(),
                     user_destination: None,
@@ -324,6 +334,7 @@ impl Router {
                     .queues
                     .subscribe(destination, spec, session.creator)
                     .map_err(|bound| Refusal::queue_full(destination, bound))?;
+                self.interest_changed(Interest::Queue, destination, true);
                 Ok(Route {
                     destination: destination.to_owned(),
                     user_destination: None,
@@ -341,6 +352,7 @@ impl Router {
                     .queues
                     .subscribe(&resolved, spec, session.creator)
                     .map_err(|bound| Refusal::queue_full(&resolved, bound))?;
+                self.interest_changed(Interest::Queue, &resolved, true);
                 if !self.users.is_live(session.id) {
                     self.users.open(session.id, session.user, &self.user_hook());
                 }
@@ -362,10 +374,19 @@ impl Router {
             self.users.unsubscribe(session, user_destination);
         }
         if route.in_topics && self.topics.unsubscribe(&route.destination, subscriber) {
-            self.topic_interest_changed(&route.destination, false);
+            self.interest_changed(Interest::Topic, &route.destination, false);
         }
+        self.leave_queue(route, subscriber);
+    }
+
+    /// Takes a subscription out of its queue (a named one, or its private topic queue).
+    fn leave_queue(&self, route: &Route, subscriber: &Subscriber) {
         if let Some(queue) = &route.queue {
             queue.remove_consumer(subscriber);
+            // A session leaves each of its routes once; a private topic queue is not counted.
+            if !route.in_topics {
+                self.interest_changed(Interest::Queue, &route.destination, false);
+            }
         }
     }
 
@@ -383,33 +404,35 @@ impl Router {
         );
         for (route, subscriber) in routes {
             if route.in_topics {
-                self.topic_interest_changed(&route.destination, false);
+                self.interest_changed(Interest::Topic, &route.destination, false);
             }
-            if let Some(queue) = &route.queue {
-                queue.remove_consumer(subscriber);
-            }
+            self.leave_queue(route, subscriber);
         }
         self.users.close(session, &self.user_hook());
     }
 
-    /// Counts one more (`on`) or one fewer local subscription to a topic destination, and
-    /// tells the link about the first and the last (under the count's lock, so changes to
-    /// one destination reach it in order).
-    fn topic_interest_changed(&self, destination: &str, on: bool) {
+    /// Counts one more (`on`) or one fewer local subscription to a topic destination or
+    /// consumer of a queue, and tells the link about the first and the last (under the
+    /// count's lock, so changes to one destination reach it in order).
+    fn interest_changed(&self, kind: Interest, destination: &str, on: bool) {
+        let (counts, tell): (_, &dyn Fn(bool)) = match kind {
+            Interest::Topic => (&self.topic_interest, &|on| {
+                self.link.topic_interest(destination, on)
+            }),
+            Interest::Queue => (&self.queue_interest, &|on| {
+                self.link.queue_interest(destination, on)
+            }),
+        };
         if on {
-            let mut count = self
-                .topic_interest
-                .entry(destination.to_owned())
-                .or_insert(0);
+            let mut count = counts.entry(destination.to_owned()).or_insert(0);
             if *count == 0 {
-                self.link.topic_interest(destination, true);
+                tell(true);
             }
             *count += 1;
-        } else if let Entry::Occupied(mut count) = self.topic_interest.entry(destination.to_owned())
-        {
+        } else if let Entry::Occupied(mut count) = counts.entry(destination.to_owned()) {
             *count.get_mut() -= 1;
             if *count.get() == 0 {
-                self.link.topic_interest(destination, false);
+                tell(false);
                 count.remove();
             }
         }

@@ -21,6 +21,7 @@ const OTHER_SESSION: &str = "nodeb-00f1e2d3c4b5a697";
 enum Told {
     Topic(String, bool),
     User(String, bool),
+    Queue(String, bool),
     /// Audience (as text), destination, message id, body.
     Forward(String, String, String, Vec<u8>),
 }
@@ -38,6 +39,10 @@ impl ClusterLink for Recorder {
 
     fn user_interest(&self, user: &str, on: bool) {
         self.told.lock().push(Told::User(user.to_owned(), on));
+    }
+
+    fn queue_interest(&self, queue: &str, on: bool) {
+        self.told.lock().push(Told::Queue(queue.to_owned(), on));
     }
 
     fn forward(&self, message: Crossing<'_>) -> Result<Option<Arc<Outbox>>, Unforwardable> {
@@ -196,6 +201,48 @@ fn the_link_hears_of_the_first_and_last_subscription_and_session() {
     assert_eq!(told(&link), [Told::Topic("/topic/a/*".into(), false)]);
     router.unsubscribe_session("nodea-1", std::iter::empty());
     assert_eq!(told(&link), [Told::User("alice".into(), false)]);
+}
+
+#[test]
+fn the_link_hears_of_the_first_and_last_consumer_of_a_queue() {
+    let link = Arc::new(Recorder::default());
+    let router = router_with(Arc::clone(&link));
+    let creator = Creator::default();
+    let (out1, out2) = (outbox(), outbox());
+    let session = |id| SessionRef {
+        id,
+        user: None,
+        creator: &creator,
+    };
+    let work = |r: &Router| r.parse_subscribe("/queue/work", "x").unwrap();
+    let first = router
+        .subscribe(session("nodea-1"), work(&router), spec(1, "s", &out1))
+        .unwrap();
+    let second = router
+        .subscribe(session("nodea-2"), work(&router), spec(2, "s", &out2))
+        .unwrap();
+    // A client-ack topic subscription's private queue is not a named queue.
+    let mut private = spec(1, "t", &out1);
+    private.ack = AckMode::Client;
+    router
+        .subscribe(
+            session("nodea-1"),
+            router.parse_subscribe("/topic/t", "x").unwrap(),
+            private,
+        )
+        .unwrap();
+    assert_eq!(
+        told(&link),
+        [
+            Told::Queue("/queue/work".into(), true),
+            Told::Topic("/topic/t".into(), true)
+        ]
+    );
+    router.unsubscribe("nodea-1", &first, &spec(1, "s", &out1).subscriber);
+    assert_eq!(told(&link), []);
+    let subscriber = spec(2, "s", &out2).subscriber;
+    router.unsubscribe_session("nodea-2", [(&second, &subscriber)].into_iter());
+    assert_eq!(told(&link), [Told::Queue("/queue/work".into(), false)]);
 }
 
 #[test]
