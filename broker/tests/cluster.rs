@@ -470,7 +470,7 @@ fn parse_presence(stdout: &str) -> BTreeMap<String, u64> {
 /// core does not slow a publisher down for a subscriber on another node, so a receiving node
 /// that falls behind holds at most `cluster.subscription_capacity` messages (8,192) per NATS
 /// subscription and drops the rest, counted. A single burst of 10,000 sometimes crosses that
-/// bound here (debug builds, two cores shared by every process: about one run in six lost
+/// bound here (debug builds, two cores shared by every process: one run of nine lost
 /// 128-255 messages from around the 8,400th). Within the bound nothing may be lost,
 /// duplicated or reordered.
 #[tokio::test]
