@@ -13,6 +13,7 @@
 #   KEEP=/tmp/cb scripts/cluster-bench.sh    # keep every run's output and JSON there
 #   SKIP_BUILD=1 ...                         # use the release binaries already built
 #   HERALD_BIN=... LOAD_BIN=...              # other binaries (copies, while others build)
+#   NODE_THREADS=1 ...                       # one runtime thread per node, GOMAXPROCS=1 for NATS
 #
 # ONLY: a space-separated subset of: fanout pairs hop pairs20k (the default), fanout500.
 set -euo pipefail
@@ -86,6 +87,12 @@ wait_quiet() {
 
 # NATS on a port of its own choosing (-p -1), read back from its log.
 : >"$work/nats.log"
+# NODE_THREADS=N: every node's runtime gets N worker threads (TOKIO_WORKER_THREADS) and NATS N
+# Go processors (GOMAXPROCS), to see what five multi-threaded servers on two cores cost. Only
+# the servers: both are unset again before herald-load runs.
+if [[ -n "${NODE_THREADS:-}" ]]; then
+  export TOKIO_WORKER_THREADS="$NODE_THREADS" GOMAXPROCS="$NODE_THREADS"
+fi
 "$NATS_SERVER" -a 127.0.0.1 -p -1 >"$work/nats.log" 2>&1 </dev/null &
 NATS_PID=$!
 nats_line=$(wait_for_line "$work/nats.log" "Listening for client connections on")
@@ -102,8 +109,9 @@ EOF
   wait_for_line "$work/$node.log" "NATS link up" >/dev/null
 done
 start_herald S "$work/solo.log"
+unset TOKIO_WORKER_THREADS GOMAXPROCS
 echo "cluster-bench: NATS $NATS_URL (pid $NATS_PID); nodes a $A_WS (pid $A_PID), b $B_WS (pid $B_PID), c $C_WS (pid $C_PID); no cluster $S_WS (pid $S_PID)"
-echo "cluster-bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $RUNS run(s) per figure"
+echo "cluster-bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $RUNS run(s) per figure${NODE_THREADS:+, $NODE_THREADS thread(s) per server}"
 
 # The subscriber placement of each layout (publishers are always on node a, or on the node
 # without a cluster).
