@@ -967,12 +967,11 @@ async fn one_pattern_over_two_filters_keeps_order_per_destination() {
 /// Node b holds three NATS filters, subscribed in this order: `…p.q` (for X on `/topic/p/q`),
 /// `…p.*` (for Y on `/topic/p/*`) and `…p.r` (for Z on `/topic/p/r`, who never reads). A
 /// `/topic/p/q` message arrives on the first two filters and is delivered through the first;
-/// a `/topic/p/r` one through the second, whose receiver therefore waits for Z
-/// (`outbox.max_pause_ms`) while the first goes on delivering `/topic/p/q` to X and Y. X then
-/// leaves, and the second filter's receiver, freed, goes through its backlog of `/topic/p/q`
-/// messages, which it now delivers (it is the first match left). Y must still get each
-/// `/topic/p/q` message once, in order: docs/cluster.md promises at most a few lost, never
-/// one twice.
+/// a `/topic/p/r` one through the second. Mid-stream (after Y has 200 `/topic/p/q` messages),
+/// X leaves, and the second filter takes `/topic/p/q` over while its receiver may still hold
+/// copies the first one delivered. Y must still get each `/topic/p/q` message once, in
+/// order: docs/cluster.md promises at most a few lost, never one twice. (Receivers used to
+/// wait for a congested Z, which made the second one fall far behind; they no longer do.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_handing_over_mid_stream_duplicates_nothing() {
     const PAIRS: usize = 3_000;
@@ -1027,15 +1026,13 @@ async fn a_filter_handing_over_mid_stream_duplicates_nothing() {
         })
     };
 
-    // Y reads everything; once 200 `/topic/p/q` messages in a row came without a
-    // `/topic/p/r` one (the second filter's receiver is waiting for Z), X leaves.
+    // Y reads everything; once 200 `/topic/p/q` messages came, X leaves.
     let (mut q_seen, mut run) = (Vec::new(), 0);
     let mut leave = Some(leave);
     loop {
         let frame = next_frame_within(&mut y, ROUTE_DEADLINE).await;
         let text = body(&frame);
         if frame.headers.get("destination") == Some("/topic/p/r") {
-            run = 0;
             continue;
         }
         if text == "end" {
@@ -1052,10 +1049,7 @@ async fn a_filter_handing_over_mid_stream_duplicates_nothing() {
     done.store(true, Ordering::Relaxed);
     publishing.await.unwrap();
     x_reading.abort();
-    assert!(
-        leave.is_none(),
-        "the second filter's receiver never held back"
-    );
+    assert!(leave.is_none(), "X never left mid-stream");
     let twice = q_seen.len() - q_seen.iter().collect::<BTreeSet<_>>().len();
     eprintln!(
         "hand-over: Y got {} /topic/p/q messages for {PAIRS}, {twice} of them twice; link of b {:?}",

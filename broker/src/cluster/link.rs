@@ -201,17 +201,17 @@ struct Shared {
 /// Messages a receiver has read from its subscription and not yet delivered. Their bytes
 /// count against `max_pending_bytes` for all receivers together; given back when delivered
 /// or when the receiver is stopped.
-struct Inflow<'a> {
-    shared: &'a Shared,
+struct Inflow {
+    shared: Arc<Shared>,
     queue: Mutex<VecDeque<Message>>,
     ready: Notify,
     /// The subscription's stream ended.
     read_all: AtomicBool,
 }
 
-impl Inflow<'_> {
+impl Inflow {
     fn push(&self, message: Message) {
-        let shared = self.shared;
+        let shared = &self.shared;
         let size = message.length;
         let held = shared.inbound_bytes.fetch_add(size, Ordering::Relaxed);
         if held + size > shared.settings.max_pending_bytes {
@@ -241,10 +241,19 @@ impl Inflow<'_> {
     }
 }
 
-impl Drop for Inflow<'_> {
+impl Drop for Inflow {
     fn drop(&mut self) {
         let held: usize = self.queue.get_mut().iter().map(|m| m.length).sum();
         (self.shared.inbound_bytes).fetch_sub(held, Ordering::Relaxed);
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -729,45 +738,45 @@ impl Shared {
         inbound: Weak<dyn Inbound>,
         epoch: u64,
     ) {
-        // Two halves in one task (so aborting it stops both): one reads the NATS client's
-        // channel at once, into a queue bounded by the link's inbound byte budget, and counts
-        // exactly what does not fit; the other delivers. The client's own channel then never
-        // fills, so no loss goes uncounted there (its slow-consumer events can be lost).
-        let inflow = Inflow {
-            shared: &self,
+        // A reader task of its own drains the NATS client's channel at once (so it runs
+        // while this one delivers), into a queue bounded by the link's inbound byte budget,
+        // counting exactly what does not fit. The client's own channel then fills only if the
+        // runtime is starved, and no loss goes uncounted there (its slow-consumer events can
+        // be lost). Dropping this task (unsubscribing) stops the reader too.
+        let inflow = Arc::new(Inflow {
+            shared: Arc::clone(&self),
             queue: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
             read_all: AtomicBool::new(false),
+        });
+        let reader = {
+            let inflow = Arc::clone(&inflow);
+            AbortOnDrop(tokio::spawn(async move {
+                while let Some(message) = sub.next().await {
+                    inflow.push(message);
+                }
+                inflow.read_all.store(true, Ordering::Release);
+                inflow.ready.notify_one();
+            }))
         };
-        let read = async {
-            while let Some(message) = sub.next().await {
-                inflow.push(message);
-            }
-            inflow.read_all.store(true, Ordering::Release);
-            inflow.ready.notify_one();
-        };
-        let deliver = async {
-            loop {
-                let Some(message) = inflow.pop() else {
-                    if inflow.read_all.load(Ordering::Acquire) {
-                        return true;
-                    }
-                    inflow.ready.notified().await;
-                    continue;
-                };
-                let Some(inbound) = inbound.upgrade() else {
-                    return false;
-                };
-                let congested = self.deliver(&*inbound, &route, &message);
-                drop(inbound);
-                self.watch_congested(congested);
-            }
-        };
-        let ((), client_ended) = tokio::join!(read, deliver);
-        // Not unsubscribed (that aborts this task): the client's connection task ended.
-        if client_ended {
-            self.client_lost(epoch);
+        loop {
+            let Some(message) = inflow.pop() else {
+                if inflow.read_all.load(Ordering::Acquire) {
+                    break;
+                }
+                inflow.ready.notified().await;
+                continue;
+            };
+            let Some(inbound) = inbound.upgrade() else {
+                return;
+            };
+            let congested = self.deliver(&*inbound, &route, &message);
+            drop(inbound);
+            self.watch_congested(congested);
         }
+        drop(reader);
+        // Not unsubscribed (that aborts this task): the client's connection task ended.
+        self.client_lost(epoch);
     }
 
     fn client(&self) -> Client {
