@@ -167,82 +167,68 @@ fn destinations_are_parsed_once_into_routes() {
     );
 }
 
+/// Each of two sessions of alice subscribes a topic pattern, a queue and (session 1) a
+/// client-ack topic, whose private queue is not a named queue.
 #[test]
-fn the_link_hears_of_the_first_and_last_subscription_and_session() {
+fn the_link_hears_of_the_first_and_last_subscription_consumer_and_session() {
     let link = Arc::new(Recorder::default());
     let router = router_with(Arc::clone(&link));
     let creator = Creator::default();
-    let (out1, out2) = (outbox(), outbox());
-    let session = |id| SessionRef {
-        id,
-        user: Some("alice"),
-        creator: &creator,
+    let outs = [outbox(), outbox()];
+    let subscribe = |n: usize, destination: &str, ack: AckMode| {
+        let id = format!("nodea-{n}");
+        router.open_session(&id, Some("alice"));
+        let mut spec = spec(n as u64, destination, &outs[n - 1]);
+        spec.ack = ack;
+        let session = SessionRef {
+            id: &id,
+            user: Some("alice"),
+            creator: &creator,
+        };
+        let route = router.parse_subscribe(destination, &id).unwrap();
+        (
+            router.subscribe(session, route, spec.clone()).unwrap(),
+            spec.subscriber,
+        )
     };
-    router.open_session("nodea-1", Some("alice"));
-    router.open_session("nodea-2", Some("alice"));
-    let route = |r: &Router| r.parse_subscribe("/topic/a/*", "x").unwrap();
-    let first = router
-        .subscribe(session("nodea-1"), route(&router), spec(1, "s", &out1))
-        .unwrap();
-    let second = router
-        .subscribe(session("nodea-2"), route(&router), spec(2, "s", &out2))
-        .unwrap();
+    let first = [
+        subscribe(1, "/topic/a/*", AckMode::Auto),
+        subscribe(1, "/queue/work", AckMode::Auto),
+        subscribe(1, "/topic/t", AckMode::Client),
+    ];
+    let second = [
+        subscribe(2, "/topic/a/*", AckMode::Auto),
+        subscribe(2, "/queue/work", AckMode::Auto),
+    ];
     assert_eq!(
         told(&link),
         [
             Told::User("alice".into(), true),
-            Told::Topic("/topic/a/*".into(), true)
+            Told::Topic("/topic/a/*".into(), true),
+            Told::Queue("/queue/work".into(), true),
+            Told::Topic("/topic/t".into(), true),
         ]
     );
-    router.unsubscribe("nodea-1", &first, &spec(1, "s", &out1).subscriber);
+    for (route, subscriber) in &first[..2] {
+        router.unsubscribe("nodea-1", route, subscriber);
+    }
     assert_eq!(told(&link), []);
-    let subscriber = spec(2, "s", &out2).subscriber;
-    router.unsubscribe_session("nodea-2", [(&second, &subscriber)].into_iter());
-    assert_eq!(told(&link), [Told::Topic("/topic/a/*".into(), false)]);
-    router.unsubscribe_session("nodea-1", std::iter::empty());
-    assert_eq!(told(&link), [Told::User("alice".into(), false)]);
-}
-
-#[test]
-fn the_link_hears_of_the_first_and_last_consumer_of_a_queue() {
-    let link = Arc::new(Recorder::default());
-    let router = router_with(Arc::clone(&link));
-    let creator = Creator::default();
-    let (out1, out2) = (outbox(), outbox());
-    let session = |id| SessionRef {
-        id,
-        user: None,
-        creator: &creator,
-    };
-    let work = |r: &Router| r.parse_subscribe("/queue/work", "x").unwrap();
-    let first = router
-        .subscribe(session("nodea-1"), work(&router), spec(1, "s", &out1))
-        .unwrap();
-    let second = router
-        .subscribe(session("nodea-2"), work(&router), spec(2, "s", &out2))
-        .unwrap();
-    // A client-ack topic subscription's private queue is not a named queue.
-    let mut private = spec(1, "t", &out1);
-    private.ack = AckMode::Client;
-    router
-        .subscribe(
-            session("nodea-1"),
-            router.parse_subscribe("/topic/t", "x").unwrap(),
-            private,
-        )
-        .unwrap();
+    router.unsubscribe_session("nodea-2", second.iter().map(|(r, s)| (r, s)));
     assert_eq!(
         told(&link),
         [
-            Told::Queue("/queue/work".into(), true),
-            Told::Topic("/topic/t".into(), true)
+            Told::Topic("/topic/a/*".into(), false),
+            Told::Queue("/queue/work".into(), false)
         ]
     );
-    router.unsubscribe("nodea-1", &first, &spec(1, "s", &out1).subscriber);
-    assert_eq!(told(&link), []);
-    let subscriber = spec(2, "s", &out2).subscriber;
-    router.unsubscribe_session("nodea-2", [(&second, &subscriber)].into_iter());
-    assert_eq!(told(&link), [Told::Queue("/queue/work".into(), false)]);
+    router.unsubscribe_session("nodea-1", first[2..].iter().map(|(r, s)| (r, s)));
+    assert_eq!(
+        told(&link),
+        [
+            Told::Topic("/topic/t".into(), false),
+            Told::User("alice".into(), false)
+        ]
+    );
 }
 
 #[test]
