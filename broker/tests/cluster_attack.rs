@@ -71,10 +71,6 @@ fn link_counters(server: &TestServer) -> herald::cluster::LinkCounters {
     server.node.cluster.as_ref().unwrap().counters()
 }
 
-fn body(frame: &Frame) -> String {
-    String::from_utf8_lossy(&frame.body).into_owned()
-}
-
 fn header_list(frame: &Frame) -> Vec<(String, String)> {
     frame
         .headers
@@ -145,7 +141,7 @@ async fn hostile_destinations_reach_exactly_their_subscriber() {
             (
                 frame.headers.get("subscription"),
                 frame.headers.get("destination"),
-                body(&frame)
+                body_text(&frame)
             ),
             (
                 Some(&*format!("s{i}")),
@@ -220,7 +216,7 @@ async fn assert_delivered_or_refused(
         Command::Receipt => {
             let first = remote.expect(Command::Message).await;
             assert!(
-                body(&first) == expected,
+                body_text(&first) == expected,
                 "the SEND got a RECEIPT but node b's subscriber got the marker sent after it \
                  first: the message was dropped silently (link counters of the publishing \
                  node: {:?})",
@@ -282,7 +278,7 @@ async fn user_names_with_nats_wildcards_reach_only_their_user() {
         let (name, _) = targets.iter().find(|(_, u)| u == user).unwrap();
         let frame = inbox.expect(Command::Message).await;
         assert_eq!(
-            (frame.headers.get("destination"), body(&frame)),
+            (frame.headers.get("destination"), body_text(&frame)),
             (Some("/user/queue/x"), (*name).to_owned()),
             "user {user:?}: {}",
             show(&frame)
@@ -611,7 +607,7 @@ async fn assert_link_survives(garbage: &[u8]) -> u64 {
         raw_publish(&mut rogue, &marker).await;
         // A well-formed garbage message may be delivered before the marker.
         if let Ok(frame) = tokio::time::timeout(Duration::from_millis(200), everything.recv()).await
-            && body(&frame) == "marker"
+            && body_text(&frame) == "marker"
         {
             break;
         }
@@ -903,7 +899,7 @@ async fn numbered_streams(
         let frame = subscriber.expect(Command::Message).await;
         let destination = frame.headers.get("destination").unwrap();
         let d = destinations.iter().position(|x| *x == destination).unwrap();
-        match body(&frame).as_str() {
+        match body_text(&frame).as_str() {
             "end" => ends += 1,
             number => {
                 let n: usize = number.parse().unwrap();
@@ -1024,7 +1020,7 @@ async fn a_filter_handing_over_mid_stream_duplicates_nothing() {
     let mut leave = Some(leave);
     loop {
         let frame = next_frame_within(&mut y, ROUTE_DEADLINE).await;
-        let text = body(&frame);
+        let text = body_text(&frame);
         if frame.headers.get("destination") == Some("/topic/p/r") {
             continue;
         }
@@ -1145,7 +1141,7 @@ async fn await_route(publisher: &mut Client, destination: &str, receiver: &mut C
         wait = (wait * 2).min(Duration::from_millis(250));
     }
     publisher.publish(destination, "routed").await;
-    while body(&receiver.expect(Command::Message).await) != "routed" {}
+    while body_text(&receiver.expect(Command::Message).await) != "routed" {}
 }
 
 /// One publisher on node a at full speed, on node b a subscriber that never reads and one
@@ -1199,7 +1195,7 @@ async fn a_slow_subscriber_does_not_starve_a_fast_one_and_memory_stays_bounded()
         let frame = next_frame_within(&mut fast, ROUTE_DEADLINE).await;
         longest_gap = longest_gap.max(waiting.elapsed());
         assert_eq!(frame.command, Command::Message, "{}", show(&frame));
-        let text = body(&frame);
+        let text = body_text(&frame);
         if text == "end" {
             break;
         }
@@ -1280,7 +1276,7 @@ async fn every_message_lost_under_overload_is_counted() {
     let (mut numbers, mut ends) = (0, 0);
     loop {
         let frame = next_frame_within(&mut fast, ROUTE_DEADLINE).await;
-        match body(&frame).as_str() {
+        match body_text(&frame).as_str() {
             "end" => {
                 ends += 1;
                 ended.store(true, Ordering::Relaxed);
@@ -1512,7 +1508,7 @@ async fn message_ids_stay_unique_across_a_node_restart() {
         loop {
             let frame = subscriber.expect(Command::Message).await;
             ids.push(frame.headers.get("message-id").unwrap().to_owned());
-            if body(&frame) == "last" {
+            if body_text(&frame) == "last" {
                 break;
             }
         }
@@ -1571,7 +1567,7 @@ async fn a_killed_node_comes_back_and_receives() {
         let mut seen = BTreeSet::new();
         loop {
             let frame = local.expect(Command::Message).await;
-            let text = body(&frame);
+            let text = body_text(&frame);
             if text == "end" {
                 break seen;
             }

@@ -36,10 +36,6 @@ fn epoch_ms() -> u64 {
         .as_millis() as u64
 }
 
-fn body(frame: &Frame) -> String {
-    String::from_utf8_lossy(&frame.body).into_owned()
-}
-
 async fn two_consumers_share_a_queue_without_duplicates_or_loss(transport: Transport) {
     const N: usize = 10_000;
     let server = TestServer::with_defaults().await;
@@ -64,7 +60,7 @@ async fn two_consumers_share_a_queue_without_duplicates_or_loss(transport: Trans
         };
         assert_eq!(frame.command, Command::Message, "{}", show(&frame));
         assert_eq!(frame.headers.get("destination"), Some("/queue/work"));
-        let n: usize = body(&frame).parse().unwrap();
+        let n: usize = body_text(&frame).parse().unwrap();
         seen[n] += 1;
         // One producer: each consumer sees its share in order.
         assert!(last[who].is_none_or(|prev| prev < n), "out of order: {n}");
@@ -189,7 +185,7 @@ async fn a_backlog_of_100000_drains_in_order_to_a_late_subscriber() {
     consumer.subscribe("s", "/queue/backlog").await;
     for n in 0..N {
         let frame = consumer.expect(Command::Message).await;
-        assert_eq!(body(&frame), n.to_string(), "{}", show(&frame));
+        assert_eq!(body_text(&frame), n.to_string(), "{}", show(&frame));
     }
     consumer.expect_silence(QUIET).await;
     assert_eq!(
@@ -295,7 +291,11 @@ async fn a_full_queue_rejects_sends_under_reject(transport: Transport) {
         .await;
     let error = producer.expect_error_then_close("queue full").await;
     assert_eq!(error.headers.get("receipt-id"), Some("r-full"));
-    assert!(body(&error).contains("/queue/strict"), "{}", show(&error));
+    assert!(
+        body_text(&error).contains("/queue/strict"),
+        "{}",
+        show(&error)
+    );
     let mut consumer = server.client(transport).await;
     consumer.subscribe("s", "/queue/strict").await;
     consumer.expect_body("m0").await;

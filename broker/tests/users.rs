@@ -27,14 +27,6 @@ async fn anonymous(server: &TestServer, transport: Transport) -> (Client, String
     (client, session)
 }
 
-fn session_of(connected: &Frame) -> String {
-    connected
-        .headers
-        .get("session")
-        .expect("CONNECTED names the session")
-        .to_owned()
-}
-
 async fn an_anonymous_session_is_reached_by_its_session_id(transport: Transport) {
     let server = TestServer::with_defaults().await;
     let (mut a, session) = anonymous(&server, transport).await;

@@ -921,3 +921,17 @@ impl TestServer {
         }
     }
 }
+
+/// The session id a CONNECTED frame names.
+pub fn session_of(connected: &Frame) -> String {
+    connected
+        .headers
+        .get("session")
+        .expect("CONNECTED names the session")
+        .to_owned()
+}
+
+/// A frame's body as text (invalid UTF-8 replaced).
+pub fn body_text(frame: &Frame) -> String {
+    String::from_utf8_lossy(&frame.body).into_owned()
+}

@@ -53,7 +53,7 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-fn session_of(conn: &Conn) -> Result<String, String> {
+pub(super) fn session_of(conn: &Conn) -> Result<String, String> {
     conn.connected
         .as_ref()
         .and_then(|c| c.header("session"))

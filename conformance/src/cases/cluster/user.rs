@@ -4,6 +4,7 @@
 
 use super::{await_route, expect_measured, measured_bodies_of, subscribe, with_receipt};
 use crate::cases::PASS;
+use crate::cases::user::session_of;
 use crate::ctx::Ctx;
 use crate::runner::{Case, CaseResult, Need};
 use crate::wire::{Conn, Out};
@@ -24,14 +25,6 @@ pub fn cases() -> Vec<Case> {
         )
         .needs(&[Need::UserDestinations]),
     ]
-}
-
-fn session_of(conn: &Conn) -> Result<String, String> {
-    conn.connected
-        .as_ref()
-        .and_then(|c| c.header("session"))
-        .map(str::to_owned)
-        .ok_or_else(|| "CONNECTED has no session header".to_owned())
 }
 
 /// The next measured MESSAGE on `tab` is `body`, shown as `destination`.
