@@ -29,14 +29,6 @@ fn body(frame: &Frame) -> &str {
     std::str::from_utf8(&frame.body).expect("UTF-8 body")
 }
 
-fn session_of(connected: &Frame) -> String {
-    connected
-        .headers
-        .get("session")
-        .expect("CONNECTED names the session")
-        .to_owned()
-}
-
 /// Waits until a SEND to `destination` by `publisher` reaches every receiver: publishes
 /// probes until each receiver has one, then a marker, and reads each receiver up to its
 /// marker(s) so no probe is left over. `copies` is how many of the receiver's subscriptions
@@ -680,6 +672,13 @@ async fn nats_cluster_losing_a_server_mid_stream_keeps_delivering() {
     }
     let victim = victim.expect("some NATS server holds a Herald node's connection");
     nats.kill(victim);
+    // Until a node notices, what its client writes into the dead connection is lost (as
+    // documented); the stream is checked from once both nodes are on the surviving servers.
+    let deadline = Instant::now() + ROUTE_DEADLINE;
+    while survivor_connections(&nats).await != 2 {
+        assert!(Instant::now() < deadline, "nodes never failed over");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let recovered = next;
     let mut received = publish_until_delivered(
@@ -702,14 +701,20 @@ async fn nats_cluster_losing_a_server_mid_stream_keeps_delivering() {
     );
     assert_stream(&received, recovered, next - 1);
     subscriber.expect_silence(QUIET).await;
-    let connected: u64 = {
-        let mut total = 0;
-        for server in nats.servers.iter().filter(|s| s.is_running()) {
-            total += server.client_connections().await;
-        }
-        total
-    };
-    assert_eq!(connected, 2, "both nodes on the surviving servers");
+    assert_eq!(
+        survivor_connections(&nats).await,
+        2,
+        "both nodes on the surviving servers"
+    );
+}
+
+/// Client connections on the NATS servers still running.
+async fn survivor_connections(nats: &NatsCluster) -> u64 {
+    let mut total = 0;
+    for server in nats.servers.iter().filter(|s| s.is_running()) {
+        total += server.client_connections().await;
+    }
+    total
 }
 
 /// Nodes started while NATS is down serve local traffic, and join the cluster when NATS comes
