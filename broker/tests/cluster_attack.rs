@@ -402,10 +402,21 @@ async fn a_transaction_crosses_at_commit_and_never_after_abort() {
 
 fn herald_headers(entries: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
+    map.append("Herald-Seq", rogue_seq());
     for (name, value) in entries {
         map.append(*name, *value);
     }
     map
+}
+
+/// A `Herald-Seq` value as a Herald link writes them, each new: without one, a node counts a
+/// message malformed before reading the rest.
+fn rogue_seq() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "00000000000000aa.{}",
+        SEQ.fetch_add(1, Ordering::Relaxed) + 1
+    )
 }
 
 /// A NATS client that is not a Herald node publishes garbage on every kind of Herald subject:
@@ -597,13 +608,13 @@ async fn assert_link_survives(garbage: &[u8]) -> u64 {
 
     let mut rogue = raw_nats(&nats).await;
     raw_publish(&mut rogue, garbage).await;
-    let marker = hpub(
-        b"herald.t./topic/.marker",
-        b"Herald-Message-Id: rogue-1\r\n",
-        b"marker",
-    );
     let deadline = Instant::now() + ROUTE_DEADLINE;
     loop {
+        let headers = format!(
+            "Herald-Message-Id: rogue-1\r\nHerald-Seq: {}\r\n",
+            rogue_seq()
+        );
+        let marker = hpub(b"herald.t./topic/.marker", headers.as_bytes(), b"marker");
         raw_publish(&mut rogue, &marker).await;
         // A well-formed garbage message may be delivered before the marker.
         if let Ok(frame) = tokio::time::timeout(Duration::from_millis(200), everything.recv()).await

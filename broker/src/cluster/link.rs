@@ -9,17 +9,21 @@
 //! - the reconciler: brings the NATS subscriptions in line with the interest routing
 //!   reports ([`Interest`]), holds this node's own subject and the presence subject, and
 //!   replaces the client if its connection task ends for good ([`NatsLink::renew_with`]);
-//! - one receiver per subscription: hands each message to routing ([`Inbound`]) and reads
-//!   on at once. A subscriber a delivery left congested gets `max_pause` to catch up, watched
-//!   by a task of its own, and is closed as a slow consumer if it has not (or sooner, when its
-//!   outbox passes its hard bound): a slow subscriber never holds up the fast ones, and the
-//!   subscription's bounded channel in the NATS client fills only when this node cannot keep
-//!   up at all (then the client counts and drops as a slow consumer): nothing between NATS and
-//!   routing is unbounded.
+//! - the reader: sweeps every subscription of the client at once (`inlets.rs`), puts what it
+//!   took back in publish order and removes second copies (`order.rs`), and queues it for the
+//!   deliverer, within `max_pending_bytes` (what does not fit is dropped and counted). It
+//!   reads on while the deliverer works, so the NATS client's bounded channels fill only if
+//!   this node is starved of CPU (then the client counts and drops as a slow consumer);
+//! - the deliverer: hands each queued message to routing ([`Inbound`]), one at a time in that
+//!   order. A subscriber a delivery left congested gets `max_pause` to catch up, watched by a
+//!   task of its own, and is closed as a slow consumer if it has not (or sooner, when its
+//!   outbox passes its hard bound): a slow subscriber never holds up the fast ones. Nothing
+//!   between NATS and routing is unbounded.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
+use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -28,16 +32,16 @@ use async_nats::client::RequestErrorKind;
 use async_nats::connection::State;
 use async_nats::{Client, Message, Subscriber};
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use super::filters::{FilterId, FilterIndex};
-use super::handover::{Ended, ReadUpTo};
+use super::inlets::{InletId, Inlets};
 use super::interest::{Interest, Want};
+use super::order::{Released, Seq};
 use super::presence;
 use super::subject::{MAX_SUBJECT_LEN, Subjects};
 use super::wire::{self, Unsent};
@@ -179,18 +183,14 @@ struct Shared {
     /// The interest generation the NATS server has every subscription of (`None` until this
     /// node's own subscriptions are made).
     settled: watch::Sender<Option<u64>>,
-    /// The topic filters subscribed, for delivering each message once.
-    filters: RwLock<FilterIndex>,
     counters: Counters,
     /// The servers' `max_payload`, as last seen (0: not yet connected).
     max_payload: AtomicUsize,
     stop: CancellationToken,
     /// This link's `Herald-Seq` origin: random at each start.
-    origin: Box<str>,
+    origin: u64,
     /// The last `Herald-Seq` number given, in publish order.
     sequence: AtomicU64,
-    /// Topic filters that ended while overlapping ones stayed.
-    ended: Ended,
     /// Subscriber outboxes being given their `max_pause` (by address; the watch holds the
     /// outbox, so an address is not reused meanwhile).
     watched: Mutex<HashSet<usize>>,
@@ -198,53 +198,68 @@ struct Shared {
     inbound_bytes: AtomicUsize,
 }
 
-/// Messages a receiver has read from its subscription and not yet delivered. Their bytes
-/// count against `max_pending_bytes` for all receivers together; given back when delivered
-/// or when the receiver is stopped.
+/// A message from another node, read and not yet delivered, with what its subscription is
+/// for.
+struct Arrived {
+    route: Route,
+    seq: Seq,
+    message: Message,
+}
+
+/// Messages the reader took, in order, for the deliverer. Their bytes count against
+/// `max_pending_bytes` from when the reader takes them (all clients' readers together) until
+/// they are delivered or dropped.
 struct Inflow {
     shared: Arc<Shared>,
-    queue: Mutex<VecDeque<Message>>,
+    queue: Mutex<VecDeque<Arrived>>,
     ready: Notify,
-    /// The subscription's stream ended.
-    read_all: AtomicBool,
 }
 
 impl Inflow {
-    fn push(&self, message: Message) {
+    /// Counts `size` bytes in; `false` (the message is dropped, counted and sometimes
+    /// logged) if they do not fit.
+    fn reserve(&self, size: usize) -> bool {
         let shared = &self.shared;
-        let size = message.length;
         let held = shared.inbound_bytes.fetch_add(size, Ordering::Relaxed);
-        if held + size > shared.settings.max_pending_bytes {
-            shared.inbound_bytes.fetch_sub(size, Ordering::Relaxed);
-            let dropped = shared
-                .counters
-                .inbound_dropped
-                .fetch_add(1, Ordering::Relaxed)
-                + 1;
-            // The 1st, 2nd, 4th, 8th… drop is logged: an overload must not flood the log.
-            if dropped.is_power_of_two() {
-                warn!(
-                    dropped,
-                    "cluster: messages from other nodes arrive faster than this node delivers them; dropped"
-                );
-            }
-            return;
+        if held + size <= shared.settings.max_pending_bytes {
+            return true;
         }
-        self.queue.lock().push_back(message);
+        shared.inbound_bytes.fetch_sub(size, Ordering::Relaxed);
+        let dropped = shared
+            .counters
+            .inbound_dropped
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        // The 1st, 2nd, 4th, 8th… drop is logged: an overload must not flood the log.
+        if dropped.is_power_of_two() {
+            warn!(
+                dropped,
+                "cluster: messages from other nodes arrive faster than this node delivers them; dropped"
+            );
+        }
+        false
+    }
+
+    fn give_back(&self, size: usize) {
+        (self.shared.inbound_bytes).fetch_sub(size, Ordering::Relaxed);
+    }
+
+    fn push(&self, batch: impl Iterator<Item = Arrived>) {
+        self.queue.lock().extend(batch);
         self.ready.notify_one();
     }
 
-    fn pop(&self) -> Option<Message> {
-        let message = self.queue.lock().pop_front()?;
-        (self.shared.inbound_bytes).fetch_sub(message.length, Ordering::Relaxed);
-        Some(message)
+    fn pop(&self) -> Option<Arrived> {
+        let arrived = self.queue.lock().pop_front()?;
+        self.give_back(arrived.message.length);
+        Some(arrived)
     }
 }
 
 impl Drop for Inflow {
     fn drop(&mut self) {
-        let held: usize = self.queue.get_mut().iter().map(|m| m.length).sum();
-        (self.shared.inbound_bytes).fetch_sub(held, Ordering::Relaxed);
+        let held: usize = self.queue.get_mut().iter().map(|a| a.message.length).sum();
+        self.give_back(held);
     }
 }
 
@@ -257,19 +272,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A running receiver of an interest subscription.
-struct Receiver {
-    task: JoinHandle<()>,
-    /// For a topic filter: its id, and how far the receiver has read.
-    read: Option<(FilterId, Arc<ReadUpTo>)>,
-}
+/// One client's subscriptions, read by its reader.
+type ClientInlets = Arc<Mutex<Inlets<Subscriber, Route>>>;
 
-/// What a receiver's subscription is for.
-#[derive(Debug)]
+/// What a subscription is for.
+#[derive(Debug, Clone)]
 enum Route {
-    /// A topic filter, and how far its receiver has read.
-    Topic(FilterId, Arc<ReadUpTo>),
-    User(Box<str>),
+    /// A topic filter: the message's destination is its subject.
+    Topic,
+    User(Arc<str>),
     /// This node's own subject: messages for one of its sessions.
     Node,
 }
@@ -296,13 +307,11 @@ impl NatsLink {
             interest: Mutex::new(Interest::default()),
             interest_changed: Notify::new(),
             settled: watch::Sender::new(None),
-            filters: RwLock::new(FilterIndex::default()),
             counters: Counters::default(),
             max_payload,
             stop: CancellationToken::new(),
             origin: random_origin(),
             sequence: AtomicU64::new(0),
-            ended: Ended::default(),
             watched: Mutex::new(HashSet::new()),
             inbound_bytes: AtomicUsize::new(0),
         });
@@ -372,10 +381,8 @@ impl NatsLink {
     }
 }
 
-/// 16 random hex digits.
-fn random_origin() -> Box<str> {
-    let random = RandomState::new().hash_one(std::process::id());
-    format!("{random:016x}").into()
+fn random_origin() -> u64 {
+    RandomState::new().hash_one(std::process::id())
 }
 
 fn new_buffer(settings: &LinkSettings) -> Outbox {
@@ -521,7 +528,10 @@ impl Shared {
         for frame in drained.frames {
             // Numbered here, in the order the client gets them.
             let seq = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
-            let seq = wire::seq_value(&self.origin, seq);
+            let seq = wire::seq_value(Seq {
+                origin: self.origin,
+                n: seq,
+            });
             let Some(message) = wire::decode(frame.bytes, seq) else {
                 continue;
             };
@@ -564,8 +574,6 @@ impl Shared {
                 return;
             };
             *self.client.write() = client;
-            *self.filters.write() = FilterIndex::default();
-            self.ended.clear();
             self.interest.lock().resubscribe_all();
         }
     }
@@ -601,23 +609,29 @@ impl Shared {
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
         // A report about the client before this one, still pending, is stale.
         let _ = self.lost.notified().now_or_never();
-        let mut fixed = Vec::new();
+        let inlets: ClientInlets = Arc::default();
+        // Unconstrained: a sweep must see a channel empty only when it is (`Inlets::sweep`).
+        let reader = tokio::task::unconstrained(Arc::clone(self).read(
+            Arc::clone(&inlets),
+            inbound.clone(),
+            epoch,
+        ));
+        let _reader = AbortOnDrop(tokio::spawn(reader));
         let node = self.subjects.node(&self.settings.node_id);
         if let Some(sub) = self.subscribe(&node).await {
-            let receive = Arc::clone(self).receive(sub, Route::Node, inbound.clone(), epoch);
-            fixed.push(tokio::spawn(receive));
+            inlets.lock().add(Route::Node, sub);
         }
+        let mut presence_responder = None;
         if let Some(sub) = self.subscribe(self.subjects.presence()).await {
             let node_id = self.settings.node_id.clone();
             let respond = presence::respond(self.client(), node_id, sub, inbound.clone());
             let shared = Arc::clone(self);
-            fixed.push(tokio::spawn(async move {
+            presence_responder = Some(AbortOnDrop(tokio::spawn(async move {
                 respond.await;
                 shared.client_lost(epoch);
-            }));
+            })));
         }
-        let mut active = HashMap::new();
-        let mut last_id: FilterId = 0;
+        let mut active: HashMap<Want, InletId> = HashMap::new();
         loop {
             let (generation, changes) = {
                 let mut interest = self.interest.lock();
@@ -625,17 +639,18 @@ impl Shared {
             };
             for (want, on) in changes {
                 if !on {
-                    if let Some(receiver) = active.remove(&want) {
-                        self.unsubscribed(&want, receiver, &active);
+                    // Dropping the subscription unsubscribes it.
+                    if let Some(id) = active.remove(&want) {
+                        inlets.lock().remove(id);
                     }
                     continue;
                 }
                 if active.contains_key(&want) {
                     continue;
                 }
-                let subject = match &want {
-                    Want::Topic(filter) => filter.to_string(),
-                    Want::User(user) => self.subjects.user(user),
+                let (subject, route) = match &want {
+                    Want::Topic(filter) => (filter.to_string(), Route::Topic),
+                    Want::User(user) => (self.subjects.user(user), Route::User(Arc::from(&**user))),
                 };
                 if subject.len() > MAX_SUBJECT_LEN {
                     // Nothing is ever published on it, and the server would refuse it.
@@ -644,24 +659,7 @@ impl Shared {
                 let Some(sub) = self.subscribe(&subject).await else {
                     continue;
                 };
-                let (route, read) = match &want {
-                    Want::Topic(filter) => {
-                        last_id += 1;
-                        self.filters.write().insert(filter, last_id);
-                        let read = Arc::new(ReadUpTo::default());
-                        (
-                            Route::Topic(last_id, Arc::clone(&read)),
-                            Some((last_id, read)),
-                        )
-                    }
-                    Want::User(user) => (Route::User(user.clone()), None),
-                };
-                let receive = Arc::clone(self).receive(sub, route, inbound.clone(), epoch);
-                let receiver = Receiver {
-                    task: tokio::spawn(receive),
-                    read,
-                };
-                active.insert(want, receiver);
+                active.insert(want, inlets.lock().add(route, sub));
             }
             let settled = self.round_trip().await;
             self.refresh_max_payload();
@@ -676,10 +674,7 @@ impl Shared {
                 () = self.stop.cancelled() => break,
             }
         }
-        let interest_receivers = active.into_values().map(|r| r.task);
-        for receiver in fixed.into_iter().chain(interest_receivers) {
-            receiver.abort();
-        }
+        drop(presence_responder);
     }
 
     /// The servers' `max_payload` (0 until the first connection), remembered for
@@ -716,67 +711,73 @@ impl Shared {
         }
     }
 
-    /// Ends a subscription: its receiver is dropped, and with it the NATS subscription; a
-    /// topic filter hands its subjects over to the `active` ones overlapping it.
-    fn unsubscribed(&self, want: &Want, receiver: Receiver, active: &HashMap<Want, Receiver>) {
-        receiver.task.abort();
-        if let (Want::Topic(filter), Some((id, read))) = (want, receiver.read) {
-            self.filters.write().remove(filter);
-            let live = active.keys().filter_map(|w| match w {
-                Want::Topic(f) => Some(&**f),
-                Want::User(_) => None,
-            });
-            self.ended.end(filter, id, read, live);
-        }
-    }
-
-    /// A receiver task: one subscription's messages into routing, one at a time.
-    async fn receive(
-        self: Arc<Self>,
-        mut sub: Subscriber,
-        route: Route,
-        inbound: Weak<dyn Inbound>,
-        epoch: u64,
-    ) {
-        // A reader task of its own drains the NATS client's channel at once (so it runs
-        // while this one delivers), into a queue bounded by the link's inbound byte budget,
-        // counting exactly what does not fit. The client's own channel then fills only if the
-        // runtime is starved, and no loss goes uncounted there (its slow-consumer events can
-        // be lost). Dropping this task (unsubscribing) stops the reader too.
+    /// The reader task of one client: sweeps its subscriptions (`inlets`), orders what it
+    /// took and queues it for a deliverer task of its own, until aborted (the client is
+    /// replaced or the link stops).
+    async fn read(self: Arc<Self>, inlets: ClientInlets, inbound: Weak<dyn Inbound>, epoch: u64) {
         let inflow = Arc::new(Inflow {
             shared: Arc::clone(&self),
             queue: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
-            read_all: AtomicBool::new(false),
         });
-        let reader = {
-            let inflow = Arc::clone(&inflow);
-            AbortOnDrop(tokio::spawn(async move {
-                while let Some(message) = sub.next().await {
-                    inflow.push(message);
-                }
-                inflow.read_all.store(true, Ordering::Release);
-                inflow.ready.notify_one();
-            }))
-        };
+        let deliverer = Arc::clone(&self).deliver_all(Arc::clone(&inflow), inbound);
+        let _deliverer = AbortOnDrop(tokio::spawn(deliverer));
+        let woken = inlets.lock().woken();
+        let mut released = Released::default();
+        let mut batch = Vec::new();
         loop {
-            let Some(message) = inflow.pop() else {
-                if inflow.read_all.load(Ordering::Acquire) {
-                    break;
+            woken.wait().await;
+            let mut reserved = 0;
+            let ended = inlets.lock().sweep(|route, message| {
+                let Some(seq) = message.headers.as_ref().and_then(wire::seq) else {
+                    // Not from a Herald link: it has no place in any order.
+                    bump(&self.counters.malformed);
+                    return;
+                };
+                if inflow.reserve(message.length) {
+                    reserved += message.length;
+                    batch.push(Arrived {
+                        route: route.clone(),
+                        seq,
+                        message,
+                    });
                 }
+            });
+            let copies = released.arrange(&mut batch, |arrived| arrived.seq);
+            if copies > 0 {
+                self.counters
+                    .duplicates
+                    .fetch_add(copies as u64, Ordering::Relaxed);
+                let kept: usize = batch.iter().map(|a| a.message.length).sum();
+                inflow.give_back(reserved - kept);
+            }
+            if !batch.is_empty() {
+                inflow.push(mem::take(&mut batch).into_iter());
+            }
+            if !ended.is_empty() {
+                // Not unsubscribed (that removes the inlet): the client's connection task
+                // ended.
+                self.client_lost(epoch);
+            }
+            // A sweep never waits: let the other tasks of this thread run between sweeps.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The deliverer task: hands what the reader queued to routing, in order.
+    async fn deliver_all(self: Arc<Self>, inflow: Arc<Inflow>, inbound: Weak<dyn Inbound>) {
+        loop {
+            let Some(arrived) = inflow.pop() else {
                 inflow.ready.notified().await;
                 continue;
             };
             let Some(inbound) = inbound.upgrade() else {
                 return;
             };
-            let congested = self.deliver(&*inbound, &route, &message);
+            let congested = self.deliver(&*inbound, &arrived.route, &arrived.message);
             drop(inbound);
             self.watch_congested(congested);
         }
-        drop(reader);
-        // Not unsubscribed (that aborts this task): the client's connection task ended.
-        self.client_lost(epoch);
     }
 
     fn client(&self) -> Client {
@@ -792,20 +793,7 @@ impl Shared {
         };
         let topic_destination;
         let (audience, destination) = match route {
-            Route::Topic(id, read) => {
-                let first = self.filters.read().first_match(&message.subject) == Some(*id);
-                // Through an ended filter before this one, if it had read this far.
-                let handed_over = incoming.seq.is_some_and(|(origin, seq)| {
-                    self.ended.already_read(&message.subject, *id, origin, seq)
-                });
-                if let Some((origin, seq)) = incoming.seq {
-                    read.record(origin, seq);
-                }
-                if !first || handed_over {
-                    // Another subscription of this node matching the subject delivers it.
-                    bump(&self.counters.duplicates);
-                    return Vec::new();
-                }
+            Route::Topic => {
                 // Named in a header when too long for a subject.
                 topic_destination = match incoming.destination.as_deref() {
                     Some(destination) => Some(destination.to_owned()),

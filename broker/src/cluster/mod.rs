@@ -5,10 +5,10 @@
 
 pub mod connect;
 mod escape;
-mod filters;
-mod handover;
+mod inlets;
 mod interest;
 mod link;
+mod order;
 pub mod presence;
 pub mod subject;
 mod wire;

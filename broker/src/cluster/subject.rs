@@ -241,7 +241,35 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::cluster::filters::filter_matches;
+
+    /// Whether NATS filter `filter` (`*` one token, `>` one or more at the end) matches
+    /// `subject`.
+    fn filter_matches(filter: &str, subject: &str) -> bool {
+        let mut subject = subject.split('.');
+        let mut filter = filter.split('.').peekable();
+        while let Some(token) = filter.next() {
+            let Some(given) = subject.next() else {
+                return false;
+            };
+            if token == ">" && filter.peek().is_none() {
+                return true;
+            }
+            if token != "*" && token != given {
+                return false;
+            }
+        }
+        subject.next().is_none()
+    }
+
+    #[test]
+    fn the_reference_matcher() {
+        assert!(filter_matches("a.*.c", "a.b.c"));
+        assert!(filter_matches("a.>", "a.b.c"));
+        assert!(!filter_matches("a.>", "a"));
+        assert!(!filter_matches("a.*", "a.b.c"));
+        assert!(!filter_matches("a.b", "a"));
+        assert!(!filter_matches("a", "a.b"));
+    }
 
     fn subjects(separator: Separator) -> Subjects {
         let prefixes = ["/topic/".to_owned(), "/exchange/".to_owned()];

@@ -7,7 +7,7 @@
 //!   long and the message goes on the prefix's long subject (see `subject.rs`);
 //! - `Herald-Session`: for session messages, the session id;
 //! - `Herald-Seq`: `<origin>.<n>`, the publishing link (random per start) and the message's
-//!   number in that link's publish order (see `handover.rs`);
+//!   number in that link's publish order (see `order.rs`);
 //! - `Herald-Header`, repeated: each STOMP header as `name:value`, in frame order. One NATS
 //!   name for all of them, because a NATS header map keeps the order of a repeated name but
 //!   not the order between names, and STOMP frames are ordered; and so that a STOMP header
@@ -29,6 +29,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use herald_protocol::Headers;
 
 use super::escape::{Sink, escape_char, escape_into, unescape};
+use super::order::Seq;
 use super::subject::{MAX_SUBJECT_LEN, Subjects};
 use crate::routing::cluster::{Audience, Crossing};
 
@@ -169,13 +170,26 @@ pub(crate) struct Outgoing {
 /// Longest `Herald-Seq` value: 16 hex digits, `.`, a `u64`.
 const SEQ_LEN: usize = 16 + 1 + 20;
 
-/// The `Herald-Seq` value of message `seq` of link `origin`.
-pub(crate) fn seq_value(origin: &str, seq: u64) -> String {
+/// The `Herald-Seq` value of `seq`: the origin as 16 hex digits, `.`, the number.
+pub(crate) fn seq_value(seq: Seq) -> String {
+    use std::fmt::Write;
     let mut value = String::with_capacity(SEQ_LEN);
-    value.push_str(origin);
-    value.push('.');
-    value.push_str(itoa::Buffer::new().format(seq));
+    let _ = write!(value, "{:016x}.", seq.origin);
+    value.push_str(itoa::Buffer::new().format(seq.n));
     value
+}
+
+/// A message's `Herald-Seq`; `None` if it has none or not one a link wrote.
+pub(crate) fn seq(map: &HeaderMap) -> Option<Seq> {
+    let (origin, n) = map.get(name(SEQ))?.as_str().split_once('.')?;
+    // `from_str_radix` would also take a sign.
+    if origin.len() != 16 || !origin.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(Seq {
+        origin: u64::from_str_radix(origin, 16).ok()?,
+        n: n.parse().ok()?,
+    })
 }
 
 /// The bytes NATS will count against its `max_payload` for what [`encode`] wrote, once
@@ -239,8 +253,6 @@ pub(crate) struct Incoming<'a> {
     pub destination: Option<Cow<'a, str>>,
     /// The session a session message is for.
     pub session: Option<Cow<'a, str>>,
-    /// The publishing link and the message's number in its publish order.
-    pub seq: Option<(&'a str, u64)>,
     /// The STOMP headers, in frame order.
     pub headers: Headers,
 }
@@ -252,13 +264,6 @@ pub(crate) fn incoming(map: &HeaderMap) -> Option<Incoming<'_>> {
     let message_id = value(MESSAGE_ID)??;
     let destination = value(DESTINATION).map(|v| v.ok_or(())).transpose().ok()?;
     let session = value(SESSION).map(|v| v.ok_or(())).transpose().ok()?;
-    let seq = match map.get(name(SEQ)) {
-        Some(v) => {
-            let (origin, n) = v.as_str().rsplit_once('.')?;
-            Some((origin, n.parse().ok()?))
-        }
-        None => None,
-    };
     let entries = map.get_all(name(HEADER));
     let mut headers = Headers::with_capacity(
         map.get_all(name(HEADER)).count(),
@@ -272,7 +277,6 @@ pub(crate) fn incoming(map: &HeaderMap) -> Option<Incoming<'_>> {
         message_id,
         destination,
         session,
-        seq,
         headers,
     })
 }
@@ -283,6 +287,34 @@ mod tests {
 
     use super::*;
     use crate::routing::Separator;
+
+    const SEQ_7: Seq = Seq {
+        origin: 0x0123_4567_89ab_cdef,
+        n: 7,
+    };
+
+    #[test]
+    fn a_seq_value_reads_back_and_anything_else_is_refused() {
+        for origin in [0, 1, u64::MAX] {
+            let seq = Seq { origin, n: 42 };
+            let mut map = HeaderMap::new();
+            map.insert(name(SEQ), seq_value(seq));
+            assert_eq!(super::seq(&map), Some(seq));
+        }
+        for bad in [
+            "",
+            "1.2",
+            "0123456789abcdeg.1",
+            "0123456789abcdef.",
+            "0123456789abcdef.-1",
+            "+123456789abcdef.1",
+        ] {
+            let mut map = HeaderMap::new();
+            map.insert(name(SEQ), bad);
+            assert_eq!(super::seq(&map), None, "{bad}");
+        }
+        assert_eq!(super::seq(&HeaderMap::new()), None);
+    }
 
     fn subjects() -> Subjects {
         Subjects::new("herald", &["/topic/".to_owned()], Separator::Slash)
@@ -312,7 +344,7 @@ mod tests {
 
     fn round_trip(message: &Crossing<'_>) -> (Outgoing, HeaderMap) {
         let record = encode(&subjects(), message).expect("encodable");
-        let outgoing = decode(record, seq_value("0123456789abcdef", 7)).expect("decodes");
+        let outgoing = decode(record, seq_value(SEQ_7)).expect("decodes");
         let received = through_the_wire(&outgoing.headers);
         (outgoing, received)
     }
@@ -343,7 +375,7 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 5, "{names:?}");
         let incoming = incoming(&received).unwrap();
-        assert_eq!(incoming.seq, Some(("0123456789abcdef", 7)));
+        assert_eq!(seq(&received), Some(SEQ_7));
         assert_eq!(incoming.message_id, "n1-7");
         assert_eq!(incoming.session.as_deref(), Some("n2-00ff"));
         assert_eq!(incoming.destination.as_deref(), Some("/queue/a b "));
@@ -416,8 +448,12 @@ mod tests {
         assert!(incoming(&map).is_none());
         assert!(decode(Bytes::from_static(b"\0\0\0\x09abc"), String::new()).is_none());
         map.insert(name(HEADER), "a:b");
+        assert!(incoming(&map).is_some());
         map.insert(name(SEQ), "no number");
-        assert!(incoming(&map).is_none());
+        assert!(
+            seq(&map).is_none(),
+            "read apart: the link counts it malformed"
+        );
     }
 
     fn text() -> impl Strategy<Value = String> {
@@ -446,9 +482,9 @@ mod tests {
             };
             let encoded = encode(&subjects(), &message).unwrap();
             let predicted = nats_size(&encoded);
-            let size = decode(encoded.clone(), seq_value("0123456789abcdef", seq)).unwrap().size;
+            let size = decode(encoded.clone(), seq_value(Seq { origin: 0x0123_4567_89ab_cdef, n: seq })).unwrap().size;
             prop_assert!(size <= predicted, "{size} > {predicted}");
-            let longest = decode(encoded, seq_value("0123456789abcdef", u64::MAX)).unwrap().size;
+            let longest = decode(encoded, seq_value(Seq { origin: u64::MAX, n: u64::MAX })).unwrap().size;
             prop_assert_eq!(longest, predicted);
         }
 

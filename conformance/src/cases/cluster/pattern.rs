@@ -27,6 +27,11 @@ pub fn cases() -> Vec<Case> {
             glob_across_nodes
         ),
         case!(
+            "cluster.order_across_destinations",
+            ["cluster", "pattern", "herald"],
+            order_across_destinations
+        ),
+        case!(
             "cluster.overlapping_patterns_across_nodes",
             ["cluster", "pattern", "herald"],
             overlapping_patterns_across_nodes
@@ -45,9 +50,10 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// Publishes to each destination from `publisher` (body = its index) and returns, sorted,
-/// `(body, subscription, destination)` of every MESSAGE `subscriber` gets. Sorted, because a
-/// cluster keeps one publisher's order per destination only: one pattern's messages to two
-/// destinations may come through two NATS subscriptions (docs/cluster.md, "Order").
+/// `(body, subscription, destination)` of every MESSAGE `subscriber` gets; an error if they
+/// did not come in publish order (SEMANTICS §2: one publisher's messages reach a subscriber
+/// in order, whatever their destinations, also when they cross nodes through different NATS
+/// subscriptions). One message's copies for several subscriptions may come in any order.
 async fn publish_all(
     ctx: &Ctx,
     publisher: &mut Conn,
@@ -66,6 +72,14 @@ async fn publish_all(
             (m.body_text(), header("subscription"), header("destination"))
         })
         .collect();
+    let indices: Vec<usize> = got
+        .iter()
+        .filter_map(|(body, ..)| body.parse().ok())
+        .collect();
+    ensure!(
+        indices.is_sorted(),
+        "not in publish order (bodies are publish indices): {got:?}"
+    );
     got.sort();
     Ok(got)
 }
@@ -160,6 +174,28 @@ async fn glob_across_nodes(ctx: Ctx) -> CaseResult {
     let got = publish_all(&ctx, &mut publisher, &mut subscriber, &destinations).await?;
     let want = expected(&destinations, &[(0, "q"), (3, "g"), (4, "g")]);
     ensure!(got == want, "received {got:?}, expected {want:?}");
+    PASS
+}
+
+/// SEMANTICS §2: one publisher's messages reach a subscriber in the order sent, whatever
+/// their destinations: 1,000 messages spread over destinations that reach the peer through
+/// different NATS subscriptions (`…/**` is two NATS filters; a literal beside it is a third).
+async fn order_across_destinations(ctx: Ctx) -> CaseResult {
+    const COUNT: usize = 1000;
+    let b = ctx.topic("r");
+    let other = ctx.topic("r2");
+    let (x, deep) = (format!("{b}/x"), format!("{b}/x/y"));
+    let all = format!("{b}/**");
+    let (mut publisher, mut subscriber) = pattern_pair(
+        &ctx,
+        &[("all", &all), ("other", &other)],
+        &[&b, &x, &deep, &other],
+    )
+    .await?;
+    let targets = [b.as_str(), &x, &deep, &other];
+    let destinations: Vec<&str> = (0..COUNT).map(|n| targets[(n * 7 + n / 3) % 4]).collect();
+    let got = publish_all(&ctx, &mut publisher, &mut subscriber, &destinations).await?;
+    ensure!(got.len() == COUNT, "{} of {COUNT} arrived", got.len());
     PASS
 }
 
