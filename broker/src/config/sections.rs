@@ -29,6 +29,10 @@ pub struct WebSocketConfig {
     pub outbound_message_type: OutboundMessageType,
     /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR blocks).
     pub trusted_proxies: Vec<IpNetwork>,
+    /// Directory whose files are served to plain GET requests off `paths` (a page and the
+    /// socket it opens then share an origin); unset serves nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_dir: Option<std::path::PathBuf>,
     /// `[websocket.tls]`: `wss://` instead of `ws://`.
     pub tls: TlsConfig,
 }
@@ -52,6 +56,7 @@ impl Default for WebSocketConfig {
             outbound_message_type: OutboundMessageType::Auto,
             trusted_proxies: Vec::new(),
             tls: TlsConfig::default(),
+            static_dir: None,
         }
     }
 }

@@ -525,3 +525,14 @@ fn shipped_cluster_example_sets_every_key_at_its_default() {
     assert_eq!(cluster_keys(section), default_cluster_keys());
     assert_eq!(cluster_config(&example), ClusterConfig::default());
 }
+
+#[test]
+fn static_dir_must_be_a_directory() {
+    let mut config = Config::default();
+    config.websocket.static_dir = Some(std::env::temp_dir());
+    assert!(problem_keys(&config).is_empty());
+    config.websocket.static_dir = Some("/nonexistent/herald-static".into());
+    assert_eq!(problem_keys(&config), ["websocket.static_dir"]);
+    config.websocket.static_dir = Some("/etc/hostname".into());
+    assert_eq!(problem_keys(&config), ["websocket.static_dir"]);
+}

@@ -331,6 +331,14 @@ fn listeners(check: &mut Checker, config: &Config) {
         );
     }
     check.positive("websocket.max_message_bytes", ws.max_message_bytes);
+    if let Some(dir) = &ws.static_dir
+        && !dir.is_dir()
+    {
+        check.fail(
+            "websocket.static_dir",
+            format!("{} is not a directory", dir.display()),
+        );
+    }
 }
 
 fn stomp(check: &mut Checker, config: &Config) {

@@ -2,6 +2,7 @@
 //! TCP; each transport implements [`FrameIo`], over a plain or TLS [`stream::Stream`].
 
 pub mod proxy;
+pub mod static_files;
 pub mod stream;
 pub mod tcp;
 pub mod tls;

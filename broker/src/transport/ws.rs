@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::stream::{Prefixed, Stream};
-use super::{CloseKind, FrameIo, InputTooLarge, proxy};
+use super::{CloseKind, FrameIo, InputTooLarge, proxy, static_files};
 use crate::config::{OutboundMessageType, WebSocketConfig as WsSettings};
 use crate::outbox::OutFrame;
 
@@ -58,6 +58,9 @@ pub enum UpgradeError {
     Refused(StatusCode, String),
     #[error("reading the upgrade request: {0}")]
     Io(#[from] io::Error),
+    /// A plain GET answered from `static_dir`, with this status.
+    #[error("static file request answered with HTTP {0}")]
+    Served(StatusCode),
 }
 
 /// Performs the WebSocket upgrade on an accepted connection from `peer`. The request head is
@@ -76,6 +79,10 @@ pub async fn upgrade(
         Err(RequestError::Refuse(status, reason)) => {
             answer(&mut stream, status, &reason).await;
             return Err(UpgradeError::Refused(status, reason));
+        }
+        Err(RequestError::Static(request, dir)) => {
+            let status = static_files::serve(&mut stream, &request, &dir).await;
+            return Err(UpgradeError::Served(status));
         }
     };
     let stream = Prefixed::new(head.freeze(), stream);
@@ -105,6 +112,8 @@ pub async fn upgrade(
 enum RequestError {
     Io(io::Error),
     Refuse(StatusCode, String),
+    /// Not an upgrade, off the WebSocket paths, with a `static_dir` to answer from.
+    Static(Box<Request>, std::path::PathBuf),
 }
 
 /// Reads the HTTP request head (and nothing after it: a client waits for the 101 before it
@@ -133,6 +142,11 @@ async fn read_request(
             ProtocolError::MissingConnectionUpgradeHeader
             | ProtocolError::MissingUpgradeWebSocketHeader,
         )) => {
+            if let Some(dir) = &settings.static_dir
+                && !settings.paths.iter().any(|p| p == request.uri().path())
+            {
+                return Err(RequestError::Static(Box::new(request), dir.clone()));
+            }
             return Err(RequestError::Refuse(
                 StatusCode::UPGRADE_REQUIRED,
                 "this port speaks STOMP over WebSocket only".to_owned(),
