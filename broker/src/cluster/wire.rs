@@ -186,6 +186,10 @@ pub(crate) fn seq(map: &HeaderMap) -> Option<Seq> {
     if origin.len() != 16 || !origin.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
+    // `parse` would also take a sign.
+    if !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     Some(Seq {
         origin: u64::from_str_radix(origin, 16).ok()?,
         n: n.parse().ok()?,
@@ -454,6 +458,26 @@ mod tests {
             seq(&map).is_none(),
             "read apart: the link counts it malformed"
         );
+    }
+
+    proptest! {
+        /// Any `Herald-Seq` value (a NATS client can send anything): read when it is 16 hex
+        /// digits, `.` and a decimal `u64`, refused otherwise, never a panic.
+        #[test]
+        fn any_seq_value_is_read_or_refused(
+            value in "[0-9a-fA-F]{15,17}\\.[0-9+-]{0,21}|[0-9a-fA-F.+-]{0,40}|\\PC{0,40}"
+        ) {
+            let mut map = HeaderMap::new();
+            map.insert(name(SEQ), value.as_str());
+            let well_formed = value.split_once('.').is_some_and(|(origin, n)| {
+                origin.len() == 16
+                    && origin.bytes().all(|b| b.is_ascii_hexdigit())
+                    && !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit())
+                    && n.parse::<u64>().is_ok()
+            });
+            prop_assert_eq!(seq(&map).is_some(), well_formed, "{}", value);
+        }
     }
 
     fn text() -> impl Strategy<Value = String> {
