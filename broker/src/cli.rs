@@ -116,6 +116,9 @@ pub struct Overrides {
     /// Overrides tcp.bind.
     #[arg(long, value_name = "ADDR")]
     pub tcp_bind: Option<SocketAddr>,
+    /// Serves metrics and health on ADDR: sets http.bind and http.enabled = true.
+    #[arg(long, value_name = "ADDR")]
+    pub http_bind: Option<SocketAddr>,
     /// Sets websocket.enabled = false.
     #[arg(long)]
     pub no_ws: bool,
@@ -158,6 +161,10 @@ pub fn apply_overrides(config: &mut Config, overrides: &Overrides) -> Result<(),
     }
     if let Some(addr) = overrides.tcp_bind {
         config.tcp.bind = addr;
+    }
+    if let Some(addr) = overrides.http_bind {
+        config.http.bind = addr;
+        config.http.enabled = true;
     }
     if overrides.no_ws {
         config.websocket.enabled = false;
@@ -220,6 +227,23 @@ mod tests {
         assert!(config.websocket.enabled);
         assert!(!config.tcp.enabled);
         assert_eq!(config.log.level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn http_bind_turns_the_operations_listener_on() {
+        let config = Cli::try_parse_from(["herald"])
+            .unwrap()
+            .settings
+            .load()
+            .unwrap();
+        assert!(!config.http.enabled);
+        let cli = Cli::try_parse_from(["herald", "--http-bind", "127.0.0.1:9100"]).unwrap();
+        let config = cli.settings.load().unwrap();
+        assert!(config.http.enabled);
+        assert_eq!(config.http.bind, "127.0.0.1:9100".parse().unwrap());
+        let clash = Cli::try_parse_from(["herald", "--http-bind", "0.0.0.0:61613"]).unwrap();
+        let err = clash.settings.load().unwrap_err().to_string();
+        assert!(err.contains("http.bind"), "{err}");
     }
 
     #[tokio::test]

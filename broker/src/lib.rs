@@ -9,6 +9,7 @@ pub mod config;
 pub mod destination;
 pub mod metrics;
 pub mod node;
+pub mod ops;
 pub mod outbox;
 pub mod pattern;
 pub mod routing;

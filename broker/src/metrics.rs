@@ -1,7 +1,20 @@
-//! Every counter the broker keeps, defined in one place. The operations work exports them to
-//! Prometheus; until then they are readable in-process (and by tests).
+//! Every counter the broker keeps, and every metric exported from them, defined in one
+//! place. The hot paths count into plain atomics (and two histograms); [`render`] turns them,
+//! with what the layers above know ([`Outside`]), into the Prometheus text format when
+//! `/metrics` is scraped. No label names a destination or a user: label values come from
+//! fixed lists, so the number of series stays bounded whatever clients do.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use herald_protocol::Command;
+use prometheus::{Histogram, HistogramOpts};
+
+mod export;
+pub use export::{LinkSample, Outside, render};
+
+/// The transports sessions arrive on, as `transport` labels.
+pub const TRANSPORT_LABELS: [&str; 2] = ["ws", "tcp"];
 
 /// Why sessions end, one counter each: the labels `session::close::CloseReason::label` gives
 /// (metrics imports nothing above it, so it counts labels, not reasons).
@@ -18,7 +31,7 @@ pub const CLOSE_LABELS: [&str; 10] = [
     "internal_error",
 ];
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     pub connections_open: AtomicI64,
     pub connections_accepted: AtomicU64,
@@ -64,9 +77,198 @@ pub struct Stats {
     /// Messages from other nodes a full queue of this node did not take.
     pub cluster_queue_drops: AtomicU64,
     closes: [AtomicU64; CLOSE_LABELS.len()],
+    /// Open connections by transport (index into [`TRANSPORT_LABELS`]).
+    connections: [AtomicI64; TRANSPORT_LABELS.len()],
+    /// Sessions started (a connection established, before its CONNECT) by transport.
+    sessions_opened: [AtomicU64; TRANSPORT_LABELS.len()],
+    /// Frames decoded from clients, by command (index `Command as usize`).
+    frames_in: [AtomicU64; Command::ALL.len()],
+    /// Frames written to clients, by command (heart-beats are not frames).
+    frames_out: [AtomicU64; Command::ALL.len()],
+    /// STOMP bytes read from clients (WebSocket framing excluded).
+    pub bytes_in: AtomicU64,
+    /// STOMP bytes written to clients, heart-beats included (WebSocket framing excluded).
+    pub bytes_out: AtomicU64,
+    /// SENDs refused by the access rules.
+    pub access_denied_sends: AtomicU64,
+    /// SUBSCRIBEs refused by the access rules.
+    pub access_denied_subscribes: AtomicU64,
+    /// Topic publishes that reached no subscriber on this node (in a cluster, other nodes
+    /// may have had some).
+    pub topic_unheard: AtomicU64,
+    /// Subscriptions of this node's sessions (topic and queue), as routing counts them.
+    pub subscriptions: AtomicI64,
+    /// Topic destinations and patterns with at least one local subscription.
+    pub topic_destinations: AtomicI64,
+    /// Local subscribers one topic publish reached (the message was encoded once for all).
+    pub fanout: Histogram,
+    /// From a frame entering a session's outbox (the oldest of a written batch) to the
+    /// batch handed to the socket.
+    pub write_latency: Histogram,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            connections_open: AtomicI64::default(),
+            connections_accepted: AtomicU64::default(),
+            connections_refused: AtomicU64::default(),
+            messages_published: AtomicU64::default(),
+            messages_delivered: AtomicU64::default(),
+            messages_dropped: AtomicU64::default(),
+            messages_expired: AtomicU64::default(),
+            user_messages_unrouted: AtomicU64::default(),
+            auth_failures: AtomicU64::default(),
+            backpressure_pauses: AtomicU64::default(),
+            backpressure_timeouts: AtomicU64::default(),
+            queues: QueueStats::default(),
+            transaction_bytes: AtomicI64::default(),
+            cluster_link_up: AtomicI64::default(),
+            cluster_disconnects: AtomicU64::default(),
+            cluster_reconnects: AtomicU64::default(),
+            cluster_connect_errors: AtomicU64::default(),
+            cluster_auth_errors: AtomicU64::default(),
+            cluster_slow_consumer: AtomicU64::default(),
+            cluster_oversized_refused: AtomicU64::default(),
+            cluster_queue_drops: AtomicU64::default(),
+            closes: Default::default(),
+            connections: Default::default(),
+            sessions_opened: Default::default(),
+            frames_in: Default::default(),
+            frames_out: Default::default(),
+            bytes_in: AtomicU64::default(),
+            bytes_out: AtomicU64::default(),
+            access_denied_sends: AtomicU64::default(),
+            access_denied_subscribes: AtomicU64::default(),
+            topic_unheard: AtomicU64::default(),
+            subscriptions: AtomicI64::default(),
+            topic_destinations: AtomicI64::default(),
+            fanout: histogram(
+                "herald_fanout_subscribers",
+                "Local subscribers one topic publish reached.",
+                &FANOUT_BUCKETS,
+            ),
+            write_latency: histogram(
+                "herald_publish_to_socket_seconds",
+                "From a message entering a session's outbound queue (routing done) to its batch \
+                 written to the socket: the oldest frame of each written batch.",
+                &LATENCY_BUCKETS,
+            ),
+        }
+    }
+}
+
+/// Subscriber counts; a publish to nobody lands in the first bucket.
+const FANOUT_BUCKETS: [f64; 12] = [
+    0.0, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10_000.0, 50_000.0,
+];
+
+/// Seconds: 50 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 10.0,
+];
+
+fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .expect("a valid histogram definition")
+}
+
+/// What one written batch held, tallied before the write so that the frames can move.
+#[derive(Debug, Default)]
+pub struct Written {
+    bytes: u64,
+    frames: [u32; Command::ALL.len()],
+}
+
+impl Written {
+    /// Tallies encoded frames; a server frame's command is told by its first byte (CONNECTED,
+    /// MESSAGE, RECEIPT, ERROR), a lone end of line is a heart-beat.
+    pub fn of<'a>(frames: impl Iterator<Item = &'a [u8]>) -> Written {
+        let mut written = Written::default();
+        for frame in frames {
+            written.bytes += frame.len() as u64;
+            let command = match frame.first() {
+                Some(b'M') => Command::Message,
+                Some(b'R') => Command::Receipt,
+                Some(b'E') => Command::Error,
+                Some(b'C') => Command::Connected,
+                _ => continue,
+            };
+            written.frames[command as usize] += 1;
+        }
+        written
+    }
 }
 
 impl Stats {
+    /// A connection was admitted on `transport` (one of [`TRANSPORT_LABELS`]); `false` when
+    /// it closed.
+    pub fn record_connection(&self, transport: &str, open: bool) {
+        if let Some(i) = TRANSPORT_LABELS.iter().position(|t| *t == transport) {
+            self.connections[i].fetch_add(if open { 1 } else { -1 }, Ordering::Relaxed);
+        }
+    }
+
+    /// A session started on `transport`.
+    pub fn record_session_opened(&self, transport: &str) {
+        if let Some(i) = TRANSPORT_LABELS.iter().position(|t| *t == transport) {
+            self.sessions_opened[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A frame decoded from a client.
+    pub fn record_frame_in(&self, command: Command) {
+        self.frames_in[command as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `bytes` read from a client.
+    pub fn record_bytes_in(&self, bytes: usize) {
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// A batch written to a client; `since` is when its oldest frame was queued.
+    pub fn record_written(&self, written: &Written, since: Option<Instant>) {
+        self.bytes_out.fetch_add(written.bytes, Ordering::Relaxed);
+        for (counter, &n) in self.frames_out.iter().zip(&written.frames) {
+            if n != 0 {
+                counter.fetch_add(u64::from(n), Ordering::Relaxed);
+            }
+        }
+        if let Some(since) = since {
+            self.write_latency.observe(since.elapsed().as_secs_f64());
+        }
+    }
+
+    /// A SEND (`send`) or SUBSCRIBE refused by the access rules.
+    pub fn record_access_denied(&self, send: bool) {
+        let counter = match send {
+            true => &self.access_denied_sends,
+            false => &self.access_denied_subscribes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A local subscription added (`on`) or removed; `first_or_last` when it was the first
+    /// on its topic destination or the last, so that distinct destinations are counted too.
+    pub fn record_subscription(&self, topic: bool, on: bool, first_or_last: bool) {
+        let delta = if on { 1 } else { -1 };
+        self.subscriptions.fetch_add(delta, Ordering::Relaxed);
+        if topic && first_or_last {
+            self.topic_destinations.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    /// How many frames of `command` clients sent.
+    pub fn frames_in(&self, command: Command) -> u64 {
+        self.frames_in[command as usize].load(Ordering::Relaxed)
+    }
+
+    /// How many frames of `command` were written to clients.
+    pub fn frames_out(&self, command: Command) -> u64 {
+        self.frames_out[command as usize].load(Ordering::Relaxed)
+    }
+
     /// One topic publish: `delivered` MESSAGE frames queued and `dropped` older ones dropped
     /// for them, or nothing delivered because the message had `expired` on arrival.
     pub fn record_publish(&self, delivered: usize, dropped: usize, expired: bool) {
@@ -75,6 +277,10 @@ impl Stats {
             return;
         }
         self.messages_published.fetch_add(1, Ordering::Relaxed);
+        self.fanout.observe(delivered as f64);
+        if delivered == 0 {
+            self.topic_unheard.fetch_add(1, Ordering::Relaxed);
+        }
         self.messages_delivered
             .fetch_add(delivered as u64, Ordering::Relaxed);
         self.messages_dropped

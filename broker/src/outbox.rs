@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -87,6 +88,9 @@ struct State {
     congested: bool,
     overflowed: bool,
     closed: bool,
+    /// When the first frame since the last drain was queued (for the write latency metric:
+    /// one clock read per batch, not per frame).
+    since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -114,6 +118,8 @@ pub struct Drained {
     /// An offer was refused since the previous drain: the session should ask its queues to
     /// deliver again once it has written these frames.
     pub refused: bool,
+    /// When the oldest of these frames was queued.
+    pub since: Option<Instant>,
 }
 
 impl Outbox {
@@ -273,6 +279,7 @@ impl Outbox {
             frames: entries.into_iter().map(|e| e.frame).collect(),
             overflowed: state.overflowed,
             refused: std::mem::take(&mut state.refused),
+            since: state.since.take(),
         };
         let wake_publishers = std::mem::take(&mut state.congested);
         drop(state);
@@ -312,6 +319,9 @@ impl Outbox {
 
 impl State {
     fn push(&mut self, frame: OutFrame, kind: Kind) {
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+        }
         self.bytes += frame.bytes.len();
         self.frames.push_back(Entry { frame, kind });
     }

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::config::{Config, IpNetwork, TlsConfig};
 use crate::metrics::Stats;
 use crate::node::Node;
+use crate::ops::Ops;
 use crate::outbox::OutFrame;
 use crate::session::Session;
 use crate::transport::stream::Stream;
@@ -31,6 +32,8 @@ pub struct Server {
     node: Arc<Node>,
     ws: Option<(TcpListener, Arc<Listener>)>,
     tcp: Option<(TcpListener, Arc<Listener>)>,
+    /// `[http]`: metrics and health.
+    ops: Option<Ops>,
 }
 
 /// What a listener does with each connection before its session starts.
@@ -91,7 +94,8 @@ impl Server {
             )),
             false => None,
         };
-        Ok(Server { node, ws, tcp })
+        let ops = Ops::bind(&node).await?;
+        Ok(Server { node, ws, tcp, ops })
     }
 
     pub fn ws_addr(&self) -> Option<SocketAddr> {
@@ -100,6 +104,11 @@ impl Server {
 
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The operations listener's address, when `[http]` is enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(Ops::local_addr)
     }
 
     /// Reloads the TLS files of every TLS listener (what SIGHUP does); usable while serving.
@@ -118,11 +127,14 @@ impl Server {
     }
 
     /// Serves until `stop` completes, then drains: stops accepting, asks every session to
-    /// flush and close, and waits for them up to the configured drain time.
+    /// flush and close, and waits for them up to the configured drain time. The operations
+    /// listener answers throughout the drain (`/readyz` with 503) and stops last.
     pub async fn serve(self, stop: impl Future<Output = ()>) {
+        let reload = self.tls_reload();
+        let ops_stop = tokio_util::sync::CancellationToken::new();
+        let ops = self.ops.map(|ops| ops.serve(ops_stop.clone()));
         let sessions = TaskTracker::new();
         let admission = Arc::new(Admission::default());
-        let reload = self.tls_reload();
         if !reload.listeners.is_empty() {
             // Registered before serving, so that no SIGHUP meets the default action (exit).
             let hangups = hangups();
@@ -143,6 +155,9 @@ impl Server {
             )));
         }
         let sweeper = tokio::spawn(sweep_queues(Arc::clone(&self.node)));
+        if let Some((serving, _)) = &ops {
+            serving.store(true, Ordering::Relaxed);
+        }
         stop.await;
 
         let drain = Duration::from_millis(self.node.config.shutdown.drain_ms);
@@ -171,6 +186,10 @@ impl Server {
             {
                 warn!("cluster: messages still buffered for other nodes were not sent");
             }
+        }
+        ops_stop.cancel();
+        if let Some((_, task)) = ops {
+            let _ = task.await;
         }
     }
 }
@@ -290,6 +309,16 @@ enum Transport {
     Tcp,
 }
 
+impl Transport {
+    /// As sessions, logs and metrics name it.
+    fn label(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "ws",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
 async fn accept_loop(
     socket: TcpListener,
     listener: Arc<Listener>,
@@ -334,7 +363,7 @@ async fn accept_loop(
         node.stats
             .connections_accepted
             .fetch_add(1, Ordering::Relaxed);
-        let open = OpenConnection::new(Arc::clone(&node.stats), ticket);
+        let open = OpenConnection::new(Arc::clone(&node.stats), ticket, listener.transport);
         let (node, listener) = (Arc::clone(&node), Arc::clone(&listener));
         sessions.spawn(serve_connection(stream, peer, listener, node, open));
     }
@@ -352,18 +381,25 @@ fn refused(node: &Node, client: SocketAddr) {
 struct OpenConnection {
     stats: Arc<Stats>,
     ticket: Ticket,
+    transport: Transport,
 }
 
 impl OpenConnection {
-    fn new(stats: Arc<Stats>, ticket: Ticket) -> OpenConnection {
+    fn new(stats: Arc<Stats>, ticket: Ticket, transport: Transport) -> OpenConnection {
         stats.connections_open.fetch_add(1, Ordering::Relaxed);
-        OpenConnection { stats, ticket }
+        stats.record_connection(transport.label(), true);
+        OpenConnection {
+            stats,
+            ticket,
+            transport,
+        }
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.stats.record_connection(self.transport.label(), false);
     }
 }
 
@@ -451,6 +487,7 @@ async fn serve_connection(
         drop(open);
         return refuse(io).await;
     }
+    node.stats.record_session_opened(listener.transport.label());
     match io {
         Established::Tcp(io) => Session::new(node, client, "tcp").run(io).await,
         Established::WebSocket(io) => {
@@ -581,7 +618,7 @@ mod tests {
         let client: IpAddr = "192.0.2.1".parse().unwrap();
         let ticket = admission.admit(Some(client), &node).unwrap();
         assert!(admission.admit(Some(client), &node).is_none());
-        let open = OpenConnection::new(Arc::clone(&node.stats), ticket);
+        let open = OpenConnection::new(Arc::clone(&node.stats), ticket, Transport::Tcp);
         assert_eq!(node.stats.connections_open.load(Ordering::Relaxed), 1);
         let task = tokio::spawn(async move {
             let _open = open;

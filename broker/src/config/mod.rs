@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{ConfigError, Problem};
 pub use sections::{
     AccessAction, AccessConfig, AccessDefault, AccessRule, AnonymousAccess, AuthConfig,
-    DestinationsConfig, JwtAlgorithm, JwtConfig, LimitsConfig, LogConfig, LogFormat, LogLevel,
+    DestinationsConfig, HttpConfig, JwtAlgorithm, JwtConfig, LimitsConfig, LogConfig, LogFormat, LogLevel,
     OutboundMessageType, OutboxConfig, OverflowPolicy, QueueOverflow, QueueSemantics, QueuesConfig,
     Separator, ShutdownConfig, StompConfig, TcpConfig, UserConfig, WebSocketConfig,
 };
@@ -41,6 +41,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     /// `[cluster]`; `None` (no section): a single node.
+    /// `[http]`: metrics and health.
+    pub http: HttpConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
 }

@@ -18,6 +18,7 @@ const FRAME_HEADROOM: usize = 64 * 1024;
 pub(super) fn problems(config: &Config) -> Vec<Problem> {
     let mut check = Checker::default();
     listeners(&mut check, config);
+    http(&mut check, config);
     stomp(&mut check, config);
     limits(&mut check, config);
     destinations(&mut check, config);
@@ -272,6 +273,28 @@ fn tls(check: &mut Checker, key: &str, listener_enabled: bool, tls: &super::TlsC
             format!("{key}.client_ca_file"),
             "client_auth needs the CA file client certificates are checked against",
         );
+    }
+}
+
+/// `[http]`: its address must differ from the client listeners' (port 0 picks a free one).
+fn http(check: &mut Checker, config: &Config) {
+    let http = &config.http;
+    check.positive("http.max_connections", http.max_connections);
+    check.positive("http.request_timeout_ms", http.request_timeout_ms);
+    let (ws, tcp) = (&config.websocket, &config.tcp);
+    let clients = [
+        ("websocket.bind", ws.enabled, ws.bind),
+        ("tcp.bind", tcp.enabled, tcp.bind),
+    ];
+    for (key, enabled, bind) in clients {
+        let same_port = bind.port() == http.bind.port() && http.bind.port() != 0;
+        let overlap = bind.ip() == http.bind.ip()
+            || bind.ip().is_unspecified()
+            || http.bind.ip().is_unspecified();
+        if http.enabled && enabled && same_port && overlap {
+            let problem = format!("{} overlaps {key} ({bind}); use another port", http.bind);
+            check.fail("http.bind", problem);
+        }
     }
 }
 

@@ -423,18 +423,22 @@ impl Router {
                 self.link.queue_interest(destination, on)
             }),
         };
+        let topic = matches!(kind, Interest::Topic);
         if on {
             let mut count = counts.entry(destination.to_owned()).or_insert(0);
             if *count == 0 {
                 tell(true);
             }
             *count += 1;
+            self.stats.record_subscription(topic, true, *count == 1);
         } else if let Entry::Occupied(mut count) = counts.entry(destination.to_owned()) {
             *count.get_mut() -= 1;
-            if *count.get() == 0 {
+            let last = *count.get() == 0;
+            if last {
                 tell(false);
                 count.remove();
             }
+            self.stats.record_subscription(topic, false, last);
         }
     }
 

@@ -175,6 +175,9 @@ impl Session {
         if allowed {
             return Ok(());
         }
+        self.node
+            .stats
+            .record_access_denied(action == AccessAction::Send);
         warn!(session = %self.id, peer = %self.peer, user = ?self.user, ?action, destination, "access denied");
         let verb = match action {
             AccessAction::Send => "send to",

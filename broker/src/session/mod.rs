@@ -28,6 +28,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, error, warn};
 
 use crate::config::AccessAction;
+use crate::metrics::Written;
 use crate::node::Node;
 use crate::outbox::{OutFrame, Outbox};
 use crate::routing::queue::{AckMode, Creator, Queue};
@@ -170,6 +171,7 @@ impl Session {
         loop {
             let was_connected = self.version.is_some();
             let was_paused = self.pause.is_some();
+            let unread = input.len();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return CloseReason::Shutdown,
@@ -190,6 +192,7 @@ impl Session {
                         Ok(false) => return CloseReason::PeerClosed,
                         Err(e) => return self.read_error(e),
                     }
+                    self.node.stats.record_bytes_in(input.len().saturating_sub(unread));
                     // Any inbound byte, or a WebSocket ping, counts as life.
                     self.last_read = Instant::now();
                     if let Err(reason) = self.consume_input(&mut input).await {
@@ -336,7 +339,11 @@ impl Session {
                 // The rest of `input` waits until the pause ends.
                 return Ok(None);
             }
-            match self.decoder.decode(input) {
+            let decoded = self.decoder.decode(input);
+            if let Ok(Some(Decoded::Frame(frame))) = &decoded {
+                self.node.stats.record_frame_in(frame.command);
+            }
+            match decoded {
                 Ok(Some(Decoded::Frame(frame)))
                     if self.version.is_none()
                         && matches!(frame.command, Command::Connect | Command::Stomp) =>
@@ -392,6 +399,7 @@ impl Session {
         }
         let stall = ms(self.node.config.outbox.max_stall_ms);
         let outbox = Arc::clone(&self.outbox);
+        let tally = Written::of(drained.frames.iter().map(|f| f.bytes.as_ref()));
         let write = write_all(io, drained.frames);
         tokio::pin!(write);
         // Most writes complete at once (the socket has room): those register no stall timer
@@ -410,6 +418,7 @@ impl Session {
             Err(_) => Err(CloseReason::WriteStalled),
             Ok(Err(e)) => Err(CloseReason::Io(e)),
             Ok(Ok(())) => {
+                self.node.stats.record_written(&tally, drained.since);
                 self.last_write = Instant::now();
                 if drained.refused {
                     // A queue held a message back for lack of room; there is room now.
@@ -458,9 +467,12 @@ impl Session {
                 CloseReason::Shutdown => ms(self.node.config.shutdown.drain_ms),
                 _ => ms(self.node.config.outbox.max_stall_ms),
             };
-            let frames = self.outbox.drain().frames;
+            let drained = self.outbox.drain();
+            let tally = Written::of(drained.frames.iter().map(|f| f.bytes.as_ref()));
+            let stats = &self.node.stats;
             let _ = timeout(bound, async {
-                write_all(io, frames).await?;
+                write_all(io, drained.frames).await?;
+                stats.record_written(&tally, drained.since);
                 io.close(kind, CLOSE_LINGER).await
             })
             .await;
