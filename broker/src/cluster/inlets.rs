@@ -173,13 +173,23 @@ mod tests {
         (tx, Channel(rx))
     }
 
-    #[test]
-    fn a_sweep_takes_everything_and_only_looks_at_woken_inlets() {
-        let mut inlets: Inlets<Channel, &str> = Inlets::default();
+    /// Inlets `a` and `b`: their senders and `b`'s id.
+    fn two_inlets() -> (
+        Inlets<Channel, &'static str>,
+        [mpsc::Sender<u64>; 2],
+        InletId,
+    ) {
+        let mut inlets = Inlets::default();
         let (a_tx, a) = channel();
         let (b_tx, b) = channel();
         inlets.add("a", a);
         let b_id = inlets.add("b", b);
+        (inlets, [a_tx, b_tx], b_id)
+    }
+
+    #[test]
+    fn a_sweep_takes_everything_and_only_looks_at_woken_inlets() {
+        let (mut inlets, [a_tx, b_tx], b_id) = two_inlets();
         a_tx.try_send(1).unwrap();
         b_tx.try_send(2).unwrap();
         a_tx.try_send(3).unwrap();
@@ -197,11 +207,7 @@ mod tests {
 
     #[test]
     fn ended_and_removed_inlets() {
-        let mut inlets: Inlets<Channel, &str> = Inlets::default();
-        let (a_tx, a) = channel();
-        let (b_tx, b) = channel();
-        inlets.add("a", a);
-        let b_id = inlets.add("b", b);
+        let (mut inlets, [a_tx, b_tx], b_id) = two_inlets();
         a_tx.try_send(1).unwrap();
         drop(a_tx);
         let mut taken = Vec::new();
