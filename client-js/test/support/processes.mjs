@@ -16,8 +16,10 @@ export function heraldBin() {
 
 /** Starts `bin args`, resolving with the first match of `pattern` on its output. */
 function startProcess(name, bin, args, pattern) {
+  // RUST_LOG would override the configured level and could hide the `listening` lines.
+  const { RUST_LOG: _, ...env } = process.env;
   const child = spawn(bin, args, {
-    env: { ...process.env, RUST_LOG: '', NO_COLOR: '1' },
+    env: { ...env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -44,7 +46,8 @@ function startProcess(name, bin, args, pattern) {
 
 /**
  * A herald with `toml` as its configuration, WebSocket on `wsPort` (0: a free one). Resolves
- * to `{ url, port, kill(), stop(), log() }`; `kill()` is SIGKILL (a crash), `stop()` SIGTERM.
+ * to `{ url, port, kill(), stop(), pause(), resume(), log() }`; `kill()` is SIGKILL (a crash),
+ * `stop()` SIGTERM.
  */
 export async function startHerald({ toml = '', wsPort = 0, args = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'herald-client-js-'));
@@ -66,6 +69,9 @@ export async function startHerald({ toml = '', wsPort = 0, args = [] } = {}) {
     url: `ws://127.0.0.1:${port}/ws`,
     origin: `http://127.0.0.1:${port}`,
     kill: () => stop('SIGKILL'),
+    /** SIGSTOP: the broker answers nothing until `resume()`. */
+    pause: () => proc.child.kill('SIGSTOP'),
+    resume: () => proc.child.kill('SIGCONT'),
     stop: () => stop('SIGTERM'),
     log: proc.log,
   };
@@ -146,4 +152,19 @@ export class Inbox {
       this.waiters.push(waiter);
     });
   }
+}
+
+/** An HS256 JWT for `sub` signed with `secret`, valid for five minutes. */
+export async function hs256(secret, sub) {
+  const { createHmac } = await import('node:crypto');
+  const part = value => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const exp = Math.floor(Date.now() / 1000) + 300;
+  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ sub, exp })}`;
+  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+}
+
+/** A destination no other test uses. */
+let unique = 0;
+export function uniqueName(name) {
+  return `${name}-${process.pid}-${unique++}-${Math.random().toString(36).slice(2, 8)}`;
 }
