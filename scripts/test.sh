@@ -32,6 +32,13 @@ if ! command -v nats-server >/dev/null && [[ ! -x /usr/sbin/nats-server ]]; then
   "${sudo_if_needed[@]}" apt-get update
   "${sudo_if_needed[@]}" apt-get install -y nats-server
 fi
+# scripts/ops-check.sh checks the alerting rules with promtool and the unit with systemd-analyze.
+if ! command -v promtool >/dev/null || ! command -v systemd-analyze >/dev/null; then
+  sudo_if_needed=()
+  [[ $(id -u) -eq 0 ]] || sudo_if_needed=(sudo)
+  "${sudo_if_needed[@]}" apt-get update
+  "${sudo_if_needed[@]}" apt-get install -y --no-install-recommends prometheus systemd
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -41,6 +48,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "operations files: alerting rules (promtool), systemd unit (systemd-analyze)"
+scripts/ops-check.sh
 
 step "real clients: @stomp/stompjs over WebSocket, stomp.py over TCP"
 scripts/client-tests.sh

@@ -16,6 +16,8 @@ use super::{CLOSE_LABELS, Stats, TRANSPORT_LABELS};
 pub struct Outside {
     /// Whether `/readyz` answers 200 now.
     pub ready: bool,
+    /// `limits.max_connections`, for alerts on the share in use.
+    pub connection_limit: usize,
     /// The link to the other nodes; `None` on a single node.
     pub link: Option<LinkSample>,
 }
@@ -54,6 +56,11 @@ pub fn render(stats: &Stats, outside: &Outside) -> String {
             .zip(&stats.connections)
             .map(|(t, n)| (*t, gauge(n))),
     );
+    out.gauge(
+        "herald_connections_limit",
+        "limits.max_connections: client connections this node admits at most.",
+        i64::try_from(outside.connection_limit).unwrap_or(i64::MAX),
+    );
     out.counter(
         "herald_connections_accepted_total",
         "Client connections admitted.",
@@ -61,7 +68,7 @@ pub fn render(stats: &Stats, outside: &Outside) -> String {
     );
     out.counter(
         "herald_connections_refused_total",
-        "Client connections refused by limits.connections or limits.connections_per_address.",
+        "Client connections refused by limits.max_connections or limits.max_connections_per_address.",
         get(&stats.connections_refused),
     );
     out.counters(

@@ -25,6 +25,7 @@ pub(super) async fn metrics(State(state): State<super::State>) -> impl IntoRespo
     });
     let outside = Outside {
         ready: state.readiness().is_ready(),
+        connection_limit: node.config.limits.max_connections,
         link,
     };
     ([(CONTENT_TYPE, TEXT_FORMAT)], render(&node.stats, &outside))
