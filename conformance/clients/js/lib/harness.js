@@ -167,6 +167,9 @@ export class Peer {
  * after `WAIT_MS`.
  */
 export async function connect(name, options = {}) {
+  if (process.env.HERALD_CLIENT_PACKAGE) {
+    return connectThroughPackage(name, options);
+  }
   const url = brokerUrl();
   const client = new Client({
     webSocketFactory: () => new WebSocket(url, SUBPROTOCOLS),
@@ -210,6 +213,50 @@ export async function connect(name, options = {}) {
   client.onDisconnect = frame => peer.disconnects.push(frame);
   client.onWebSocketError = () => {};
   // MESSAGE frames whose `subscription` matches no live subscription of this client.
+  client.onUnhandledMessage = message => peer.unhandled.push(message);
+  return peer;
+}
+
+/**
+ * `connect` through Herald's own client package (`client-js`, its built ESM entry named by
+ * `HERALD_CLIENT_PACKAGE`; scripts/client-js-tests.sh sets it): the package opens the
+ * connection (WebSocket, sub-protocols, heart-beats, CONNECT headers) with reconnects off, and
+ * the tests then drive the stompjs client it created. Same peer, same assertions.
+ */
+async function connectThroughPackage(name, options) {
+  const { connect: heraldConnect } = await import(process.env.HERALD_CLIENT_PACKAGE);
+  const { connectHeaders, heartbeatIncoming = 10000, heartbeatOutgoing = 10000, ...stomp } = options;
+  const herald = heraldConnect({
+    url: brokerUrl(),
+    connectHeaders,
+    heartbeat: { incoming: heartbeatIncoming, outgoing: heartbeatOutgoing },
+    reconnect: false,
+    connectTimeout: WAIT_MS,
+    stomp,
+  });
+  const peer = new Peer(null, name);
+  const stops = [];
+  const connected = new Promise((resolve, reject) => {
+    stops.push(
+      herald.on('connected', ({ frame }) => resolve(frame)),
+      herald.onError(({ message, body }) => reject(new Error(`ERROR before CONNECTED: ${message ?? body}`))),
+      herald.on('disconnected', ({ code }) => reject(new Error(`WebSocket closed before CONNECTED (code ${code})`))),
+    );
+  });
+  try {
+    peer.connected = await withTimeout(connected, `CONNECTED on ${name} (through the package)`);
+  } catch (error) {
+    await herald.close();
+    throw error;
+  } finally {
+    stops.forEach(stop => stop());
+  }
+  const client = herald.stomp;
+  peer.client = client;
+  client.debug = line => peer.log.push(line);
+  herald.onError(({ frame }) => peer.errors.push(frame));
+  herald.on('disconnected', event => peer.closes.push(event));
+  client.onDisconnect = frame => peer.disconnects.push(frame);
   client.onUnhandledMessage = message => peer.unhandled.push(message);
   return peer;
 }
