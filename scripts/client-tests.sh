@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real-client conformance: builds herald, starts two on free loopback ports (one plain, one
 # with TLS on both listeners and the test certificate of broker/tests/fixtures/tls), then runs
-#   - conformance/clients/js      @stomp/stompjs over WebSocket and wss:// (node --test)
+#   - conformance/clients/js      @stomp/stompjs over WebSocket and wss:// (node --test), once
+#                                 plain and once through the client-js package's connection
 #   - conformance/clients/python  stomp.py over TCP and TLS (pytest)
 # against them, and stops them with SIGTERM (which must end each cleanly).
 #
@@ -129,6 +130,20 @@ if (
   echo "js suite: ok"
 else
   echo "js suite: FAILED" >&2
+  STATUS=1
+fi
+
+step "@stomp/stompjs through the client-js package (conformance/clients/js)"
+if (
+  cd "$ROOT/client-js" &&
+    npm ci --no-audit --no-fund &&
+    npm run build &&
+    cd "$ROOT/conformance/clients/js" &&
+    HERALD_CLIENT_PACKAGE="$ROOT/client-js/dist/esm/index.js" npm test
+); then
+  echo "js suite through client-js: ok"
+else
+  echo "js suite through client-js: FAILED" >&2
   STATUS=1
 fi
 

@@ -55,6 +55,9 @@ scripts/ops-check.sh
 step "real clients: @stomp/stompjs over WebSocket, stomp.py over TCP"
 scripts/client-tests.sh
 
+step "client-js: the JavaScript client package, its demo in headless Chromium"
+scripts/client-js-tests.sh
+
 step "conformance suite against herald over WebSocket and TCP"
 scripts/conformance.sh
 
