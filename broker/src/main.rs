@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use herald::cli::{Cli, Command, ConfigCommand, PresenceArgs, Settings};
-use herald::config::{ConfigError, LogConfig, LogFormat};
+use herald::config::{ConfigError, LogConfig, LogFormat, LogLevel};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
@@ -165,16 +165,28 @@ fn listener(enabled: bool, bind: SocketAddr) -> String {
     }
 }
 
+/// Herald's own lines at `level`; the libraries' at `info` at most, so that `debug` does not
+/// bring a line per WebSocket frame or NATS operation (`RUST_LOG` can still ask for them).
+fn level_filter(level: LogLevel) -> EnvFilter {
+    match level {
+        LogLevel::Debug | LogLevel::Trace => {
+            let level = level.as_str();
+            EnvFilter::new(format!("info,herald={level},herald_protocol={level}"))
+        }
+        _ => EnvFilter::new(level.as_str()),
+    }
+}
+
 /// Logs go to stdout. `RUST_LOG`, when set, replaces the configured level.
 fn init_tracing(log: &LogConfig) {
     let filter = match std::env::var_os(EnvFilter::DEFAULT_ENV) {
-        None => EnvFilter::new(log.level.as_str()),
+        None => level_filter(log.level),
         Some(_) => EnvFilter::try_from_default_env().unwrap_or_else(|e| {
             eprintln!(
                 "herald: ignoring RUST_LOG ({e}); using level {}",
                 log.level.as_str()
             );
-            EnvFilter::new(log.level.as_str())
+            level_filter(log.level)
         }),
     };
     let builder = tracing_subscriber::fmt()

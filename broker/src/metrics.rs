@@ -199,6 +199,15 @@ impl Written {
         }
         written
     }
+
+    /// MESSAGE frames among them.
+    pub fn messages(&self) -> u32 {
+        self.frames[Command::Message as usize]
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
 }
 
 impl Stats {

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 pub use error::{ConfigError, Problem};
 pub use sections::{
     AccessAction, AccessConfig, AccessDefault, AccessRule, AnonymousAccess, AuthConfig,
-    DestinationsConfig, HttpConfig, JwtAlgorithm, JwtConfig, LimitsConfig, LogConfig, LogFormat, LogLevel,
-    OutboundMessageType, OutboxConfig, OverflowPolicy, QueueOverflow, QueueSemantics, QueuesConfig,
-    Separator, ShutdownConfig, StompConfig, TcpConfig, UserConfig, WebSocketConfig,
+    DestinationsConfig, HttpConfig, JwtAlgorithm, JwtConfig, LimitsConfig, LogConfig, LogFormat,
+    LogLevel, OutboundMessageType, OutboxConfig, OverflowPolicy, QueueOverflow, QueueSemantics,
+    QueuesConfig, Separator, ShutdownConfig, StompConfig, TcpConfig, UserConfig, WebSocketConfig,
 };
 pub use sections::{ClientAuth, IpNetwork, TlsConfig};
 pub use sections::{ClusterConfig, ClusterTlsConfig};
@@ -40,9 +40,9 @@ pub struct Config {
     pub access: AccessConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
-    /// `[cluster]`; `None` (no section): a single node.
     /// `[http]`: metrics and health.
     pub http: HttpConfig,
+    /// `[cluster]`; `None` (no section): a single node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
 }

@@ -560,6 +560,34 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// `[http]`: the operations listener (`/metrics`, `/healthz`, `/readyz`), apart from the
+/// client listeners. Off unless enabled: several nodes on one host (trials, tests) would
+/// otherwise fight over one port; production configurations turn it on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    /// Loopback by default: metrics and health are for the local scraper and load balancer
+    /// agent, not the internet.
+    pub bind: SocketAddr,
+    /// Connections served at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// How long a client has to send a request's head, also the longest an idle keep-alive
+    /// connection is kept.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 15692)),
+            max_connections: 64,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
 /// `[log]`: process logging. `RUST_LOG`, when set, overrides `level`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -639,34 +667,6 @@ pub struct ClusterConfig {
     pub connect_timeout_ms: u64,
     /// Whether the node reports itself ready only while its NATS link is up.
     pub ready_requires_link: bool,
-/// `[http]`: the operations listener (`/metrics`, `/healthz`, `/readyz`), apart from the
-/// client listeners. Off unless enabled: several nodes on one host (trials, tests) would
-/// otherwise fight over one port; production configurations turn it on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    pub enabled: bool,
-    /// Loopback by default: metrics and health are for the local scraper and load balancer
-    /// agent, not the internet.
-    pub bind: SocketAddr,
-    /// Connections served at once; more are closed as they arrive.
-    pub max_connections: usize,
-    /// How long a client has to send a request's head, also the longest an idle keep-alive
-    /// connection is kept.
-    pub request_timeout_ms: u64,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 15692)),
-            max_connections: 64,
-            request_timeout_ms: 10_000,
-        }
-    }
-}
-
 }
 
 impl Default for ClusterConfig {

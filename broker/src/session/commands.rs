@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use herald_protocol::{Command, Frame, Version};
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::close::{CloseReason, ErrorReply};
 use super::pause::{BlockedSend, Pause, RoomWait};
@@ -140,6 +140,14 @@ impl Session {
             .open_session(&self.id, self.user.as_deref());
         self.outbox
             .push_control(frames::control(&accepted.reply, accepted.version));
+        info!(
+            session = %self.id,
+            peer = %self.peer,
+            transport = self.transport,
+            user = self.user.as_deref().unwrap_or("-"),
+            version = accepted.version.as_str(),
+            "session opened"
+        );
         Ok(())
     }
 

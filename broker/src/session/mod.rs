@@ -25,7 +25,7 @@ use herald_protocol::{
 };
 use std::panic::AssertUnwindSafe;
 use tokio::time::{Instant, sleep_until, timeout};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::AccessAction;
 use crate::metrics::Written;
@@ -83,6 +83,24 @@ pub struct Session {
     creator: Creator,
     last_read: Instant,
     last_write: Instant,
+    /// When the connection was accepted, and what went through it: for the closing log line.
+    opened: Instant,
+    traffic: Traffic,
+}
+
+/// A session's traffic, as its closing log line reports it.
+#[derive(Debug, Default)]
+struct Traffic {
+    frames_in: u64,
+    messages_out: u64,
+    bytes_out: u64,
+}
+
+impl Traffic {
+    fn add_written(&mut self, written: &Written) {
+        self.messages_out += u64::from(written.messages());
+        self.bytes_out += written.bytes();
+    }
 }
 
 #[derive(Debug)]
@@ -137,6 +155,8 @@ impl Session {
             creator: Creator::default(),
             last_read: now,
             last_write: now,
+            opened: now,
+            traffic: Traffic::default(),
         }
     }
 
@@ -342,6 +362,7 @@ impl Session {
             let decoded = self.decoder.decode(input);
             if let Ok(Some(Decoded::Frame(frame))) = &decoded {
                 self.node.stats.record_frame_in(frame.command);
+                self.traffic.frames_in += 1;
             }
             match decoded {
                 Ok(Some(Decoded::Frame(frame)))
@@ -419,6 +440,7 @@ impl Session {
             Ok(Err(e)) => Err(CloseReason::Io(e)),
             Ok(Ok(())) => {
                 self.node.stats.record_written(&tally, drained.since);
+                self.traffic.add_written(&tally);
                 self.last_write = Instant::now();
                 if drained.refused {
                     // A queue held a message back for lack of room; there is room now.
@@ -470,9 +492,11 @@ impl Session {
             let drained = self.outbox.drain();
             let tally = Written::of(drained.frames.iter().map(|f| f.bytes.as_ref()));
             let stats = &self.node.stats;
+            let traffic = &mut self.traffic;
             let _ = timeout(bound, async {
                 write_all(io, drained.frames).await?;
                 stats.record_written(&tally, drained.since);
+                traffic.add_written(&tally);
                 io.close(kind, CLOSE_LINGER).await
             })
             .await;
@@ -480,13 +504,41 @@ impl Session {
         self.outbox.close();
         self.node.stats.record_close(reason.label());
         self.closed = true;
-        match &reason {
+        self.log_close(&reason);
+    }
+
+    /// One line per session at its end: `info` for a session that was opened (a warning for a
+    /// slow consumer), `debug` for a connection that never was (scanners, health checks).
+    fn log_close(&self, reason: &CloseReason) {
+        let Traffic {
+            frames_in,
+            messages_out,
+            bytes_out,
+        } = self.traffic;
+        let duration_ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let user = self.user.as_deref().unwrap_or("-");
+        macro_rules! close_line {
+            ($level:ident, $message:literal) => {
+                $level!(
+                    session = %self.id,
+                    peer = %self.peer,
+                    transport = self.transport,
+                    user,
+                    reason = %reason,
+                    duration_ms,
+                    frames_in,
+                    messages_out,
+                    bytes_out,
+                    $message
+                )
+            };
+        }
+        match reason {
             CloseReason::SlowConsumer | CloseReason::WriteStalled => {
-                warn!(session = %self.id, peer = %self.peer, transport = self.transport, %reason, "closing slow consumer");
+                close_line!(warn, "session closed: slow consumer");
             }
-            _ => {
-                debug!(session = %self.id, peer = %self.peer, transport = self.transport, %reason, "connection closed");
-            }
+            _ if self.version.is_some() => close_line!(info, "session closed"),
+            _ => close_line!(debug, "connection closed before CONNECT"),
         }
     }
 }

@@ -40,24 +40,31 @@ impl HeraldProcess {
     /// Starts node `node_id` of the cluster whose NATS servers are `servers` and waits for
     /// both `listening` lines. NATS need not be up: a node serves local traffic without it.
     pub async fn start(node_id: &str, servers: &[String]) -> HeraldProcess {
-        let dir = tempfile::tempdir().expect("temporary directory for herald");
-        let config = dir.path().join("herald.toml");
         let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
+        let cluster = format!(
+            "[cluster]\nservers = [{}]\nnode_id = {node_id:?}\n",
+            servers.join(", ")
+        );
+        HeraldProcess::start_with(node_id, &cluster, "info").await
+    }
+
+    /// Starts a node with `config` added to its listeners' section, logging at `log_level`.
+    pub async fn start_with(node_id: &str, config: &str, log_level: &str) -> HeraldProcess {
+        let dir = tempfile::tempdir().expect("temporary directory for herald");
+        let config_file = dir.path().join("herald.toml");
         std::fs::write(
-            &config,
+            &config_file,
             format!(
                 "[websocket]\nbind = \"127.0.0.1:0\"\n\
-                 [tcp]\nbind = \"127.0.0.1:0\"\n\
-                 [cluster]\nservers = [{}]\nnode_id = {node_id:?}\n",
-                servers.join(", ")
+                 [tcp]\nbind = \"127.0.0.1:0\"\n{config}"
             ),
         )
         .unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
         command
             .arg("--config")
-            .arg(&config)
-            .args(["--log-level", "info"]);
+            .arg(&config_file)
+            .args(["--log-level", log_level]);
         for user in USERS {
             command
                 .arg("--user")
