@@ -1,4 +1,4 @@
-//! Authorization (SEMANTICS.md section 5): rules from `[access]` granting `send` and
+//! Authorization (semantics.md section 5): rules from `[access]` granting `send` and
 //! `subscribe` on destination patterns to users, roles, authenticated or anonymous sessions.
 //!
 //! A destination is allowed when every rule whose action and patterns cover it grants it, and

@@ -1,4 +1,4 @@
-//! Identity (SEMANTICS.md section 5): who a CONNECT's credentials say the session is.
+//! Identity (semantics.md section 5): who a CONNECT's credentials say the session is.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Destination kinds by configured prefix (SEMANTICS.md section 2).
+//! Destination kinds by configured prefix (semantics.md section 2).
 
 use crate::config::{DestinationsConfig, QueueSemantics};
 

@@ -1,4 +1,4 @@
-//! Subscription patterns (SEMANTICS.md section 2, "Patterns").
+//! Subscription patterns (semantics.md section 2, "Patterns").
 //!
 //! A destination suffix (after the kind prefix such as `/topic/`) is split into segments by the
 //! configured [`Separator`]. Splitting is exact: empty segments are ordinary segments

@@ -1,4 +1,4 @@
-//! Identity (SEMANTICS.md section 5): configured users with hashed passcodes, `user-name` in
+//! Identity (semantics.md section 5): configured users with hashed passcodes, `user-name` in
 //! CONNECTED, refusals with a delay, anonymous access.
 
 mod common;

@@ -1,5 +1,5 @@
 //! Configured limits over both transports: each breach is ERROR (with `receipt-id` when asked)
-//! and close (SEMANTICS.md section 1, "Limits").
+//! and close (semantics.md section 1, "Limits").
 
 mod common;
 

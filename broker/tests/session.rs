@@ -1,5 +1,5 @@
 //! Session behaviour over both transports: CONNECT, version negotiation, ERROR and close,
-//! DISCONNECT, SUBSCRIBE/UNSUBSCRIBE checks and receipt ordering (SEMANTICS.md section 1).
+//! DISCONNECT, SUBSCRIBE/UNSUBSCRIBE checks and receipt ordering (semantics.md section 1).
 
 mod common;
 

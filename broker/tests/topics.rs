@@ -1,5 +1,5 @@
 //! Publish-subscribe over both transports: fan-out, several subscriptions per session,
-//! patterns, destination errors, header and body fidelity (SEMANTICS.md section 2).
+//! patterns, destination errors, header and body fidelity (semantics.md section 2).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! User destinations (SEMANTICS.md section 4): `/user/queue/x` subscriptions resolved per
+//! User destinations (semantics.md section 4): `/user/queue/x` subscriptions resolved per
 //! session, SENDs to `/user/<name>/queue/x` reaching every session of a user, session ids as
 //! names, and the resolved destinations of other sessions refused.
 

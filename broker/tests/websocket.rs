@@ -1,5 +1,5 @@
 //! WebSocket specifics: the upgrade (path, Origin, sub-protocol echo) and how STOMP frames map
-//! onto WebSocket messages (SEMANTICS.md section 1, "WebSocket sub-protocols").
+//! onto WebSocket messages (semantics.md section 1, "WebSocket sub-protocols").
 
 mod common;
 

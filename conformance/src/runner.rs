@@ -47,7 +47,7 @@ pub enum Need {
 /// Features Herald does not have yet, and the issue that brings each.
 const HERALD_MISSING: &[(Need, &str)] = &[];
 
-/// Herald deviations from SEMANTICS.md that the project has yet to decide on: under
+/// Herald deviations from semantics.md that the project has yet to decide on: under
 /// `--profile herald` these runs are skipped with the reason (never passed). Keyed by run name.
 const HERALD_KNOWN_ISSUES: &[(&str, &str)] = &[];
 

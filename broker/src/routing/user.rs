@@ -1,4 +1,4 @@
-//! User destinations (SEMANTICS.md section 4, Spring semantics).
+//! User destinations (semantics.md section 4, Spring semantics).
 //!
 //! - SUBSCRIBE `/user/queue/x` subscribes a session to its own resolved destination
 //!   `/queue/x-user<sessionId>`, a point-to-point queue; its MESSAGEs show `/user/queue/x`.

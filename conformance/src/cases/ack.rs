@@ -1,5 +1,5 @@
 //! Acknowledgement modes `client` and `client-individual`, NACK, prefetch (spec "SUBSCRIBE
-//! ack Header", "ACK", "NACK"; peers §6.1 #26–#29; SEMANTICS §3).
+//! ack Header", "ACK", "NACK"; peers §6.1 #26–#29; semantics.md §3).
 
 use super::{PASS, bodies, drain, leave};
 use crate::ctx::Ctx;
@@ -117,7 +117,7 @@ async fn client_cumulative(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §3: NACK returns the message, which comes again with `redelivered:true`.
+/// semantics.md §3: NACK returns the message, which comes again with `redelivered:true`.
 async fn nack_redelivers(ctx: Ctx) -> CaseResult {
     let queue = ctx.queue("nack");
     let mut a = subscriber(&ctx, &queue, "client-individual", &[]).await?;
@@ -134,7 +134,7 @@ async fn nack_redelivers(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §3: `prefetch-count:1` allows one unacknowledged message at a time.
+/// semantics.md §3: `prefetch-count:1` allows one unacknowledged message at a time.
 async fn prefetch_count(ctx: Ctx) -> CaseResult {
     let queue = ctx.queue("prefetch");
     let mut a = subscriber(
@@ -155,7 +155,7 @@ async fn prefetch_count(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §3: UNSUBSCRIBE returns unacknowledged messages to the queue.
+/// semantics.md §3: UNSUBSCRIBE returns unacknowledged messages to the queue.
 async fn unsubscribe_requeues(ctx: Ctx) -> CaseResult {
     let queue = ctx.queue("unsub");
     let mut a = subscriber(&ctx, &queue, "client-individual", &[]).await?;
@@ -171,7 +171,7 @@ async fn unsubscribe_requeues(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §3: a topic subscription in client mode has `ack` headers, and NACK redelivers
+/// semantics.md §3: a topic subscription in client mode has `ack` headers, and NACK redelivers
 /// to the same subscription.
 async fn topic_client_ack_nack(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("tack");

@@ -1,4 +1,4 @@
-//! Identity (SEMANTICS §5; spec "CONNECT" `login`/`passcode`). Cases that need configured
+//! Identity (semantics.md §5; spec "CONNECT" `login`/`passcode`). Cases that need configured
 //! users take them from `--user` (or `--login`/`--passcode`).
 
 use herald_protocol::Command;
@@ -60,7 +60,7 @@ async fn valid_credentials_accepted(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §5: a wrong passcode is ERROR + close.
+/// semantics.md §5: a wrong passcode is ERROR + close.
 async fn wrong_passcode_refused(ctx: Ctx) -> CaseResult {
     let (name, password) = ctx.user(0)?;
     let mut conn = ctx.open().await?;
@@ -77,7 +77,7 @@ async fn unknown_login_refused(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: CONNECTED carries `user-name` for an authenticated session.
+/// semantics.md §1: CONNECTED carries `user-name` for an authenticated session.
 async fn connected_user_name(ctx: Ctx) -> CaseResult {
     let (name, _) = ctx.user(0)?;
     let conn = ctx.connect_user(0).await?;
@@ -90,7 +90,7 @@ async fn connected_user_name(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §5: anonymous access is on by default for loopback connections.
+/// semantics.md §5: anonymous access is on by default for loopback connections.
 async fn anonymous_from_loopback(ctx: Ctx) -> CaseResult {
     let host = ctx.target.authority.rsplit_once(':').map_or("", |(h, _)| h);
     let loopback = host == "localhost"

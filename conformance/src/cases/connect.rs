@@ -1,5 +1,5 @@
 //! CONNECT/STOMP, version negotiation, the CONNECTED frame, DISCONNECT (spec "Connecting",
-//! "Protocol Negotiation", "DISCONNECT"; SEMANTICS.md section 1).
+//! "Protocol Negotiation", "DISCONNECT"; semantics.md section 1).
 
 use std::time::Duration;
 
@@ -167,7 +167,7 @@ async fn no_common_version(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: the ERROR lists exactly `version:1.0,1.1,1.2`.
+/// semantics.md §1: the ERROR lists exactly `version:1.0,1.1,1.2`.
 async fn no_common_version_lists_all(ctx: Ctx) -> CaseResult {
     let mut conn = ctx.open().await?;
     let error =
@@ -205,7 +205,7 @@ async fn stomp_command(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: `host` is optional.
+/// semantics.md §1: `host` is optional.
 async fn host_optional(ctx: Ctx) -> CaseResult {
     let frame = ctx.with_credentials(Out::new("CONNECT").h("accept-version", "1.2"));
     ctx.connect_with(frame).await?;
@@ -221,7 +221,7 @@ async fn headers_not_unescaped(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: a frame before CONNECT is ERROR + close.
+/// semantics.md §1: a frame before CONNECT is ERROR + close.
 async fn frame_before_connect(ctx: Ctx) -> CaseResult {
     let mut conn = ctx.open().await?;
     let send = Out::new("SEND")
@@ -238,7 +238,7 @@ async fn connect_twice(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1 limits: no CONNECT within the connect time → the server closes (an ERROR
+/// semantics.md §1 limits: no CONNECT within the connect time → the server closes (an ERROR
 /// first is allowed). `--connect-timeout-ms` tells the suite the broker's setting.
 async fn timeout_without_connect(ctx: Ctx) -> CaseResult {
     let limit = Duration::from_millis(ctx.opts.connect_timeout_ms);
@@ -267,7 +267,7 @@ async fn timeout_without_connect(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: CONNECTED carries `version`, `heart-beat`, `session` and `server:herald/…`.
+/// semantics.md §1: CONNECTED carries `version`, `heart-beat`, `session` and `server:herald/…`.
 async fn herald_connected_headers(ctx: Ctx) -> CaseResult {
     let conn = ctx.connect().await?;
     let connected = conn.connected.as_ref().ok_or("no CONNECTED recorded")?;
@@ -326,7 +326,7 @@ async fn disconnect_receipt(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: DISCONNECT without receipt closes, with no ERROR.
+/// semantics.md §1: DISCONNECT without receipt closes, with no ERROR.
 async fn disconnect_without_receipt(ctx: Ctx) -> CaseResult {
     let mut conn = ctx.connect().await?;
     conn.send_out(&Out::new("DISCONNECT")).await?;
@@ -334,7 +334,7 @@ async fn disconnect_without_receipt(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: DISCONNECT with receipt answers RECEIPT after the session's earlier frames
+/// semantics.md §1: DISCONNECT with receipt answers RECEIPT after the session's earlier frames
 /// took effect, flushes, then closes: MESSAGEs those frames produced come first.
 async fn disconnect_pending_messages_flushed(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("flush");

@@ -1,5 +1,5 @@
 //! ERROR frames and what earns one (spec "ERROR", "SUBSCRIBE", "UNSUBSCRIBE", "ACK", "NACK";
-//! peers §6.1 #22–#23, #28; SEMANTICS §1–§3).
+//! peers §6.1 #22–#23, #28; semantics.md §1–§3).
 
 use herald_protocol::Command;
 
@@ -104,7 +104,7 @@ async fn body_has_content_type_and_length(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: ERROR carries a short `message` and a body with the detail.
+/// semantics.md §1: ERROR carries a short `message` and a body with the detail.
 async fn body_has_detail(ctx: Ctx) -> CaseResult {
     let error = connected_error(&ctx, &Out::new("FOO").bytes()).await?;
     ensure!(
@@ -173,7 +173,7 @@ async fn duplicate_subscription_id(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: a destination outside every prefix is ERROR (and, as every ERROR, close).
+/// semantics.md §2: a destination outside every prefix is ERROR (and, as every ERROR, close).
 async fn send_unknown_destination(ctx: Ctx) -> CaseResult {
     let frame = Out::new("SEND")
         .h("destination", &format!("/nowhere/{}", ctx.unique("x")))
@@ -182,7 +182,7 @@ async fn send_unknown_destination(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: SUBSCRIBE outside every prefix is ERROR + close.
+/// semantics.md §2: SUBSCRIBE outside every prefix is ERROR + close.
 async fn subscribe_unknown_destination(ctx: Ctx) -> CaseResult {
     let frame = Out::new("SUBSCRIBE")
         .h("id", "s1")
@@ -191,7 +191,7 @@ async fn subscribe_unknown_destination(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: the ERROR says `unknown destination`.
+/// semantics.md §2: the ERROR says `unknown destination`.
 async fn unknown_destination_message(ctx: Ctx) -> CaseResult {
     let frame = Out::new("SEND")
         .h("destination", &format!("/nowhere/{}", ctx.unique("x")))
@@ -205,7 +205,7 @@ async fn unknown_destination_message(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §3: `ack` is auto, client or client-individual; anything else is an error.
+/// semantics.md §3: `ack` is auto, client or client-individual; anything else is an error.
 async fn invalid_ack_mode(ctx: Ctx) -> CaseResult {
     let frame = Out::new("SUBSCRIBE")
         .h("id", "s1")
@@ -215,7 +215,7 @@ async fn invalid_ack_mode(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// Peers §6.1 #28, SEMANTICS §3: ACK of an id no MESSAGE carried is an error.
+/// Peers §6.1 #28, semantics.md §3: ACK of an id no MESSAGE carried is an error.
 async fn ack_unknown_id(ctx: Ctx) -> CaseResult {
     let frame = Out::new("ACK").h("id", &ctx.unique("never-sent"));
     let error = connected_error(&ctx, &frame.bytes()).await?;

@@ -1,4 +1,4 @@
-//! Header value encoding per version (spec "Value Encoding"; peers §6.1 #9–#12; SEMANTICS §2
+//! Header value encoding per version (spec "Value Encoding"; peers §6.1 #9–#12; semantics.md §2
 //! "Header values round-trip exactly").
 
 use herald_protocol::Command;

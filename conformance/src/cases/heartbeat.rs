@@ -1,4 +1,4 @@
-//! Heart-beating both ways (spec "Heart-beating"; peers §6.1 #19–#21; SEMANTICS §1).
+//! Heart-beating both ways (spec "Heart-beating"; peers §6.1 #19–#21; semantics.md §1).
 //!
 //! The cases ask for 1-second beats and read the server's offer from CONNECTED, so they judge
 //! any broker by the spec arithmetic: the server sends every max(sx, cy) and expects the
@@ -146,7 +146,7 @@ async fn server_sends(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: the server beats every max(sx, cy), not as often as the client asks.
+/// semantics.md §1: the server beats every max(sx, cy), not as often as the client asks.
 async fn server_not_more_often(ctx: Ctx) -> CaseResult {
     let (mut conn, sx, _) = connect_beating(&ctx, Some("0,100")).await?;
     if sx == 0 {
@@ -213,7 +213,7 @@ async fn client_timeout(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: the timeout is an ERROR `heart-beat timeout`, then close.
+/// semantics.md §1: the timeout is an ERROR `heart-beat timeout`, then close.
 async fn client_timeout_error(ctx: Ctx) -> CaseResult {
     let Some((mut conn, window)) = client_must_beat(&ctx).await? else {
         return no_read_window();
@@ -295,7 +295,7 @@ async fn client_frames_keep_alive(ctx: Ctx) -> CaseResult {
     .await
 }
 
-/// SEMANTICS §1: any inbound byte counts as life, also the bytes of a frame that trickles in
+/// semantics.md §1: any inbound byte counts as life, also the bytes of a frame that trickles in
 /// over several windows.
 async fn partial_frame_keeps_alive(ctx: Ctx) -> CaseResult {
     let Some((mut conn, window)) = client_must_beat(&ctx).await? else {
@@ -324,7 +324,7 @@ async fn partial_frame_keeps_alive(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1 ("any inbound byte counts as life"): WebSocket pings keep a session alive.
+/// semantics.md §1 ("any inbound byte counts as life"): WebSocket pings keep a session alive.
 async fn ws_pings_keep_alive(ctx: Ctx) -> CaseResult {
     let Some((mut conn, window)) = client_must_beat(&ctx).await? else {
         return no_read_window();

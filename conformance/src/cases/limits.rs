@@ -1,4 +1,4 @@
-//! Size and count limits (spec "Size Limits"; peers §6.1 #17; SEMANTICS §1 "Limits"). The
+//! Size and count limits (spec "Size Limits"; peers §6.1 #17; semantics.md §1 "Limits"). The
 //! broker's settings come from the `--max-*` options, whose defaults are Herald's (and, for
 //! frame sizes, RabbitMQ's).
 
@@ -107,7 +107,7 @@ async fn frame_too_large_without_content_length(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: before CONNECT a smaller limit applies (64 KiB by default): a CONNECT whose
+/// semantics.md §1: before CONNECT a smaller limit applies (64 KiB by default): a CONNECT whose
 /// headers add up to more is ERROR + close (or a plain close).
 async fn frame_before_connect_too_large(ctx: Ctx) -> CaseResult {
     let limit = ctx.opts.max_frame_bytes_before_connect;
@@ -182,7 +182,7 @@ fn send_with_headers(ctx: &Ctx, count: usize, receipt: &str) -> Out {
     frame
 }
 
-/// SEMANTICS §1: `--max-headers` headers pass, one more is ERROR + close.
+/// semantics.md §1: `--max-headers` headers pass, one more is ERROR + close.
 async fn too_many_headers(ctx: Ctx) -> CaseResult {
     let max = ctx.opts.max_headers;
     let mut conn = ctx.connect().await?;
@@ -200,7 +200,7 @@ async fn too_many_headers(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: a header line of `--max-header-line-bytes` passes, one byte more is
+/// semantics.md §1: a header line of `--max-header-line-bytes` passes, one byte more is
 /// ERROR + close.
 async fn header_line_too_long(ctx: Ctx) -> CaseResult {
     let max = ctx.opts.max_header_line_bytes;
@@ -220,7 +220,7 @@ async fn header_line_too_long(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: `--max-subscriptions` subscriptions pass, one more is ERROR + close.
+/// semantics.md §1: `--max-subscriptions` subscriptions pass, one more is ERROR + close.
 async fn subscriptions_per_session(ctx: Ctx) -> CaseResult {
     let max = ctx.opts.max_subscriptions;
     let mut conn = ctx.connect().await?;
@@ -245,7 +245,7 @@ async fn subscriptions_per_session(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: a frame over the limit is ERROR + close, also when it arrives in one
+/// semantics.md §1: a frame over the limit is ERROR + close, also when it arrives in one
 /// WebSocket message larger than the broker's WebSocket message limit.
 async fn frame_in_oversized_ws_message(ctx: Ctx) -> CaseResult {
     let size = ctx.opts.max_ws_message_bytes.max(ctx.opts.max_frame_bytes) + 1;
@@ -256,7 +256,7 @@ async fn frame_in_oversized_ws_message(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: past `--max-connections-per-address` connections, a new one gets ERROR,
+/// semantics.md §1: past `--max-connections-per-address` connections, a new one gets ERROR,
 /// then close.
 async fn connections_per_address(ctx: Ctx) -> CaseResult {
     let max = ctx.opts.max_connections_per_address;
@@ -292,7 +292,7 @@ async fn connections_per_address(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: `--max-transactions` open transactions pass, one more is ERROR + close.
+/// semantics.md §1: `--max-transactions` open transactions pass, one more is ERROR + close.
 async fn transactions_per_session(ctx: Ctx) -> CaseResult {
     let max = ctx.opts.max_transactions;
     let mut conn = ctx.connect().await?;

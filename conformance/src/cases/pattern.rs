@@ -1,4 +1,4 @@
-//! Subscription patterns (SEMANTICS §2 "Patterns"). `pattern.word_wildcard` and
+//! Subscription patterns (semantics.md §2 "Patterns"). `pattern.word_wildcard` and
 //! `pattern.literal_is_exact` hold for RabbitMQ too; the others are Herald's syntax with the
 //! default `/` separator.
 
@@ -135,7 +135,7 @@ async fn word_wildcard(ctx: Ctx) -> CaseResult {
     .await
 }
 
-/// SEMANTICS §2: a destination without wildcards matches by equality only.
+/// semantics.md §2: a destination without wildcards matches by equality only.
 async fn literal_is_exact(ctx: Ctx) -> CaseResult {
     let base = ctx.topic("lit");
     let longer = format!("{base}.more");
@@ -166,7 +166,7 @@ async fn star_is_one_segment(ctx: Ctx) -> CaseResult {
     .await
 }
 
-/// SEMANTICS §2: `/topic/price.*` (a glob inside one segment) matches `/topic/price.IBM`.
+/// semantics.md §2: `/topic/price.*` (a glob inside one segment) matches `/topic/price.IBM`.
 async fn star_within_segment(ctx: Ctx) -> CaseResult {
     let b = ctx.topic("g");
     let pattern = format!("{b}/price.*");
@@ -272,7 +272,7 @@ async fn regex_segment(ctx: Ctx) -> CaseResult {
     .await
 }
 
-/// SEMANTICS §2: two patterns of one session matching one destination give two MESSAGEs.
+/// semantics.md §2: two patterns of one session matching one destination give two MESSAGEs.
 async fn overlapping_subscriptions(ctx: Ctx) -> CaseResult {
     let b = ctx.topic("o");
     let mut sub = ctx.connect().await?;
@@ -304,7 +304,7 @@ async fn overlapping_subscriptions(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: SEND to a destination with any of `* ? { #` is ERROR.
+/// semantics.md §2: SEND to a destination with any of `* ? { #` is ERROR.
 async fn send_with_wildcard_refused(ctx: Ctx) -> CaseResult {
     for wildcard in ["*", "?", "{x}", "#"] {
         let frame = Out::new("SEND")

@@ -1,4 +1,4 @@
-//! Point-to-point `/queue/` destinations (SEMANTICS §2, §3; peers §2.1).
+//! Point-to-point `/queue/` destinations (semantics.md §2, §3; peers §2.1).
 
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,7 +31,7 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// SEMANTICS §2: each message goes to exactly one of the queue's subscribers, and with two
+/// semantics.md §2: each message goes to exactly one of the queue's subscribers, and with two
 /// subscribers both get some (round-robin).
 async fn point_to_point(ctx: Ctx) -> CaseResult {
     let queue = ctx.queue("p2p");
@@ -60,7 +60,7 @@ async fn point_to_point(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: a queue buffers while no subscriber exists.
+/// semantics.md §2: a queue buffers while no subscriber exists.
 async fn buffered_until_subscribed(ctx: Ctx) -> CaseResult {
     let queue = ctx.queue("buf");
     let mut publisher = ctx.connect().await?;
@@ -131,7 +131,7 @@ async fn order_preserved(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §3: `expires` (epoch ms) drops a message not delivered by then.
+/// semantics.md §3: `expires` (epoch ms) drops a message not delivered by then.
 async fn expired_message_dropped(ctx: Ctx) -> CaseResult {
     let queue = ctx.queue("exp");
     let now = SystemTime::now()

@@ -1,4 +1,4 @@
-//! Receipts (spec "Header receipt", "RECEIPT"; peers §6.1 #33–#34; SEMANTICS §1 "RECEIPT after
+//! Receipts (spec "Header receipt", "RECEIPT"; peers §6.1 #33–#34; semantics.md §1 "RECEIPT after
 //! the frame has taken effect, in frame order").
 
 use herald_protocol::Command;
@@ -101,7 +101,7 @@ async fn subscription_active_at_receipt(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: a SEND's receipt follows its effect, so a session subscribed to its own
+/// semantics.md §1: a SEND's receipt follows its effect, so a session subscribed to its own
 /// destination sees the MESSAGE before the RECEIPT.
 async fn after_own_message(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("own");

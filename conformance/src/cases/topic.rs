@@ -1,5 +1,5 @@
 //! Publish-subscribe on `/topic/` (spec "SEND", "SUBSCRIBE", "UNSUBSCRIBE", "MESSAGE"; peers
-//! §6.1 #24–#25, #37; SEMANTICS §2 "Messages").
+//! §6.1 #24–#25, #37; semantics.md §2 "Messages").
 
 use std::collections::HashSet;
 
@@ -118,7 +118,7 @@ async fn message_ids_unique(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: every subscription of a topic gets a copy.
+/// semantics.md §2: every subscription of a topic gets a copy.
 async fn fanout(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("fan");
     let mut subs = Vec::new();
@@ -136,7 +136,7 @@ async fn fanout(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: two subscriptions of one session to one destination get one MESSAGE each.
+/// semantics.md §2: two subscriptions of one session to one destination get one MESSAGE each.
 async fn two_subscriptions_one_session(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("twice");
     let mut sub = ctx.connect().await?;
@@ -183,7 +183,7 @@ async fn user_headers_pass_through(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: order from one publisher to one subscription is preserved.
+/// semantics.md §2: order from one publisher to one subscription is preserved.
 async fn order_preserved(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("order");
     let mut sub = ctx.connect().await?;
@@ -315,7 +315,7 @@ async fn disconnected_subscriber_removed(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: the broker owns `subscription`, `message-id`, `ack`, and `receipt` is an
+/// semantics.md §2: the broker owns `subscription`, `message-id`, `ack`, and `receipt` is an
 /// instruction, not content: a publisher cannot forge them.
 async fn broker_headers_not_forwarded(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("owned");

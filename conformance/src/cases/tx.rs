@@ -1,4 +1,4 @@
-//! Transactions (spec "BEGIN", "COMMIT", "ABORT"; peers §6.1 #30–#32; SEMANTICS §3).
+//! Transactions (spec "BEGIN", "COMMIT", "ABORT"; peers §6.1 #30–#32; semantics.md §3).
 
 use super::{PASS, bodies, connected_error, drain, leave, send_expect_error};
 use crate::ctx::Ctx;
@@ -188,7 +188,7 @@ async fn after_leaving(ctx: &Ctx, a: Conn, queue: &str) -> Result<Vec<String>, S
     bodies(&drain(&mut b, ctx).await?)
 }
 
-/// SEMANTICS §3: an ACK in an aborted transaction never happened.
+/// semantics.md §3: an ACK in an aborted transaction never happened.
 async fn ack_aborted(ctx: Ctx) -> CaseResult {
     let queue = ctx.queue("txack");
     let (mut a, id) = holding(&ctx, &queue).await?;
@@ -204,7 +204,7 @@ async fn ack_aborted(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §3: an ACK in a committed transaction settles the message.
+/// semantics.md §3: an ACK in a committed transaction settles the message.
 async fn ack_committed(ctx: Ctx) -> CaseResult {
     let queue = ctx.queue("txack");
     let (mut a, id) = holding(&ctx, &queue).await?;

@@ -1,4 +1,4 @@
-//! User destinations with Spring semantics (SEMANTICS §4; peers §1.5, §6.1 #39). Herald-only.
+//! User destinations with Spring semantics (semantics.md §4; peers §1.5, §6.1 #39). Herald-only.
 
 use super::{PASS, bodies, connected_error, drain};
 use crate::ctx::Ctx;
@@ -77,7 +77,7 @@ async fn user_subscriber(
     Ok(conn)
 }
 
-/// SEMANTICS §4: `/user/<sessionId>/queue/x` reaches that session's `/user/queue/x`
+/// semantics.md §4: `/user/<sessionId>/queue/x` reaches that session's `/user/queue/x`
 /// subscription, shown as `destination:/user/queue/x`.
 async fn by_session_id(ctx: Ctx) -> CaseResult {
     let name = ctx.unique("inbox");
@@ -97,7 +97,7 @@ async fn by_session_id(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §4: any kind prefix works after `/user`, e.g. `/user/topic/x`.
+/// semantics.md §4: any kind prefix works after `/user`, e.g. `/user/topic/x`.
 async fn topic_kind(ctx: Ctx) -> CaseResult {
     let name = ctx.unique("feed");
     let mut a = user_subscriber(&ctx, None, "topic", &name).await?;
@@ -116,7 +116,7 @@ async fn topic_kind(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §4: no matching session → dropped, yet the RECEIPT comes and no ERROR.
+/// semantics.md §4: no matching session → dropped, yet the RECEIPT comes and no ERROR.
 async fn no_session_dropped_with_receipt(ctx: Ctx) -> CaseResult {
     let mut sender = ctx.connect().await?;
     let send = Out::new("SEND")
@@ -130,7 +130,7 @@ async fn no_session_dropped_with_receipt(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §4: the resolved name `/queue/x-user<sessionId>` is an ordinary destination
+/// semantics.md §4: the resolved name `/queue/x-user<sessionId>` is an ordinary destination
 /// that reaches the session.
 async fn resolved_destination_reaches_session(ctx: Ctx) -> CaseResult {
     let name = ctx.unique("resolved");
@@ -144,7 +144,7 @@ async fn resolved_destination_reaches_session(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §4: subscribing to another session's resolved destination is `access denied`.
+/// semantics.md §4: subscribing to another session's resolved destination is `access denied`.
 async fn resolved_destination_of_other_denied(ctx: Ctx) -> CaseResult {
     let name = ctx.unique("private");
     let a = user_subscriber(&ctx, None, "queue", &name).await?;
@@ -161,7 +161,7 @@ async fn resolved_destination_of_other_denied(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §4: `/user/<name>/queue/x` reaches every session of user `<name>`.
+/// semantics.md §4: `/user/<name>/queue/x` reaches every session of user `<name>`.
 async fn every_session_of_user(ctx: Ctx) -> CaseResult {
     let (user, _) = ctx.user(0)?;
     let name = ctx.unique("tabs");
@@ -180,7 +180,7 @@ async fn every_session_of_user(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §4: a session id in place of the user name targets that session only.
+/// semantics.md §4: a session id in place of the user name targets that session only.
 async fn session_id_targets_one_session(ctx: Ctx) -> CaseResult {
     let name = ctx.unique("one");
     let first = ctx.connect_user(0).await?;
@@ -197,7 +197,7 @@ async fn session_id_targets_one_session(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §4: another user's sessions do not get the message.
+/// semantics.md §4: another user's sessions do not get the message.
 async fn other_users_not_reached(ctx: Ctx) -> CaseResult {
     let (user, _) = ctx.user(0)?;
     let name = ctx.unique("mine");

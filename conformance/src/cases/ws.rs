@@ -1,4 +1,4 @@
-//! STOMP over WebSocket (SEMANTICS §1 "WebSocket sub-protocols"; peers §5.2, §6.1 #7, #38).
+//! STOMP over WebSocket (semantics.md §1 "WebSocket sub-protocols"; peers §5.2, §6.1 #7, #38).
 //! Every case here runs on WebSocket targets only.
 
 use herald_protocol::Command;
@@ -136,7 +136,7 @@ async fn subprotocol_1_0_only(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: a client offering no sub-protocol is accepted.
+/// semantics.md §1: a client offering no sub-protocol is accepted.
 async fn no_subprotocol_offered(ctx: Ctx) -> CaseResult {
     let got = chosen(&ctx, &[]).await?;
     ensure!(
@@ -146,7 +146,7 @@ async fn no_subprotocol_offered(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: one frame may be split across several WebSocket messages, anywhere.
+/// semantics.md §1: one frame may be split across several WebSocket messages, anywhere.
 async fn frame_split_across_messages(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("split");
     let mut conn = open_offering(&ctx, crate::wire::ALL_SUBPROTOCOLS).await?;
@@ -177,7 +177,7 @@ async fn frame_split_across_messages(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: one message may hold several frames and heart-beat EOLs.
+/// semantics.md §1: one message may hold several frames and heart-beat EOLs.
 async fn several_frames_in_one_message(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("batch");
     let mut conn = ctx.connect().await?;
@@ -215,7 +215,7 @@ async fn heartbeat_only_messages(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: binary WebSocket messages carry frames as well as text ones.
+/// semantics.md §1: binary WebSocket messages carry frames as well as text ones.
 async fn binary_messages_accepted(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("bin");
     let mut conn = open_offering(&ctx, crate::wire::ALL_SUBPROTOCOLS).await?;
@@ -286,7 +286,7 @@ async fn utf8_message_as_text(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1: a body that is not valid UTF-8 goes out as a binary message.
+/// semantics.md §1: a body that is not valid UTF-8 goes out as a binary message.
 async fn binary_body_as_binary(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("binout");
     let mut conn = ctx.connect().await?;
@@ -329,7 +329,7 @@ async fn error_then_close_frame(ctx: Ctx) -> CaseResult {
     }
 }
 
-/// SEMANTICS §1: only the configured paths upgrade (`/ws` by default).
+/// semantics.md §1: only the configured paths upgrade (`/ws` by default).
 async fn unknown_path_refused(ctx: Ctx) -> CaseResult {
     let url = ctx.target.with_path("/no-such-endpoint");
     match Conn::open_url(

@@ -1,4 +1,4 @@
-//! Point-to-point routing (SEMANTICS.md section 3): named queues that give each message to
+//! Point-to-point routing (semantics.md section 3): named queues that give each message to
 //! exactly one consumer, round-robin over the consumers with room; buffering while nobody
 //! consumes, within bounds; acknowledgements, prefetch and redelivery.
 //!

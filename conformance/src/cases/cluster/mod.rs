@@ -1,4 +1,4 @@
-//! Two nodes of one cluster (SEMANTICS §6): each case connects to its `--url` (node A) and to
+//! Two nodes of one cluster (semantics.md §6): each case connects to its `--url` (node A) and to
 //! the peer (node B, `--peer-url`). Without `--peer-url` the peer is the `--url` itself: a
 //! single broker is a cluster of one, and every case must hold there too.
 //!

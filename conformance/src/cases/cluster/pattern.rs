@@ -1,4 +1,4 @@
-//! Pattern subscriptions and odd destination names across nodes (SEMANTICS §2 "Patterns",
+//! Pattern subscriptions and odd destination names across nodes (semantics.md §2 "Patterns",
 //! §6): what a pattern matches on one node it matches for a publish on the other, once per
 //! subscription, with the destination unchanged. Herald's pattern syntax, so `herald`-tagged.
 
@@ -51,7 +51,7 @@ pub fn cases() -> Vec<Case> {
 
 /// Publishes to each destination from `publisher` (body = its index) and returns, sorted,
 /// `(body, subscription, destination)` of every MESSAGE `subscriber` gets; an error if they
-/// did not come in publish order (SEMANTICS §2: one publisher's messages reach a subscriber
+/// did not come in publish order (semantics.md §2: one publisher's messages reach a subscriber
 /// in order, whatever their destinations, also when they cross nodes through different NATS
 /// subscriptions). One message's copies for several subscriptions may come in any order.
 async fn publish_all(
@@ -113,7 +113,7 @@ async fn pattern_pair(
     Ok((publisher, subscriber))
 }
 
-/// SEMANTICS §6: `…/*` on the peer gets a literal publish on `--url` that it matches, and
+/// semantics.md §6: `…/*` on the peer gets a literal publish on `--url` that it matches, and
 /// not one it does not.
 async fn pattern_across_nodes(ctx: Ctx) -> CaseResult {
     let b = ctx.topic("p");
@@ -177,7 +177,7 @@ async fn glob_across_nodes(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: one publisher's messages reach a subscriber in the order sent, whatever
+/// semantics.md §2: one publisher's messages reach a subscriber in the order sent, whatever
 /// their destinations: 1,000 messages spread over destinations that reach the peer through
 /// different NATS subscriptions (`…/**` is two NATS filters; a literal beside it is a third).
 async fn order_across_destinations(ctx: Ctx) -> CaseResult {
@@ -199,7 +199,7 @@ async fn order_across_destinations(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2: overlapping subscriptions of one session each get their copy, also when the
+/// semantics.md §2: overlapping subscriptions of one session each get their copy, also when the
 /// publish comes from another node (which must not deliver it once per matching filter).
 async fn overlapping_patterns_across_nodes(ctx: Ctx) -> CaseResult {
     let b = ctx.topic("o");

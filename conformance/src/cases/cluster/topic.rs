@@ -1,4 +1,4 @@
-//! Topics across nodes (SEMANTICS §2, §6): delivery both ways, fan-out once per subscription,
+//! Topics across nodes (semantics.md §2, §6): delivery both ways, fan-out once per subscription,
 //! headers and body unchanged, order, unique message ids, receipts, unsubscribe; and queue
 //! messages once.
 
@@ -91,17 +91,17 @@ async fn one_way(ctx: Ctx, from_peer: bool) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §6: a topic message published on `--url` reaches a subscriber on the peer.
+/// semantics.md §6: a topic message published on `--url` reaches a subscriber on the peer.
 async fn topic_to_peer(ctx: Ctx) -> CaseResult {
     one_way(ctx, false).await
 }
 
-/// SEMANTICS §6: a topic message published on the peer reaches a subscriber on `--url`.
+/// semantics.md §6: a topic message published on the peer reaches a subscriber on `--url`.
 async fn topic_from_peer(ctx: Ctx) -> CaseResult {
     one_way(ctx, true).await
 }
 
-/// SEMANTICS §2 "Header values round-trip exactly", across nodes: escaped names and values
+/// semantics.md §2 "Header values round-trip exactly", across nodes: escaped names and values
 /// (colon, CR, LF, backslash), padding, an empty value, UTF-8, and a binary body with NULs.
 async fn headers_and_body_across_nodes(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("h");
@@ -157,7 +157,7 @@ async fn headers_and_body_across_nodes(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §6: with two subscribers on each node and a publisher on each, every
+/// semantics.md §6: with two subscribers on each node and a publisher on each, every
 /// subscriber gets each message exactly once (a node never echoes its own publish back
 /// through the other).
 async fn fanout_once_each(ctx: Ctx) -> CaseResult {
@@ -191,7 +191,7 @@ async fn fanout_once_each(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §2, §6: 1,000 messages from one publisher arrive on the other node in order,
+/// semantics.md §2, §6: 1,000 messages from one publisher arrive on the other node in order,
 /// each once.
 async fn order_across_nodes(ctx: Ctx) -> CaseResult {
     const COUNT: usize = 1000;
@@ -254,7 +254,7 @@ async fn message_ids_unique(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §1 "RECEIPT": a SEND with a receipt is answered whether its subscribers are on
+/// semantics.md §1 "RECEIPT": a SEND with a receipt is answered whether its subscribers are on
 /// the other node or nowhere, and the message still arrives.
 async fn receipt_for_cross_node_send(ctx: Ctx) -> CaseResult {
     let topic = ctx.topic("r");
@@ -310,7 +310,7 @@ async fn unsubscribe_across_nodes(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §3, §6: each queue message reaches exactly one subscriber, whichever node it
+/// semantics.md §3, §6: each queue message reaches exactly one subscriber, whichever node it
 /// is on. (Herald's queues are node-local until they move to JetStream: every message then
 /// goes to the subscriber on the publishing node; what matters here is "never twice".)
 async fn queue_once_across_nodes(ctx: Ctx) -> CaseResult {

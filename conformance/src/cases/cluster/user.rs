@@ -1,4 +1,4 @@
-//! User destinations across nodes (SEMANTICS §4, §6): `/user/<name>/…` reaches every session
+//! User destinations across nodes (semantics.md §4, §6): `/user/<name>/…` reaches every session
 //! of the user on every node, `/user/<sessionId>/…` the one session wherever it is. Spring's
 //! semantics, so `herald`-tagged.
 
@@ -43,7 +43,7 @@ async fn expect_shown(
     Ok(())
 }
 
-/// SEMANTICS §4, §6: `/user/<name>/queue/x` sent on the peer reaches the user's session on
+/// semantics.md §4, §6: `/user/<name>/queue/x` sent on the peer reaches the user's session on
 /// `--url` and the one on the peer, each once; the SEND's RECEIPT comes.
 async fn user_every_session_across_nodes(ctx: Ctx) -> CaseResult {
     let (user, _) = ctx.user(0)?;
@@ -73,7 +73,7 @@ async fn user_every_session_across_nodes(ctx: Ctx) -> CaseResult {
     PASS
 }
 
-/// SEMANTICS §4, §6: `/user/<sessionId>/queue/x` sent on the peer reaches that session on
+/// semantics.md §4, §6: `/user/<sessionId>/queue/x` sent on the peer reaches that session on
 /// `--url` (shown as `/user/queue/x`), not another session subscribed the same way; the
 /// SEND's RECEIPT comes.
 async fn user_session_id_across_nodes(ctx: Ctx) -> CaseResult {
