@@ -649,3 +649,58 @@ async fn try_get(addr: SocketAddr) -> bool {
         _ => false,
     }
 }
+
+/// The real binary: SIGTERM turns `/readyz` to 503 for the whole drain, then the process
+/// exits 0 and the operations port closes.
+#[tokio::test]
+async fn sigterm_makes_the_real_binary_unready_until_it_exits() {
+    let (tcp, http) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["--no-ws", "--log-level", "warn"])
+        .args(["--tcp-bind", &format!("127.0.0.1:{tcp}")])
+        .args(["--http-bind", &format!("127.0.0.1:{http}")])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn herald");
+    let http: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while TcpStream::connect(http).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "herald never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(get_until(http, "/readyz", 200).await.body, "ready\n");
+    // A subscriber that reads nothing under a backlog holds the drain open (10 s default).
+    let tcp: SocketAddr = format!("127.0.0.1:{tcp}").parse().unwrap();
+    let mut stuck = common::Client::tcp(tcp, Some(4096)).await;
+    stuck.connect().await;
+    stuck.subscribe("s", "/topic/drain").await;
+    let mut publisher = common::Client::tcp(tcp, None).await;
+    publisher.connect().await;
+    let bodies = (0..64).map(|n| format!("{n:04}{}", "d".repeat(4092)));
+    publisher
+        .send_bytes(&send_batch("/topic/drain", bodies))
+        .await;
+    publisher
+        .send_with_receipt(send_frame("/topic/other", ""))
+        .await;
+
+    let pid = child.id().expect("herald runs").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let draining = get_until(http, "/readyz", 503).await;
+    assert_eq!(draining.body, "not ready: draining\n");
+    drop((stuck, publisher));
+    let status = within(TIMEOUT, "herald to exit", child.wait())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(TcpStream::connect(http).await.is_err());
+}
