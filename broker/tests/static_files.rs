@@ -194,6 +194,21 @@ async fn other_methods_and_oversized_heads_are_refused() {
 }
 
 #[tokio::test]
+async fn a_file_over_the_size_cap_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let server = server_with_site(root.path()).await;
+    let big = root.path().join("site/big.bin");
+    // Sparse: no 16 MiB written to disk.
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(16 * 1024 * 1024 + 1).unwrap();
+    assert_eq!(get(server.ws_addr, "/big.bin").await.status, 403);
+    file.set_len(16 * 1024 * 1024).unwrap();
+    let answer = get(server.ws_addr, "/big.bin").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body.len(), 16 * 1024 * 1024);
+}
+
+#[tokio::test]
 async fn the_websocket_path_still_upgrades_and_a_get_on_it_is_426() {
     let root = tempfile::tempdir().unwrap();
     let server = server_with_site(root.path()).await;

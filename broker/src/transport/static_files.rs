@@ -14,10 +14,11 @@ use super::stream::Stream;
 
 /// The largest file served: the directory is for a page and its assets, not downloads.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
-/// How long the peer may take to read the answer before the connection is dropped.
+/// How long the peer may take to close after the answer was written.
 const LINGER: Duration = Duration::from_secs(1);
 
-/// Answers `request` from `dir` and ends the connection. Returns the status sent.
+/// Answers `request` from `dir` and ends the connection. Returns the status sent. The caller
+/// bounds the whole exchange (`stomp.connect_timeout_ms`), which also bounds the writing.
 pub async fn serve(stream: &mut Stream, request: &Request, dir: &Path) -> StatusCode {
     let (status, content_type, body) = match resolve(dir, request.uri().path()).await {
         Ok(file) => match read_file(&file).await {
@@ -31,16 +32,20 @@ pub async fn serve(stream: &mut Stream, request: &Request, dir: &Path) -> Status
          X-Content-Type-Options: nosniff\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    let _ = tokio::time::timeout(LINGER, async {
+    let written = async {
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(&body).await?;
-        stream.shutdown().await?;
+        stream.shutdown().await
+    };
+    if written.await.is_ok() {
         // Drain until the peer closes, so the answer is not destroyed by a reset.
-        let mut sink = [0u8; 1024];
-        while stream.read(&mut sink).await? > 0 {}
-        io::Result::Ok(())
-    })
-    .await;
+        let _ = tokio::time::timeout(LINGER, async {
+            let mut sink = [0u8; 1024];
+            while stream.read(&mut sink).await? > 0 {}
+            io::Result::Ok(())
+        })
+        .await;
+    }
     status
 }
 
