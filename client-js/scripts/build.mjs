@@ -12,6 +12,8 @@ rmSync('dist', { recursive: true, force: true });
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { stdio: 'inherit' });
+// esbuild only strips types: the demo is type-checked here.
+execFileSync(process.execPath, [tsc, '-p', 'examples/chat/tsconfig.json'], { stdio: 'inherit' });
 
 await build({
   entryPoints: ['src/index.ts'],

@@ -425,7 +425,17 @@ export class HeraldClient {
   private attach(client: Client, live: LiveSubscription): void {
     live.stomp = client.subscribe(
       live.destination,
-      raw => live.handler(this.message(raw)),
+      raw => {
+        try {
+          live.handler(this.message(raw));
+        } catch (error) {
+          // Thrown inside stompjs's frame parser it would cut the frames after it; report it
+          // as an uncaught error of its own instead.
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      },
       live.headers,
     );
   }
