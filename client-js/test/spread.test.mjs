@@ -45,20 +45,23 @@ test(`${CLIENTS} clients reconnecting after a restart spread over the backoff wi
     await Promise.all(clients.map(c => c.whenConnected(60000)));
 
     const delays = clients.map(c => attempted.get(c) - dropped.get(c)).sort((x, y) => x - y);
-    const backAfterRestart = clients.map(c => back.get(c) - restartedAt).sort((x, y) => x - y);
+    // From the first client back: when this process saw the restart finish is later than when
+    // the broker could accept, by however busy the machine is.
+    const firstBack = Math.min(...clients.map(c => back.get(c)));
+    const backAfterFirst = clients.map(c => back.get(c) - firstBack).sort((x, y) => x - y);
     const figures = {
       clients: CLIENTS,
       windowMs: WINDOW_MS,
       restartMs: Math.round(restartedAt - killedAt),
       firstAttemptMs: { p10: quantile(delays, 0.1), p50: quantile(delays, 0.5), p90: quantile(delays, 0.9), max: delays.at(-1) },
       firstAttemptsInFirst100msPct: shareBelow(delays, 100),
-      connectedAfterRestartMs: {
-        p10: quantile(backAfterRestart, 0.1),
-        p50: quantile(backAfterRestart, 0.5),
-        p90: quantile(backAfterRestart, 0.9),
-        max: backAfterRestart.at(-1),
+      connectedAfterFirstMs: {
+        p10: quantile(backAfterFirst, 0.1),
+        p50: quantile(backAfterFirst, 0.5),
+        p90: quantile(backAfterFirst, 0.9),
+        max: backAfterFirst.at(-1),
       },
-      connectedInFirst100msPct: shareBelow(backAfterRestart, 100),
+      connectedInFirst100msPct: shareBelow(backAfterFirst, 100),
     };
     const round = value => (typeof value === 'number' ? Math.round(value * 10) / 10 : value);
     console.log(`reconnect spread: ${JSON.stringify(figures, (_, v) => round(v))}`);
@@ -69,7 +72,7 @@ test(`${CLIENTS} clients reconnecting after a restart spread over the backoff wi
     assert.ok(figures.firstAttemptMs.p90 - figures.firstAttemptMs.p10 > WINDOW_MS / 2, 'attempts cover most of the window');
     // The delays as drawn (timers on a busy machine only fire later than them).
     assert.ok(clients.every(c => scheduled.get(c) >= 0 && scheduled.get(c) <= WINDOW_MS), 'drawn within the window');
-    assert.ok(figures.connectedInFirst100msPct < 15, `${figures.connectedInFirst100msPct}% back within 100 ms of the restart`);
+    assert.ok(figures.connectedInFirst100msPct < 15, `${figures.connectedInFirst100msPct}% back within 100 ms of the first`);
   } finally {
     await Promise.all(clients.map(c => c.close()));
     await herald.stop();
