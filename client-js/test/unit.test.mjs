@@ -115,3 +115,45 @@ test('a request made while disconnected waits for the connection, within its tim
     await client.close();
   }
 });
+
+/** The `attempt` of each of the next `n` reconnecting events. */
+function attempts(client, n) {
+  return new Promise(resolve => {
+    const seen = [];
+    const off = client.on('reconnecting', ({ attempt }) => {
+      seen.push(attempt);
+      if (seen.length === n) {
+        off();
+        resolve(seen);
+      }
+    });
+  });
+}
+
+test('backoff grows over failed attempts and restarts after a connection that stayed up', async () => {
+  const broker = new FakeBroker();
+  const flaky = fakeClient(broker, { reconnect: { minDelay: 5, maxDelay: 20, stableAfter: 60000 } });
+  const steady = fakeClient(broker, { reconnect: { minDelay: 5, maxDelay: 20, stableAfter: 30 } });
+  try {
+    await Promise.all([flaky.whenConnected(), steady.whenConnected()]);
+    const socketOf = client => broker.connections.filter(c => c.readyState === 1).find(c => c.session === client.session);
+    // Three refused attempts each, then both connect again.
+    broker.accepting = false;
+    const failing = [attempts(flaky, 3), attempts(steady, 3)];
+    socketOf(flaky).drop();
+    socketOf(steady).drop();
+    assert.deepEqual(await Promise.all(failing), [[1, 2, 3], [1, 2, 3]]);
+    broker.accepting = true;
+    await Promise.all([nextEvent(flaky, 'connected'), nextEvent(steady, 'connected')]);
+    // Up for longer than steady's stableAfter (30 ms), far shorter than flaky's (60 s).
+    await new Promise(resolve => setTimeout(resolve, 60));
+    const next = [attempts(flaky, 1), attempts(steady, 1)];
+    socketOf(flaky).drop();
+    socketOf(steady).drop();
+    const [[flakyAttempt], [steadyAttempt]] = await Promise.all(next);
+    assert.ok(flakyAttempt >= 4, `flaky keeps counting (attempt ${flakyAttempt})`);
+    assert.equal(steadyAttempt, 1, 'steady starts from the first window again');
+  } finally {
+    await Promise.all([flaky.close(), steady.close()]);
+  }
+});
