@@ -39,7 +39,9 @@ test('npm pack installs into a fresh project; ESM, CommonJS and types all work',
       join(app, 'cjs.cjs'),
       "const { userDestination, backoffOf } = require('@herald/client');\n" +
         "if (userDestination('a/b', '/queue/x') !== '/user/a%2Fb/queue/x' || backoffOf().minDelay !== 1000) process.exit(1);\n" +
-        "console.log('cjs ok');\n",
+        // Nothing listens on port 1: a refused attempt shows the `ws` dependency loads.
+        "const client = require('@herald/client').connect({ url: 'ws://127.0.0.1:1/ws', reconnect: false });\n" +
+        "client.on('closed', () => console.log('cjs ok'));\n",
     );
     assert.equal(run(process.execPath, ['esm.mjs'], app).trim(), 'esm ok');
     assert.equal(run(process.execPath, ['cjs.cjs'], app).trim(), 'cjs ok');
