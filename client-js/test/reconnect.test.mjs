@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { connect } from '../dist/esm/index.js';
-import { Inbox, hs256, nextEvent, startHerald, startNats, uniqueName } from './support/processes.mjs';
+import { Inbox, hs256, nextEvent, startHerald, startHeraldOnFixedPort, startNats, uniqueName } from './support/processes.mjs';
 
 const SECRET = `client-js-${process.pid}-${Math.random()}`;
 const JWT = `[jwt]\nenabled = true\nalgorithm = "HS256"\nsecret = "${SECRET}"\n`;
 
 test('broker killed and restarted: token fetched again, subscriptions restored, queue flushed once in order', async () => {
-  let herald = await startHerald({ toml: JWT });
+  let herald = await startHeraldOnFixedPort({ toml: JWT });
   let tokens = 0;
   const client = connect({
     url: herald.url,

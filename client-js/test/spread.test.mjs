@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { connect } from '../dist/esm/index.js';
-import { startHerald } from './support/processes.mjs';
+import { startHerald, startHeraldOnFixedPort } from './support/processes.mjs';
 
 const CLIENTS = Number(process.env.SPREAD_CLIENTS ?? 1000);
 const WINDOW_MS = 2000;
@@ -14,7 +14,7 @@ const shareBelow = (values, limit) => (100 * values.filter(v => v < limit).lengt
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
 test(`${CLIENTS} clients reconnecting after a restart spread over the backoff window`, { timeout: 180000 }, async () => {
-  let herald = await startHerald();
+  let herald = await startHeraldOnFixedPort();
   const clients = [];
   // Per client: when the broker dropped it, its first new attempt, and when it was back.
   const dropped = new Map();
@@ -72,7 +72,9 @@ test(`${CLIENTS} clients reconnecting after a restart spread over the backoff wi
     assert.ok(figures.firstAttemptMs.p90 - figures.firstAttemptMs.p10 > WINDOW_MS / 2, 'attempts cover most of the window');
     // The delays as drawn (timers on a busy machine only fire later than them).
     assert.ok(clients.every(c => scheduled.get(c) >= 0 && scheduled.get(c) <= WINDOW_MS), 'drawn within the window');
-    assert.ok(figures.connectedInFirst100msPct < 15, `${figures.connectedInFirst100msPct}% back within 100 ms of the first`);
+    // Looser: clients that reached the port while the broker was still starting are accepted
+    // together, more of them the slower the start (~5-9% measured on a quiet machine).
+    assert.ok(figures.connectedInFirst100msPct < 30, `${figures.connectedInFirst100msPct}% back within 100 ms of the first`);
   } finally {
     await Promise.all(clients.map(c => c.close()));
     await herald.stop();

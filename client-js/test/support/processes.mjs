@@ -77,6 +77,22 @@ export async function startHerald({ toml = '', wsPort = 0, args = [] } = {}) {
   };
 }
 
+/**
+ * `startHerald` on a port below Linux's ephemeral range (32768 and up), for tests that restart
+ * the broker on its port: while it is down, the clients' own connection attempts take source
+ * ports from that range and could take its port. Tries random ports until one is free.
+ */
+export async function startHeraldOnFixedPort(options = {}) {
+  for (let tries = 0; ; tries++) {
+    const wsPort = 20000 + Math.floor(Math.random() * 12000);
+    try {
+      return await startHerald({ ...options, wsPort });
+    } catch (error) {
+      if (tries >= 20 || !/address already in use|Address in use|AddrInUse/i.test(error.message)) throw error;
+    }
+  }
+}
+
 export function natsBin() {
   return process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
 }
