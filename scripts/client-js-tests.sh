@@ -22,7 +22,7 @@ apt_install() {
   local sudo_if_needed=()
   [[ $(id -u) -eq 0 ]] || sudo_if_needed=(sudo)
   "${sudo_if_needed[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_if_needed[@]}" apt-get install -y -qq "$@" >/dev/null
+  "${sudo_if_needed[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 step "system packages: chromium, nats-server"
