@@ -18,7 +18,7 @@ pub const TRANSPORT_LABELS: [&str; 2] = ["ws", "tcp"];
 
 /// Why sessions end, one counter each: the labels `session::close::CloseReason::label` gives
 /// (metrics imports nothing above it, so it counts labels, not reasons).
-pub const CLOSE_LABELS: [&str; 10] = [
+pub const CLOSE_LABELS: [&str; 11] = [
     "disconnect",
     "peer_closed",
     "io_error",
@@ -29,6 +29,7 @@ pub const CLOSE_LABELS: [&str; 10] = [
     "write_stalled",
     "shutdown",
     "internal_error",
+    "kicked",
 ];
 
 #[derive(Debug)]

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::metrics::Stats;
 use crate::outbox::Outbox;
 use crate::routing::cluster::{ClusterLink, Crossing, NoCluster, Presence};
+use crate::routing::kicks::Kicks;
 use crate::routing::router::Router;
 use crate::routing::user::{LocalUsers, UserDirectory};
 use crate::throttle::LoginThrottle;
@@ -39,6 +40,8 @@ pub struct Node {
     pub cluster: Option<Arc<NatsLink>>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
+    /// Sessions of named users, for the operator to close.
+    pub kicks: Kicks,
     next_session: AtomicU64,
 }
 
@@ -138,6 +141,7 @@ impl Node {
             stats,
             cluster,
             shutdown: CancellationToken::new(),
+            kicks: Kicks::default(),
             next_session: AtomicU64::new(1),
         }
     }

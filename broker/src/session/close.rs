@@ -25,6 +25,8 @@ pub enum CloseReason {
     Shutdown,
     /// A bug: the session's task panicked.
     Internal,
+    /// The operator closed the user's sessions (HTTP API), for this reason.
+    Kicked(String),
 }
 
 /// What an ERROR frame says: a short `message`, a detail for the body, and the `receipt-id`
@@ -69,6 +71,7 @@ impl CloseReason {
             CloseReason::WriteStalled => "write_stalled",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Internal => "internal_error",
+            CloseReason::Kicked(_) => "kicked",
         }
     }
 
@@ -76,6 +79,9 @@ impl CloseReason {
     pub fn error_reply(&self) -> Option<ErrorReply> {
         let (message, detail) = match self {
             CloseReason::Protocol(reply) => return Some(reply.clone()),
+            CloseReason::Kicked(reason) => {
+                return Some(ErrorReply::new("disconnected", reason.clone()));
+            }
             CloseReason::ConnectTimeout => ("connect timeout", "no CONNECT frame in time"),
             CloseReason::HeartbeatTimeout => (
                 "heart-beat timeout",
@@ -128,6 +134,7 @@ mod tests {
             CloseReason::WriteStalled,
             CloseReason::Shutdown,
             CloseReason::Internal,
+            CloseReason::Kicked("banned".into()),
         ];
         let mut labels: Vec<&str> = reasons.iter().map(CloseReason::label).collect();
         labels.sort_unstable();

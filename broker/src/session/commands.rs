@@ -138,6 +138,9 @@ impl Session {
         self.node
             .router
             .open_session(&self.id, self.user.as_deref());
+        if let Some(user) = &self.user {
+            self.kick = Some(self.node.kicks.join(user, &self.id, &self.node.shutdown));
+        }
         self.outbox
             .push_control(frames::control(&accepted.reply, accepted.version));
         info!(

@@ -31,6 +31,7 @@ use crate::config::AccessAction;
 use crate::metrics::Written;
 use crate::node::Node;
 use crate::outbox::{OutFrame, Outbox};
+use crate::routing::kicks::Kick;
 use crate::routing::queue::{AckMode, Creator, Queue};
 use crate::routing::router::Route;
 use crate::routing::subscriber::Subscriber;
@@ -81,6 +82,8 @@ pub struct Session {
     closed: bool,
     /// Counts the queues this session created, against `queues.max_queues_per_session`.
     creator: Creator,
+    /// How the operator closes this session, once CONNECT named a user.
+    kick: Option<Kick>,
     last_read: Instant,
     last_write: Instant,
     /// When the connection was accepted, and what went through it: for the closing log line.
@@ -153,6 +156,7 @@ impl Session {
             pause: None,
             closed: false,
             creator: Creator::default(),
+            kick: None,
             last_read: now,
             last_write: now,
             opened: now,
@@ -186,7 +190,8 @@ impl Session {
         let read_timer = sleep_until(connect_by);
         let beat_timer = sleep_until(Instant::now() + FAR);
         tokio::pin!(read_timer, beat_timer);
-        let shutdown = self.node.shutdown.clone();
+        // Replaced by the session's kick token (a child of it) once CONNECT names a user.
+        let mut shutdown = self.node.shutdown.clone();
         let outbox = Arc::clone(&self.outbox);
         loop {
             let was_connected = self.version.is_some();
@@ -194,7 +199,7 @@ impl Session {
             let unread = input.len();
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return CloseReason::Shutdown,
+                () = shutdown.cancelled() => return self.cancelled(),
                 () = wait_pause(self.pause.as_deref_mut()), if was_paused => {
                     if let Err(reason) = self.settle_pause() {
                         return reason;
@@ -255,6 +260,9 @@ impl Session {
             }
             if let Err(reason) = self.write_queued(io).await {
                 return reason;
+            }
+            if let (false, Some(kick)) = (was_connected, &self.kick) {
+                shutdown = kick.token().clone();
             }
             if (!was_connected && self.version.is_some()) || was_paused != self.pause.is_some() {
                 // CONNECT accepted: the read window is now the heart-beat window. A pause
@@ -456,6 +464,9 @@ impl Session {
     /// user directory, queue consumers (their unacknowledged messages go back to the queue
     /// for other consumers). Safe to call twice.
     fn leave_routing(&mut self) {
+        if let (Some(user), Some(_)) = (&self.user, self.kick.take()) {
+            self.node.kicks.leave(user, &self.id);
+        }
         self.transactions.abort_all();
         self.pumps.clear();
         self.pause = None;
@@ -552,6 +563,16 @@ impl Drop for Session {
             self.leave_routing();
             self.outbox.close();
             self.node.stats.record_close(CloseReason::Internal.label());
+        }
+    }
+}
+
+impl Session {
+    /// Why the shutdown token (or the session's kick token, its child) was cancelled.
+    fn cancelled(&self) -> CloseReason {
+        match self.kick.as_ref().and_then(Kick::reason) {
+            Some(reason) => CloseReason::Kicked(reason.to_owned()),
+            None => CloseReason::Shutdown,
         }
     }
 }
