@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{ClusterConfig, Config, ConfigError, LogLevel, Problem, UserConfig};
+use crate::config::{
+    ApiAction, ApiKeyConfig, ClusterConfig, Config, ConfigError, LogLevel, Problem, UserConfig,
+};
 
 /// Herald, a STOMP message broker over WebSocket and TCP.
 #[derive(Debug, Parser)]
@@ -119,6 +121,11 @@ pub struct Overrides {
     /// Serves metrics and health on ADDR: sets http.bind and http.enabled = true.
     #[arg(long, value_name = "ADDR")]
     pub http_bind: Option<SocketAddr>,
+    /// Adds an HTTP API key allowed every action (http.api_keys) and turns the operations
+    /// listener on, for trials; repeatable. Visible to other local users in the process
+    /// list: a configuration file (secret_sha256) is the way for production.
+    #[arg(long = "api-key", value_name = "SECRET")]
+    pub api_keys: Vec<String>,
     /// Sets websocket.enabled = false.
     #[arg(long)]
     pub no_ws: bool,
@@ -165,6 +172,15 @@ pub fn apply_overrides(config: &mut Config, overrides: &Overrides) -> Result<(),
     if let Some(addr) = overrides.http_bind {
         config.http.bind = addr;
         config.http.enabled = true;
+    }
+    for (i, secret) in overrides.api_keys.iter().enumerate() {
+        config.http.enabled = true;
+        config.http.api_keys.push(ApiKeyConfig {
+            name: format!("--api-key {}", i + 1),
+            secret: secret.clone(),
+            actions: ApiAction::ALL.to_vec(),
+            ..ApiKeyConfig::default()
+        });
     }
     if overrides.no_ws {
         config.websocket.enabled = false;
@@ -227,6 +243,21 @@ mod tests {
         assert!(config.websocket.enabled);
         assert!(!config.tcp.enabled);
         assert_eq!(config.log.level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn api_key_adds_a_key_for_every_action_and_turns_the_listener_on() {
+        let cli = Cli::try_parse_from(["herald", "--api-key", "0123456789abcdef-trial"]).unwrap();
+        let config = cli.settings.load().unwrap();
+        assert!(config.http.enabled);
+        let [key] = config.http.api_keys.as_slice() else {
+            panic!("{:?}", config.http.api_keys)
+        };
+        assert_eq!(key.secret, "0123456789abcdef-trial");
+        assert_eq!(key.actions, ApiAction::ALL);
+        let short = Cli::try_parse_from(["herald", "--api-key", "short"]).unwrap();
+        let err = short.settings.load().unwrap_err().to_string();
+        assert!(err.contains("http.api_keys[0].secret"), "{err}");
     }
 
     #[test]

@@ -575,6 +575,8 @@ pub struct HttpConfig {
     /// How long a client has to send a request's head, also the longest an idle keep-alive
     /// connection is kept.
     pub request_timeout_ms: u64,
+    /// `[[http.api_keys]]`: bearer tokens of the HTTP API (`/api/v1`); none: the API is off.
+    pub api_keys: Vec<ApiKeyConfig>,
 }
 
 impl Default for HttpConfig {
@@ -584,8 +586,56 @@ impl Default for HttpConfig {
             bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 15692)),
             max_connections: 64,
             request_timeout_ms: 10_000,
+            api_keys: Vec::new(),
         }
     }
+}
+
+/// One `[[http.api_keys]]` entry: a bearer token of the HTTP API and what it may do.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Names the key in logs (never the secret).
+    pub name: String,
+    /// The token itself. Exactly one of `secret` and `secret_sha256` is set.
+    pub secret: String,
+    /// The token's SHA-256, 64 hex digits, so the file need not hold the token.
+    pub secret_sha256: String,
+    /// What the key may do.
+    pub actions: Vec<ApiAction>,
+    /// The access rules judge the key's sends as this user (empty: as an anonymous session).
+    pub user: String,
+    /// The roles the access rules see for the key.
+    pub roles: Vec<String>,
+}
+
+/// What an API key may do; each route needs one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiAction {
+    /// `POST /publish`.
+    Publish,
+    /// `POST /broadcast`.
+    Broadcast,
+    /// `POST /users/{user}/send`.
+    SendToUser,
+    /// `GET /users/{user}` and `GET /presence`.
+    Presence,
+    /// `DELETE /users/{user}/sessions`.
+    Disconnect,
+    /// `GET /stats`.
+    Stats,
+}
+
+impl ApiAction {
+    pub const ALL: [ApiAction; 6] = [
+        ApiAction::Publish,
+        ApiAction::Broadcast,
+        ApiAction::SendToUser,
+        ApiAction::Presence,
+        ApiAction::Disconnect,
+        ApiAction::Stats,
+    ];
 }
 
 /// `[log]`: process logging. `RUST_LOG`, when set, overrides `level`.

@@ -536,3 +536,53 @@ fn static_dir_must_be_a_directory() {
     config.websocket.static_dir = Some("/etc/hostname".into());
     assert_eq!(problem_keys(&config), ["websocket.static_dir"]);
 }
+
+#[test]
+fn api_keys_need_one_good_secret_and_an_action() {
+    use crate::config::{ApiAction, ApiKeyConfig};
+    let key = |secret: &str, hash: &str, actions: &[ApiAction]| ApiKeyConfig {
+        name: "k".into(),
+        secret: secret.into(),
+        secret_sha256: hash.into(),
+        actions: actions.to_vec(),
+        ..ApiKeyConfig::default()
+    };
+    let publish = &[ApiAction::Publish];
+    let hash = "ab".repeat(32);
+    let mut config = Config::default();
+    config.http.api_keys = vec![
+        key("0123456789abcdef", "", publish),
+        key("", &hash, publish),
+    ];
+    assert!(problem_keys(&config).is_empty());
+    config.http.api_keys = vec![
+        key("", "", publish),
+        key("short", "", publish),
+        key("0123456789abcdef", &hash, publish),
+        key("", "zz", publish),
+        key("fedcba9876543210", "", &[]),
+        key("", &hash.to_uppercase(), publish),
+        key("", &hash, publish),
+    ];
+    assert_eq!(
+        problem_keys(&config),
+        [
+            "http.api_keys[0]",
+            "http.api_keys[1].secret",
+            "http.api_keys[2]",
+            "http.api_keys[3].secret_sha256",
+            "http.api_keys[4].actions",
+            "http.api_keys[6]",
+        ]
+    );
+    let parsed = Config::from_toml_str(
+        "[[http.api_keys]]\nname = \"a\"\nsecret = \"0123456789abcdef\"\nactions = [\"publish\", \"send_to_user\"]\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        parsed.http.api_keys[0].actions,
+        [ApiAction::Publish, ApiAction::SendToUser]
+    );
+    assert!(Config::from_toml_str("[[http.api_keys]]\nactions = [\"everything\"]\n", "t").is_err());
+}

@@ -296,7 +296,42 @@ fn http(check: &mut Checker, config: &Config) {
             check.fail("http.bind", problem);
         }
     }
+    api_keys(check, &http.api_keys);
 }
+
+/// `[[http.api_keys]]`: each key one secret (a short one is guessable), some action, and
+/// no secret shared by two keys (which key a request used would be ambiguous).
+fn api_keys(check: &mut Checker, keys: &[crate::config::ApiKeyConfig]) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        let at = format!("http.api_keys[{i}]");
+        match (key.secret.is_empty(), key.secret_sha256.is_empty()) {
+            (true, true) => check.fail(&at, "set secret or secret_sha256"),
+            (false, false) => check.fail(&at, "set one of secret and secret_sha256, not both"),
+            (false, true) if key.secret.len() < MIN_API_SECRET => check.fail(
+                format!("{at}.secret"),
+                format!("at least {MIN_API_SECRET} characters"),
+            ),
+            (true, false)
+                if key.secret_sha256.len() != 64
+                    || !key.secret_sha256.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                check.fail(format!("{at}.secret_sha256"), "64 hex digits (a SHA-256)")
+            }
+            _ => {}
+        }
+        let secret = (key.secret.as_str(), key.secret_sha256.to_ascii_lowercase());
+        if !seen.insert(secret) {
+            check.fail(&at, "the same secret as an earlier key");
+        }
+        if key.actions.is_empty() {
+            check.fail(format!("{at}.actions"), "list at least one action");
+        }
+    }
+}
+
+/// Shortest API secret accepted: 16 characters.
+const MIN_API_SECRET: usize = 16;
 
 fn listeners(check: &mut Checker, config: &Config) {
     let (ws, tcp) = (&config.websocket, &config.tcp);

@@ -4,6 +4,7 @@
 //! by `http.rs` under a connection bound and timeouts, so more routes (the HTTP API, an admin
 //! page) are added here without touching how connections are handled.
 
+pub mod api;
 mod health;
 mod http;
 mod metrics;
@@ -72,11 +73,13 @@ impl Ops {
 
 /// Every route of the operations listener.
 fn routes(state: State) -> Router {
+    let api = api::routes(Arc::clone(&state.node));
     Router::new()
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state)
+        .nest("/api/v1", api)
 }
 
 impl State {

@@ -127,6 +127,8 @@ pub struct Published {
     /// Queues the message must be put in, in order, through [`Router::enqueue`] (which may
     /// ask the publisher to wait for room).
     pub queues: VecDeque<String>,
+    /// Topic subscriptions on this node the message was queued for (the HTTP API's answer).
+    pub delivered: usize,
 }
 
 /// The node's routing.
@@ -470,6 +472,7 @@ impl Router {
                 };
                 self.stats
                     .record_publish(fanout.delivered, fanout.dropped, fanout.expired);
+                published.delivered = fanout.delivered;
                 published.congested.append(&mut fanout.congested);
             }
             SendRoute::Queue(destination) => published.queues.push_back((*destination).into()),
