@@ -63,7 +63,7 @@ test('an ERROR rejects the publish it answers, reaches onError, and the client r
 
 test('a RECEIPT that never comes times out', async () => {
   const client = await open();
-  herald.pause();
+  await herald.pause();
   try {
     await assert.rejects(
       client.publish(`/topic/${uniqueName('paused')}`, 'x', { timeout: 300 }),

@@ -2,7 +2,7 @@
 // a free loopback port, stopped when the test ends. Every wait is bounded.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -69,8 +69,14 @@ export async function startHerald({ toml = '', wsPort = 0, args = [] } = {}) {
     url: `ws://127.0.0.1:${port}/ws`,
     origin: `http://127.0.0.1:${port}`,
     kill: () => stop('SIGKILL'),
-    /** SIGSTOP: the broker answers nothing until `resume()`. */
-    pause: () => proc.child.kill('SIGSTOP'),
+    /** SIGSTOP, resolved once the process is stopped: it answers nothing until `resume()`. */
+    pause: async () => {
+      proc.child.kill('SIGSTOP');
+      // The signal takes effect asynchronously, thread by thread; /proc shows each one's T.
+      const tasks = `/proc/${proc.child.pid}/task`;
+      const stopped = tid => readFileSync(`${tasks}/${tid}/stat`, 'utf8').split(') ')[1]?.startsWith('T');
+      await waitFor('every herald thread to stop', () => readdirSync(tasks).every(stopped));
+    },
     resume: () => proc.child.kill('SIGCONT'),
     stop: () => stop('SIGTERM'),
     log: proc.log,
