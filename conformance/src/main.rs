@@ -4,7 +4,8 @@
 //! ```text
 //! herald-conformance --url ws://127.0.0.1:15674/ws --url tcp://127.0.0.1:61613 \
 //!     [--login L --passcode P] [--user alice:secret ...] [--peer-url URL ...] \
-//!     [--profile generic|herald] [--only SUBSTR] [--list] [--json FILE] [--timeout-ms N]
+//!     [--profile generic|herald] [--only SUBSTR] [--list] [--json FILE] [--timeout-ms N] \
+//!     [--heartbeat-ms N]
 //! ```
 //!
 //! Output: one `PASS name`, `FAIL name: reason` or `SKIP name: reason` line per case, then
@@ -107,6 +108,10 @@ pub struct Options {
     /// The broker's time limit for CONNECT, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub connect_timeout_ms: u64,
+    /// The heart-beat interval the heart-beat cases ask for, in ms. A broker that agrees to
+    /// more than twice this is not waited out: those cases are skipped, saying so.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub heartbeat_ms: u64,
 }
 
 /// Something other than the suite.
