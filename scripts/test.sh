@@ -8,7 +8,23 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-step() { printf '\n== %s ==\n' "$*"; }
+started=$SECONDS
+current="start"
+step() {
+  current="$*"
+  printf '\n== %s ==\n' "$*"
+}
+# One line at the end says how the whole run went, whatever stopped it.
+verdict() {
+  local status=$?
+  if [[ $status -eq 0 ]]; then
+    printf '\n== verdict: PASS, every step passed (%d s) ==\n' $((SECONDS - started))
+  else
+    printf '\n== verdict: FAIL in step "%s" (exit %d, after %d s) ==\n' \
+      "$current" "$status" $((SECONDS - started))
+  fi
+}
+trap verdict EXIT
 
 step "toolchain components"
 for component in rustfmt clippy; do
