@@ -10,7 +10,15 @@ export {
   type SubscribeOptions,
   type Subscription,
 } from './client.js';
-export { HeraldAdmin, StompAdminTransport, type AdminTransport, type Presence } from './admin.js';
+export {
+  HeraldAdmin,
+  HttpAdminTransport,
+  StompAdminTransport,
+  type AdminTransport,
+  type Delivery,
+  type HttpAdminOptions,
+  type Presence,
+} from './admin.js';
 export { backoffDelay, backoffOf, backoffWindow, type Backoff, type ReconnectOptions } from './backoff.js';
 export { decodeBody, encodeBody, type Body } from './body.js';
 export { HeraldError, type HeraldErrorCode } from './errors.js';

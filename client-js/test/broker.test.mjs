@@ -1,5 +1,5 @@
 // The client against one real herald: confirmed publishes, bodies, ERROR, user destinations,
-// request/reply, HeraldAdmin over STOMP.
+// request/reply, HeraldAdmin over STOMP and over the HTTP API.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -8,9 +8,13 @@ import { Inbox, nextEvent, startHerald, uniqueName } from './support/processes.m
 
 let herald;
 const clients = [];
+const API_KEY = `client-js-${process.pid}-0123456789abcdef`;
 
 before(async () => {
-  herald = await startHerald({ args: ['--user', 'alice:alice-pw', '--user', 'bob:bob-pw', '--user', 'svc:svc-pw'] });
+  herald = await startHerald({
+    http: true,
+    args: ['--user', 'alice:alice-pw', '--user', 'bob:bob-pw', '--user', 'svc:svc-pw', '--user', 'dora:dora-pw', '--api-key', API_KEY],
+  });
 });
 
 after(async () => {
@@ -121,7 +125,7 @@ test('request/reply through the broker with reply-to and correlation-id', async 
   );
 });
 
-test('HeraldAdmin over STOMP: sendToUser and broadcast; HTTP-only calls say so', async () => {
+test('HeraldAdmin over STOMP: sendToUser and broadcast; the calls that need HTTP say so', async () => {
   const admin = HeraldAdmin.overStomp({ url: herald.url, login: 'svc', passcode: 'svc-pw' });
   clients.push(admin.transport.client);
   const alice = await open({ login: 'alice', passcode: 'alice-pw' });
@@ -139,4 +143,40 @@ test('HeraldAdmin over STOMP: sendToUser and broadcast; HTTP-only calls say so',
   for (const call of [() => admin.disconnectUser('alice'), () => admin.presence(), () => admin.stats()]) {
     await assert.rejects(call(), error => error.code === 'not-supported');
   }
+});
+
+test('HeraldAdmin over the HTTP API: publish, sendToUser, broadcast, presence, stats, disconnectUser', async () => {
+  const admin = HeraldAdmin.overHttp({ url: herald.api, apiKey: API_KEY });
+  // A user no other test logs in as: presence counts exactly these two tabs.
+  const name = 'dora';
+  const tabs = [await open({ login: name, passcode: 'dora-pw' }), await open({ login: name, passcode: 'dora-pw' })];
+  const notes = tabs.map(() => new Inbox());
+  const topics = [`/topic/${uniqueName('a')}`, `/topic/${uniqueName('b')}`];
+  const news = new Inbox();
+  tabs.forEach((tab, i) => tab.subscribe(tab.user('/queue/http'), notes[i].push));
+  topics.forEach(topic => tabs[0].subscribe(topic, news.push));
+  await Promise.all(tabs.map(tab => tab.publish(`/topic/${uniqueName('sync')}`, '')));
+
+  assert.deepEqual(await admin.sendToUser(name, '/queue/http', { kind: 'notice' }), { matched: 2, forwarded: false });
+  for (const inbox of notes) assert.deepEqual((await inbox.next()).body, { kind: 'notice' });
+  const bytes = new Uint8Array([0, 1, 0xff]);
+  assert.equal((await admin.publish(topics[0], bytes)).matched, 1);
+  assert.deepEqual([...(await news.next()).body], [...bytes]);
+  assert.equal((await admin.broadcast(topics, 'to both')).matched, 2);
+  assert.deepEqual([(await news.next()).body, (await news.next()).body], ['to both', 'to both']);
+
+  assert.deepEqual(await admin.presence(name), [{ user: name, sessions: 2 }]);
+  assert.ok((await admin.presence()).some(p => p.user === name && p.sessions === 2));
+  assert.deepEqual(await admin.presence('nobody-here'), []);
+  assert.ok(Number((await admin.stats()).connections) >= 2);
+
+  const kicked = tabs.map(tab => new Promise(resolve => tab.onError(resolve)));
+  assert.equal(await admin.disconnectUser(name, 'maintenance'), 2);
+  for (const error of await Promise.all(kicked)) {
+    assert.equal(error.message, 'disconnected');
+    assert.equal(error.body, 'maintenance');
+  }
+  const refused = HeraldAdmin.overHttp({ url: herald.api, apiKey: 'not-a-key-0123456789' });
+  await assert.rejects(refused.stats(), error => error.code === 'api-error' && error.status === 401);
+  await assert.rejects(admin.publish('/nowhere/x', 'x'), error => error.code === 'api-error' && error.status === 422);
 });

@@ -45,21 +45,29 @@ function startProcess(name, bin, args, pattern) {
 }
 
 /**
- * A herald with `toml` as its configuration, WebSocket on `wsPort` (0: a free one). Resolves
- * to `{ url, port, kill(), stop(), pause(), resume(), log() }`; `kill()` is SIGKILL (a crash),
- * `stop()` SIGTERM.
+ * A herald with `toml` as its configuration, WebSocket on `wsPort` (0: a free one), and with
+ * `http` its operations listener too (`api` is then its base URL). Resolves to `{ url, port,
+ * api, kill(), stop(), pause(), resume(), log() }`; `kill()` is SIGKILL (a crash), `stop()`
+ * SIGTERM.
  */
-export async function startHerald({ toml = '', wsPort = 0, args = [] } = {}) {
+export async function startHerald({ toml = '', wsPort = 0, args = [], http = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'herald-client-js-'));
   const config = join(dir, 'herald.toml');
   writeFileSync(config, `[log]\nlevel = "info"\nformat = "text"\n${toml}`);
   const proc = startProcess(
     'herald',
     heraldBin(),
-    ['--config', config, '--ws-bind', `127.0.0.1:${wsPort}`, '--tcp-bind', '127.0.0.1:0', ...args],
-    /listening transport="websocket" addr=\S+:(\d+)/,
+    [
+      ...['--config', config, '--ws-bind', `127.0.0.1:${wsPort}`, '--tcp-bind', '127.0.0.1:0'],
+      ...(http ? ['--http-bind', '127.0.0.1:0'] : []),
+      ...args,
+    ],
+    // The operations listener logs its address after the client listeners.
+    http
+      ? /listening transport="websocket" addr=\S+:(\d+)[\s\S]*http: serving[^\n]*addr=\S+:(\d+)/
+      : /listening transport="websocket" addr=\S+:(\d+)/,
   );
-  const [, port] = await proc.ready;
+  const [, port, httpPort] = await proc.ready;
   const stop = async signal => {
     if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill(signal);
     return proc.exited;
@@ -68,6 +76,7 @@ export async function startHerald({ toml = '', wsPort = 0, args = [] } = {}) {
     port: Number(port),
     url: `ws://127.0.0.1:${port}/ws`,
     origin: `http://127.0.0.1:${port}`,
+    api: httpPort && `http://127.0.0.1:${httpPort}`,
     kill: () => stop('SIGKILL'),
     /** SIGSTOP, resolved once the process is stopped: it answers nothing until `resume()`. */
     pause: async () => {
