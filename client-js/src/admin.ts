@@ -26,7 +26,12 @@ type Headers = Record<string, string>;
 /** What an admin transport provides. */
 export interface AdminTransport {
   publish(destination: string, body: Body, headers?: Headers): Promise<Delivery | undefined>;
-  sendToUser(name: string, destination: string, body: Body, headers?: Headers): Promise<Delivery | undefined>;
+  sendToUser(
+    name: string,
+    destination: string,
+    body: Body,
+    headers?: Headers,
+  ): Promise<Delivery | undefined>;
   broadcast(destinations: string[], body: Body, headers?: Headers): Promise<Delivery | undefined>;
   /** Closes the user's sessions (on the answering node); resolves to how many. */
   disconnectUser(name: string, reason?: string): Promise<number>;
@@ -49,13 +54,20 @@ export class StompAdminTransport implements AdminTransport {
     return undefined;
   }
 
-  async sendToUser(name: string, destination: string, body: Body, headers?: Headers): Promise<undefined> {
+  async sendToUser(
+    name: string,
+    destination: string,
+    body: Body,
+    headers?: Headers,
+  ): Promise<undefined> {
     await this.client.sendToUser(name, destination, body, { headers });
     return undefined;
   }
 
   async broadcast(destinations: string[], body: Body, headers?: Headers): Promise<undefined> {
-    await Promise.all(destinations.map(destination => this.client.publish(destination, body, { headers })));
+    await Promise.all(
+      destinations.map(destination => this.client.publish(destination, body, { headers })),
+    );
     return undefined;
   }
 
@@ -77,7 +89,9 @@ export class StompAdminTransport implements AdminTransport {
 }
 
 function notOverStomp(what: string): Promise<never> {
-  return Promise.reject(new HeraldError('not-supported', `${what} needs Herald's HTTP API (HeraldAdmin.overHttp)`));
+  return Promise.reject(
+    new HeraldError('not-supported', `${what} needs Herald's HTTP API (HeraldAdmin.overHttp)`),
+  );
 }
 
 export interface HttpAdminOptions {
@@ -100,22 +114,41 @@ export class HttpAdminTransport implements AdminTransport {
   }
 
   async publish(destination: string, body: Body, headers?: Headers): Promise<Delivery> {
-    return delivery(await this.call('POST', '/publish', { destination, ...message(body, headers) }));
+    return delivery(
+      await this.call('POST', '/publish', { destination, ...message(body, headers) }),
+    );
   }
 
-  async sendToUser(name: string, destination: string, body: Body, headers?: Headers): Promise<Delivery> {
-    return delivery(await this.call('POST', `/users/${encodeURIComponent(name)}/send`, { destination, ...message(body, headers) }));
+  async sendToUser(
+    name: string,
+    destination: string,
+    body: Body,
+    headers?: Headers,
+  ): Promise<Delivery> {
+    return delivery(
+      await this.call('POST', `/users/${encodeURIComponent(name)}/send`, {
+        destination,
+        ...message(body, headers),
+      }),
+    );
   }
 
   async broadcast(destinations: string[], body: Body, headers?: Headers): Promise<Delivery> {
-    const answer = await this.call('POST', '/broadcast', { destinations, ...message(body, headers) });
+    const answer = await this.call('POST', '/broadcast', {
+      destinations,
+      ...message(body, headers),
+    });
     const each = (answer.destinations as Delivery[] | undefined) ?? [];
     return { matched: Number(answer.matched ?? 0), forwarded: each.some(d => d.forwarded) };
   }
 
   async disconnectUser(name: string, reason?: string): Promise<number> {
     try {
-      const answer = await this.call('DELETE', `/users/${encodeURIComponent(name)}/sessions`, reason === undefined ? undefined : { reason });
+      const answer = await this.call(
+        'DELETE',
+        `/users/${encodeURIComponent(name)}/sessions`,
+        reason === undefined ? undefined : { reason },
+      );
       return Number(answer.disconnected ?? 0);
     } catch (error) {
       // 404: the user has no session; nothing to close.
@@ -144,7 +177,11 @@ export class HttpAdminTransport implements AdminTransport {
 
   async close(): Promise<void> {}
 
-  private async call(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  private async call(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<Record<string, unknown>> {
     const fetcher = this.options.fetch ?? globalThis.fetch;
     const timeout = this.options.timeout ?? 10000;
     let response: Response;
@@ -160,7 +197,10 @@ export class HttpAdminTransport implements AdminTransport {
       });
     } catch (error) {
       const timedOut = error instanceof Error && error.name === 'TimeoutError';
-      throw new HeraldError(timedOut ? 'timeout' : 'connection-lost', `${method} ${path}: ${String(error)}`);
+      throw new HeraldError(
+        timedOut ? 'timeout' : 'connection-lost',
+        `${method} ${path}: ${String(error)}`,
+      );
     }
     const text = await response.text();
     let answer: Record<string, unknown> = {};
@@ -171,7 +211,12 @@ export class HttpAdminTransport implements AdminTransport {
     }
     if (!response.ok) {
       const reason = answer.message ?? answer.error ?? response.statusText;
-      throw new HeraldError('api-error', `${method} ${path}: HTTP ${response.status}: ${String(reason)}`, undefined, response.status);
+      throw new HeraldError(
+        'api-error',
+        `${method} ${path}: HTTP ${response.status}: ${String(reason)}`,
+        undefined,
+        response.status,
+      );
     }
     return answer;
   }
@@ -215,16 +260,27 @@ export class HeraldAdmin {
   }
 
   /** To every session of user `name` subscribed to `/user` + `destination`. */
-  sendToUser(name: string, destination: string, body: Body, headers?: Headers): Promise<Delivery | undefined> {
+  sendToUser(
+    name: string,
+    destination: string,
+    body: Body,
+    headers?: Headers,
+  ): Promise<Delivery | undefined> {
     return this.transport.sendToUser(name, destination, body, headers);
   }
 
   /** To every subscriber of one topic, or of several at once. */
-  broadcast(topics: string | string[], body: Body, headers?: Headers): Promise<Delivery | undefined> {
+  broadcast(
+    topics: string | string[],
+    body: Body,
+    headers?: Headers,
+  ): Promise<Delivery | undefined> {
     const destinations = Array.isArray(topics) ? topics : [topics];
     const bad = destinations.find(d => !d.startsWith('/topic/'));
     if (bad !== undefined || destinations.length === 0) {
-      return Promise.reject(new TypeError(`broadcast goes to /topic/ destinations, not ${bad ?? 'none'}`));
+      return Promise.reject(
+        new TypeError(`broadcast goes to /topic/ destinations, not ${bad ?? 'none'}`),
+      );
     }
     return this.transport.broadcast(destinations, body, headers);
   }

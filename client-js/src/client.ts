@@ -4,7 +4,13 @@
  * connection before the offline queue is flushed, and publishes confirmed by RECEIPT.
  */
 
-import { Client, type IFrame, type IMessage, type StompConfig, type StompSubscription } from '@stomp/stompjs';
+import {
+  Client,
+  type IFrame,
+  type IMessage,
+  type StompConfig,
+  type StompSubscription,
+} from '@stomp/stompjs';
 
 import { type Backoff, type ReconnectOptions, backoffDelay, backoffOf } from './backoff.js';
 import { type Body, decodeBody, encodeBody } from './body.js';
@@ -124,8 +130,14 @@ export class HeraldClient {
   private readonly events = new Emitter<ClientEvents>();
   private readonly queue: OfflineQueue<Outgoing>;
   private readonly subscriptions = new Map<string, LiveSubscription>();
-  private readonly receipts = new Map<string, { reject(error: Error): void; timer: ReturnType<typeof setTimeout> }>();
-  private readonly requests = new Map<string, { resolve(m: HeraldMessage): void; reject(e: Error): void }>();
+  private readonly receipts = new Map<
+    string,
+    { reject(error: Error): void; timer: ReturnType<typeof setTimeout> }
+  >();
+  private readonly requests = new Map<
+    string,
+    { resolve(m: HeraldMessage): void; reject(e: Error): void }
+  >();
   private readonly prefix = `h${(instances++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   private current: Client | null = null;
   private connectedAt: number | null = null;
@@ -175,7 +187,10 @@ export class HeraldClient {
     return this.queue.length;
   }
 
-  on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): () => void {
+  on<K extends keyof ClientEvents>(
+    event: K,
+    listener: (value: ClientEvents[K]) => void,
+  ): () => void {
     return this.events.on(event, listener);
   }
 
@@ -258,7 +273,12 @@ export class HeraldClient {
   }
 
   /** Publishes to every session of user `name` subscribed to `user(destination)`. */
-  sendToUser(name: string, destination: string, body: Body, options?: PublishOptions): Promise<void> {
+  sendToUser(
+    name: string,
+    destination: string,
+    body: Body,
+    options?: PublishOptions,
+  ): Promise<void> {
     return this.publish(userDestination(name, destination), body, options);
   }
 
@@ -267,7 +287,11 @@ export class HeraldClient {
    * and resolves with the reply `serve` sends back; rejects on timeout or when the server's
    * handler threw (`request-failed`).
    */
-  async request(destination: string, body: Body, options: RequestOptions = {}): Promise<HeraldMessage> {
+  async request(
+    destination: string,
+    body: Body,
+    options: RequestOptions = {},
+  ): Promise<HeraldMessage> {
     const timeout = options.timeout ?? DEFAULT_TIMEOUT;
     const started = Date.now();
     // The reply address names this session, so it is only known once connected.
@@ -312,7 +336,10 @@ export class HeraldClient {
    * request's `reply-to` with its `correlation-id`; a handler that throws sends its message as
    * an error reply.
    */
-  serve(destination: string, handler: (body: unknown, message: HeraldMessage) => unknown): Subscription {
+  serve(
+    destination: string,
+    handler: (body: unknown, message: HeraldMessage) => unknown,
+  ): Subscription {
     return this.subscribe(destination, async message => {
       const replyTo = message.headers['reply-to'];
       if (!replyTo) return;
@@ -384,9 +411,10 @@ export class HeraldClient {
       debug: () => {},
       ...this.options.stomp,
     });
-    client.onConnect = frame => this.connected_(client, url, frame);
+    client.onConnect = frame => this.onConnected(client, url, frame);
     client.onStompError = frame => this.brokerError(frame);
-    client.onWebSocketClose = event => this.closed_(client, url, event as { code?: number; reason?: string });
+    client.onWebSocketClose = event =>
+      this.onClosed(client, url, event as { code?: number; reason?: string });
     this.current = client;
     client.activate();
     this.connectTimer = setTimeout(() => {
@@ -409,7 +437,7 @@ export class HeraldClient {
     return headers;
   }
 
-  private connected_(client: Client, url: string, frame: IFrame): void {
+  private onConnected(client: Client, url: string, frame: IFrame): void {
     if (client !== this.current) return;
     this.clearConnectTimer();
     this.connectedAt = Date.now();
@@ -458,7 +486,12 @@ export class HeraldClient {
       headers.receipt = id;
       const timer = setTimeout(() => {
         this.receipts.delete(id);
-        item.reject(new HeraldError('timeout', `no RECEIPT for ${item.destination} within ${item.timeout} ms`));
+        item.reject(
+          new HeraldError(
+            'timeout',
+            `no RECEIPT for ${item.destination} within ${item.timeout} ms`,
+          ),
+        );
       }, item.timeout);
       this.receipts.set(id, { reject: item.reject, timer });
       client.watchForReceipt(id, () => {
@@ -494,12 +527,14 @@ export class HeraldClient {
     }
   }
 
-  private closed_(client: Client, url: string, event: { code?: number; reason?: string }): void {
+  private onClosed(client: Client, url: string, event: { code?: number; reason?: string }): void {
     if (client !== this.current) return;
     this.current = null;
     this.clearConnectTimer();
     const stable =
-      this.connectedAt !== null && this.backoff !== null && Date.now() - this.connectedAt >= this.backoff.stableAfter;
+      this.connectedAt !== null &&
+      this.backoff !== null &&
+      Date.now() - this.connectedAt >= this.backoff.stableAfter;
     this.connectedAt = null;
     this.failReceipts(new HeraldError('connection-lost', 'connection lost before the RECEIPT'));
     this.setState('disconnected');

@@ -19,7 +19,13 @@ export {
   type HttpAdminOptions,
   type Presence,
 } from './admin.js';
-export { backoffDelay, backoffOf, backoffWindow, type Backoff, type ReconnectOptions } from './backoff.js';
+export {
+  backoffDelay,
+  backoffOf,
+  backoffWindow,
+  type Backoff,
+  type ReconnectOptions,
+} from './backoff.js';
 export { decodeBody, encodeBody, type Body } from './body.js';
 export { HeraldError, type HeraldErrorCode } from './errors.js';
 export { OfflineQueue } from './queue.js';

@@ -9,7 +9,10 @@ export async function webSocketClass(override?: WebSocketClass): Promise<WebSock
   if (override) return override;
   const native = (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
   if (typeof native === 'function') return native;
-  const ws = (await import('ws')) as unknown as { default?: WebSocketClass; WebSocket?: WebSocketClass };
+  const ws = (await import('ws')) as unknown as {
+    default?: WebSocketClass;
+    WebSocket?: WebSocketClass;
+  };
   const found = ws.default ?? ws.WebSocket;
   if (!found) throw new Error('no WebSocket: install the `ws` package');
   return found;

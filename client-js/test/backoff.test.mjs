@@ -17,11 +17,20 @@ test('a delay lies within [0, window] whatever the random source gives', () => {
   const backoff = backoffOf({ minDelay: 1000, maxDelay: 4000 });
   for (const attempt of [0, 1, 2, 3, 10]) {
     const window = backoffWindow(backoff, attempt);
-    assert.equal(backoffDelay(backoff, attempt, () => 0), 0);
-    assert.equal(backoffDelay(backoff, attempt, () => 0.999999999), window);
+    assert.equal(
+      backoffDelay(backoff, attempt, () => 0),
+      0,
+    );
+    assert.equal(
+      backoffDelay(backoff, attempt, () => 0.999999999),
+      window,
+    );
     for (let i = 0; i < 1000; i++) {
       const delay = backoffDelay(backoff, attempt);
-      assert.ok(delay >= 0 && delay <= window && Number.isInteger(delay), `${delay} in [0, ${window}]`);
+      assert.ok(
+        delay >= 0 && delay <= window && Number.isInteger(delay),
+        `${delay} in [0, ${window}]`,
+      );
     }
   }
 });

@@ -13,7 +13,18 @@ const API_KEY = `client-js-${process.pid}-0123456789abcdef`;
 before(async () => {
   herald = await startHerald({
     http: true,
-    args: ['--user', 'alice:alice-pw', '--user', 'bob:bob-pw', '--user', 'svc:svc-pw', '--user', 'dora:dora-pw', '--api-key', API_KEY],
+    args: [
+      '--user',
+      'alice:alice-pw',
+      '--user',
+      'bob:bob-pw',
+      '--user',
+      'svc:svc-pw',
+      '--user',
+      'dora:dora-pw',
+      '--api-key',
+      API_KEY,
+    ],
   });
 });
 
@@ -24,7 +35,11 @@ after(async () => {
 
 /** A connected client, closed after the file's tests. */
 async function open(options = {}) {
-  const client = connect({ url: herald.url, reconnect: { minDelay: 50, maxDelay: 500 }, ...options });
+  const client = connect({
+    url: herald.url,
+    reconnect: { minDelay: 50, maxDelay: 500 },
+    ...options,
+  });
   clients.push(client);
   await client.whenConnected();
   return client;
@@ -113,7 +128,10 @@ test('request/reply through the broker with reply-to and correlation-id', async 
   });
   await server.publish(`/topic/${uniqueName('sync')}`, '');
   const replies = await Promise.all([1, 2, 3].map(n => requester.request(service, { n })));
-  assert.deepEqual(replies.map(r => r.body), [{ echo: 2 }, { echo: 4 }, { echo: 6 }]);
+  assert.deepEqual(
+    replies.map(r => r.body),
+    [{ echo: 2 }, { echo: 4 }, { echo: 6 }],
+  );
   await assert.rejects(requester.request(service, { fail: true }), error => {
     assert.equal(error.code, 'request-failed');
     assert.equal(error.message, 'no such thing');
@@ -140,7 +158,11 @@ test('HeraldAdmin over STOMP: sendToUser and broadcast; the calls that need HTTP
   assert.deepEqual((await notes.next()).body, { kind: 'notice' });
   assert.equal((await news.next()).body, 'to everyone');
   await assert.rejects(admin.broadcast('/queue/x', 'no'), TypeError);
-  for (const call of [() => admin.disconnectUser('alice'), () => admin.presence(), () => admin.stats()]) {
+  for (const call of [
+    () => admin.disconnectUser('alice'),
+    () => admin.presence(),
+    () => admin.stats(),
+  ]) {
     await assert.rejects(call(), error => error.code === 'not-supported');
   }
 });
@@ -149,7 +171,10 @@ test('HeraldAdmin over the HTTP API: publish, sendToUser, broadcast, presence, s
   const admin = HeraldAdmin.overHttp({ url: herald.api, apiKey: API_KEY });
   // A user no other test logs in as: presence counts exactly these two tabs.
   const name = 'dora';
-  const tabs = [await open({ login: name, passcode: 'dora-pw' }), await open({ login: name, passcode: 'dora-pw' })];
+  const tabs = [
+    await open({ login: name, passcode: 'dora-pw' }),
+    await open({ login: name, passcode: 'dora-pw' }),
+  ];
   const notes = tabs.map(() => new Inbox());
   const topics = [`/topic/${uniqueName('a')}`, `/topic/${uniqueName('b')}`];
   const news = new Inbox();
@@ -157,7 +182,10 @@ test('HeraldAdmin over the HTTP API: publish, sendToUser, broadcast, presence, s
   topics.forEach(topic => tabs[0].subscribe(topic, news.push));
   await Promise.all(tabs.map(tab => tab.publish(`/topic/${uniqueName('sync')}`, '')));
 
-  assert.deepEqual(await admin.sendToUser(name, '/queue/http', { kind: 'notice' }), { matched: 2, forwarded: false });
+  assert.deepEqual(await admin.sendToUser(name, '/queue/http', { kind: 'notice' }), {
+    matched: 2,
+    forwarded: false,
+  });
   for (const inbox of notes) assert.deepEqual((await inbox.next()).body, { kind: 'notice' });
   const bytes = new Uint8Array([0, 1, 0xff]);
   assert.equal((await admin.publish(topics[0], bytes)).matched, 1);
@@ -177,6 +205,12 @@ test('HeraldAdmin over the HTTP API: publish, sendToUser, broadcast, presence, s
     assert.equal(error.body, 'maintenance');
   }
   const refused = HeraldAdmin.overHttp({ url: herald.api, apiKey: 'not-a-key-0123456789' });
-  await assert.rejects(refused.stats(), error => error.code === 'api-error' && error.status === 401);
-  await assert.rejects(admin.publish('/nowhere/x', 'x'), error => error.code === 'api-error' && error.status === 422);
+  await assert.rejects(
+    refused.stats(),
+    error => error.code === 'api-error' && error.status === 401,
+  );
+  await assert.rejects(
+    admin.publish('/nowhere/x', 'x'),
+    error => error.code === 'api-error' && error.status === 422,
+  );
 });

@@ -18,11 +18,17 @@ let herald;
 let browser;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (scripts/client-js-tests.sh installs it)`);
+  assert.ok(
+    existsSync(CHROMIUM),
+    `no Chromium at ${CHROMIUM} (scripts/client-js-tests.sh installs it)`,
+  );
   assert.ok(existsSync(`${PUBLIC}/app.js`), 'the demo is built (npm run build)');
   mkdirSync(ARTIFACTS, { recursive: true });
   const users = ['alice', 'bob', 'carol'].flatMap(name => ['--user', `${name}:${name}`]);
-  herald = await startHerald({ toml: `[websocket]\nstatic_dir = ${JSON.stringify(PUBLIC)}\n`, args: users });
+  herald = await startHerald({
+    toml: `[websocket]\nstatic_dir = ${JSON.stringify(PUBLIC)}\n`,
+    args: users,
+  });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 });
 
@@ -54,7 +60,8 @@ test('two pages logged in as the same user both show a message sent to that user
     const text = `deploy finished ${uniqueName('n')}`;
     // A tab lists itself once its own presence note came back: that SEND followed its
     // SUBSCRIBEs on the connection, so the broker has the notifications subscription too.
-    for (const tab of tabs) await tab.waitForSelector('#presence li[data-user="alice"]', { timeout: WAIT_MS });
+    for (const tab of tabs)
+      await tab.waitForSelector('#presence li[data-user="alice"]', { timeout: WAIT_MS });
     await admin.sendToUser('alice', '/queue/notifications', { from: 'ops', text });
     for (const [i, tab] of tabs.entries()) {
       await tab.waitForSelector(`#notifications li:has-text("${text}")`, { timeout: WAIT_MS });
@@ -80,7 +87,9 @@ test('the chat demo works between two pages: room, presence, @mention notificati
     await bob.fill('#message-input', 'hi alice');
     await bob.press('#message-input', 'Enter');
     for (const page of [alice, bob]) {
-      await page.waitForSelector('#messages li:has-text("hello bob, @bob look")', { timeout: WAIT_MS });
+      await page.waitForSelector('#messages li:has-text("hello bob, @bob look")', {
+        timeout: WAIT_MS,
+      });
       await page.waitForSelector('#messages li:has-text("hi alice")', { timeout: WAIT_MS });
     }
     // The @mention reached bob's notifications, not alice's.

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
 
-import { HeraldError, OfflineQueue, connect, decodeBody, encodeBody, user, userDestination } from '../dist/esm/index.js';
+import {
+  HeraldError,
+  OfflineQueue,
+  connect,
+  decodeBody,
+  encodeBody,
+  user,
+  userDestination,
+} from '../dist/esm/index.js';
 
 /** A loopback URL on which nothing listens (a port bound, then released). */
 async function deadUrl() {
@@ -22,18 +30,28 @@ test('OfflineQueue keeps order, rejects past its capacity and drains once', () =
   queue.push(item('b'));
   queue.push(item('c'));
   assert.deepEqual(rejected, [['c', 'queue-full']]);
-  assert.deepEqual(queue.drain().map(i => i.name), ['a', 'b']);
+  assert.deepEqual(
+    queue.drain().map(i => i.name),
+    ['a', 'b'],
+  );
   assert.equal(queue.length, 0);
   assert.deepEqual(queue.drain(), []);
   assert.throws(() => new OfflineQueue(-1), RangeError);
 });
 
 test('publishes wait while disconnected; overflow and close reject them', async () => {
-  const client = connect({ url: await deadUrl(), maxQueued: 3, reconnect: { minDelay: 50, maxDelay: 100 } });
+  const client = connect({
+    url: await deadUrl(),
+    maxQueued: 3,
+    reconnect: { minDelay: 50, maxDelay: 100 },
+  });
   try {
     const waiting = [1, 2, 3].map(i => client.publish('/topic/t', `m${i}`));
     assert.equal(client.queued, 3);
-    await assert.rejects(client.publish('/topic/t', 'm4'), e => e instanceof HeraldError && e.code === 'queue-full');
+    await assert.rejects(
+      client.publish('/topic/t', 'm4'),
+      e => e instanceof HeraldError && e.code === 'queue-full',
+    );
     assert.equal(client.queued, 3);
     const settled = Promise.allSettled(waiting);
     await client.close();
@@ -60,19 +78,32 @@ test('reconnect attempts report growing jittered delays', async () => {
   } finally {
     await client.close();
   }
-  assert.deepEqual(delays.map(([a]) => a), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    delays.map(([a]) => a),
+    [1, 2, 3, 4, 5],
+  );
   const windows = [20, 40, 80, 80, 80];
-  delays.forEach(([, delay], i) => assert.ok(delay >= 0 && delay <= windows[i], `delay ${delay} <= ${windows[i]}`));
+  delays.forEach(([, delay], i) =>
+    assert.ok(delay >= 0 && delay <= windows[i], `delay ${delay} <= ${windows[i]}`),
+  );
   assert.equal(client.state, 'closed');
 });
 
 test('bodies: strings as they are, bytes binary, anything else JSON', () => {
   assert.deepEqual(encodeBody('hi'), { body: 'hi', headers: {} });
-  assert.deepEqual(encodeBody({ a: 1 }), { body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+  assert.deepEqual(encodeBody({ a: 1 }), {
+    body: '{"a":1}',
+    headers: { 'content-type': 'application/json' },
+  });
   assert.deepEqual(encodeBody(null).body, 'null');
   const bytes = new Uint8Array([0, 1, 255]);
-  assert.deepEqual(encodeBody(bytes), { binaryBody: bytes, headers: { 'content-type': 'application/octet-stream' } });
-  assert.deepEqual(encodeBody(bytes, { 'Content-Type': 'image/png' }).headers, { 'Content-Type': 'image/png' });
+  assert.deepEqual(encodeBody(bytes), {
+    binaryBody: bytes,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
+  assert.deepEqual(encodeBody(bytes, { 'Content-Type': 'image/png' }).headers, {
+    'Content-Type': 'image/png',
+  });
   const message = (type, body) => ({
     headers: type ? { 'content-type': type } : {},
     body,

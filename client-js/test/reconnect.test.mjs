@@ -4,7 +4,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { connect } from '../dist/esm/index.js';
-import { Inbox, hs256, nextEvent, startHerald, startHeraldOnFixedPort, startNats, uniqueName } from './support/processes.mjs';
+import {
+  Inbox,
+  hs256,
+  nextEvent,
+  startHerald,
+  startHeraldOnFixedPort,
+  startNats,
+  uniqueName,
+} from './support/processes.mjs';
 
 const SECRET = `client-js-${process.pid}-${Math.random()}`;
 const JWT = `[jwt]\nenabled = true\nalgorithm = "HS256"\nsecret = "${SECRET}"\n`;
@@ -61,7 +69,10 @@ test('broker killed and restarted: token fetched again, subscriptions restored, 
     const reconnecting = states.filter(([s]) => s === 'reconnecting').map(([, v]) => v);
     assert.ok(reconnecting.length >= 1);
     for (const { delay, attempt } of reconnecting) {
-      assert.ok(delay >= 0 && delay <= Math.min(400, 100 * 2 ** (attempt - 1)), `delay ${delay} of attempt ${attempt}`);
+      assert.ok(
+        delay >= 0 && delay <= Math.min(400, 100 * 2 ** (attempt - 1)),
+        `delay ${delay} of attempt ${attempt}`,
+      );
     }
   } finally {
     await client.close();

@@ -8,7 +8,12 @@ import { Inbox, nextEvent } from './support/processes.mjs';
 import { FakeBroker } from './support/fake-broker.mjs';
 
 function fakeClient(broker, options = {}) {
-  return connect({ url: 'ws://fake/ws', WebSocket: broker.WebSocket, reconnect: { minDelay: 5, maxDelay: 20 }, ...options });
+  return connect({
+    url: 'ws://fake/ws',
+    WebSocket: broker.WebSocket,
+    reconnect: { minDelay: 5, maxDelay: 20 },
+    ...options,
+  });
 }
 
 test('after a reconnect: CONNECT with a fresh token, every SUBSCRIBE, then the queued SENDs in order', async () => {
@@ -34,7 +39,9 @@ test('after a reconnect: CONNECT with a fresh token, every SUBSCRIBE, then the q
     broker.accepting = true;
     await Promise.all(queued);
 
-    const last = broker.sent(broker.connections.length - 1).map(f => [f.command, f.headers.destination ?? f.headers.passcode, f.body]);
+    const last = broker
+      .sent(broker.connections.length - 1)
+      .map(f => [f.command, f.headers.destination ?? f.headers.passcode, f.body]);
     assert.deepEqual(last, [
       ['CONNECT', `token-${tokens}`, ''],
       ['SUBSCRIBE', '/topic/a', ''],
@@ -49,7 +56,10 @@ test('after a reconnect: CONNECT with a fresh token, every SUBSCRIBE, then the q
     assert.equal(restored.ack, 'client');
     assert.equal(restored['x-h'], '1');
     // Nothing queued went out twice over all the connections.
-    const sends = broker.connections.flatMap(c => c.frames).filter(f => f.command === 'SEND').map(f => f.body);
+    const sends = broker.connections
+      .flatMap(c => c.frames)
+      .filter(f => f.command === 'SEND')
+      .map(f => f.body);
     assert.deepEqual(sends, ['live', 'q1', 'q2', 'q3']);
   } finally {
     await client.close();
@@ -85,7 +95,10 @@ test('request/reply: replies matched by correlation-id, concurrent requests, err
       return body * 2;
     });
     const replies = await Promise.all([1, 2, 3].map(n => caller.request('/queue/double', n)));
-    assert.deepEqual(replies.map(r => r.body), [2, 4, 6]);
+    assert.deepEqual(
+      replies.map(r => r.body),
+      [2, 4, 6],
+    );
     const headers = await seen.next();
     assert.equal(headers['reply-to'], `/user/${caller.session}/queue/herald-replies`);
     assert.ok(headers['correlation-id']);
@@ -94,11 +107,16 @@ test('request/reply: replies matched by correlation-id, concurrent requests, err
       assert.equal(error.message, 'cannot double boom');
       return true;
     });
-    await assert.rejects(caller.request('/queue/nobody', 1, { timeout: 50 }), error => error.code === 'timeout');
+    await assert.rejects(
+      caller.request('/queue/nobody', 1, { timeout: 50 }),
+      error => error.code === 'timeout',
+    );
     // One reply subscription serves every request.
     const replySubs = broker.connections
       .flatMap(c => c.frames)
-      .filter(f => f.command === 'SUBSCRIBE' && f.headers.destination === '/user/queue/herald-replies');
+      .filter(
+        f => f.command === 'SUBSCRIBE' && f.headers.destination === '/user/queue/herald-replies',
+      );
     assert.equal(replySubs.length, 1);
   } finally {
     await Promise.all([server.close(), caller.close()]);
@@ -110,7 +128,10 @@ test('a request made while disconnected waits for the connection, within its tim
   broker.accepting = false;
   const client = fakeClient(broker);
   try {
-    await assert.rejects(client.request('/queue/x', 1, { timeout: 60 }), error => error.code === 'timeout');
+    await assert.rejects(
+      client.request('/queue/x', 1, { timeout: 60 }),
+      error => error.code === 'timeout',
+    );
   } finally {
     await client.close();
   }
@@ -132,17 +153,23 @@ function attempts(client, n) {
 
 test('backoff grows over failed attempts and restarts after a connection that stayed up', async () => {
   const broker = new FakeBroker();
-  const flaky = fakeClient(broker, { reconnect: { minDelay: 5, maxDelay: 20, stableAfter: 60000 } });
+  const flaky = fakeClient(broker, {
+    reconnect: { minDelay: 5, maxDelay: 20, stableAfter: 60000 },
+  });
   const steady = fakeClient(broker, { reconnect: { minDelay: 5, maxDelay: 20, stableAfter: 30 } });
   try {
     await Promise.all([flaky.whenConnected(), steady.whenConnected()]);
-    const socketOf = client => broker.connections.filter(c => c.readyState === 1).find(c => c.session === client.session);
+    const socketOf = client =>
+      broker.connections.filter(c => c.readyState === 1).find(c => c.session === client.session);
     // Three refused attempts each, then both connect again.
     broker.accepting = false;
     const failing = [attempts(flaky, 3), attempts(steady, 3)];
     socketOf(flaky).drop();
     socketOf(steady).drop();
-    assert.deepEqual(await Promise.all(failing), [[1, 2, 3], [1, 2, 3]]);
+    assert.deepEqual(await Promise.all(failing), [
+      [1, 2, 3],
+      [1, 2, 3],
+    ]);
     broker.accepting = true;
     await Promise.all([nextEvent(flaky, 'connected'), nextEvent(steady, 'connected')]);
     // Up for longer than steady's stableAfter (30 ms), far shorter than flaky's (60 s).

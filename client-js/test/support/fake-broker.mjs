@@ -12,7 +12,8 @@ function parse(text) {
   const headers = {};
   for (const line of lines) {
     const colon = line.indexOf(':');
-    if (colon > 0 && !(line.slice(0, colon) in headers)) headers[line.slice(0, colon)] = line.slice(colon + 1);
+    if (colon > 0 && !(line.slice(0, colon) in headers))
+      headers[line.slice(0, colon)] = line.slice(colon + 1);
   }
   return { command, headers, body: rest.join('\n\n') };
 }
@@ -85,13 +86,16 @@ export class FakeBroker {
     socket.frames.push(f);
     if (f.command === 'CONNECT' || f.command === 'STOMP') {
       socket.session = `fake-${this.#sessions++}`;
-      socket.deliver(frame('CONNECTED', { version: '1.2', 'heart-beat': '0,0', session: socket.session }));
+      socket.deliver(
+        frame('CONNECTED', { version: '1.2', 'heart-beat': '0,0', session: socket.session }),
+      );
       return;
     }
     if (f.command === 'SUBSCRIBE') socket.subscriptions.set(f.headers.id, f.headers.destination);
     if (f.command === 'UNSUBSCRIBE') socket.subscriptions.delete(f.headers.id);
     if (f.command === 'SEND') this.#route(f);
-    if (f.headers.receipt !== undefined) socket.deliver(frame('RECEIPT', { 'receipt-id': f.headers.receipt }));
+    if (f.headers.receipt !== undefined)
+      socket.deliver(frame('RECEIPT', { 'receipt-id': f.headers.receipt }));
   }
 
   #route(f) {
@@ -104,7 +108,11 @@ export class FakeBroker {
         if (destination !== wanted) continue;
         const { receipt: _, destination: __, ...headers } = f.headers;
         socket.deliver(
-          frame('MESSAGE', { ...headers, destination, subscription: id, 'message-id': `m${this.#messages++}` }, f.body),
+          frame(
+            'MESSAGE',
+            { ...headers, destination, subscription: id, 'message-id': `m${this.#messages++}` },
+            f.body,
+          ),
         );
       }
     }

@@ -40,7 +40,9 @@ function startProcess(name, bin, args, pattern) {
       reject(new Error(`${name} exited (${code}) before it was ready:\n${log}`));
     });
   });
-  const exited = new Promise(resolve => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise(resolve =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, ready, exited, log: () => log };
 }
 
@@ -83,7 +85,8 @@ export async function startHerald({ toml = '', wsPort = 0, args = [], http = fal
       proc.child.kill('SIGSTOP');
       // The signal takes effect asynchronously, thread by thread; /proc shows each one's T.
       const tasks = `/proc/${proc.child.pid}/task`;
-      const stopped = tid => readFileSync(`${tasks}/${tid}/stat`, 'utf8').split(') ')[1]?.startsWith('T');
+      const stopped = tid =>
+        readFileSync(`${tasks}/${tid}/stat`, 'utf8').split(') ')[1]?.startsWith('T');
       await waitFor('every herald thread to stop', () => readdirSync(tasks).every(stopped));
     },
     resume: () => proc.child.kill('SIGCONT'),
@@ -103,7 +106,8 @@ export async function startHeraldOnFixedPort(options = {}) {
     try {
       return await startHerald({ ...options, wsPort });
     } catch (error) {
-      if (tries >= 20 || !/address already in use|Address in use|AddrInUse/i.test(error.message)) throw error;
+      if (tries >= 20 || !/address already in use|Address in use|AddrInUse/i.test(error.message))
+        throw error;
     }
   }
 }
@@ -114,7 +118,12 @@ export function natsBin() {
 
 /** A nats-server on a free loopback port: `{ url, stop() }`. */
 export async function startNats() {
-  const proc = startProcess('nats-server', natsBin(), ['-a', '127.0.0.1', '-p', '-1'], /Listening for client connections on ([0-9.]+:\d+)/);
+  const proc = startProcess(
+    'nats-server',
+    natsBin(),
+    ['-a', '127.0.0.1', '-p', '-1'],
+    /Listening for client connections on ([0-9.]+:\d+)/,
+  );
   const [, addr] = await proc.ready;
   return {
     url: `nats://${addr}`,
@@ -138,7 +147,8 @@ export function waitFor(what, predicate, ms = 10000) {
         return;
       }
       if (value) resolve(value);
-      else if (Date.now() - started > ms) reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+      else if (Date.now() - started > ms)
+        reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
       else setTimeout(check, 10);
     };
     check();

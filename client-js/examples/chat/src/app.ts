@@ -57,7 +57,8 @@ function renderPresence(): void {
     if (user !== me) {
       const nudge = document.createElement('button');
       nudge.textContent = 'nudge';
-      nudge.onclick = () => void client.sendToUser(user, NOTIFICATIONS, { from: me, text: `${me} nudged you` });
+      nudge.onclick = () =>
+        void client.sendToUser(user, NOTIFICATIONS, { from: me, text: `${me} nudged you` });
       li.append(nudge);
     }
     list.append(li);
@@ -77,7 +78,9 @@ function join(name: string, password: string): void {
     reconnect: { minDelay: 500, maxDelay: 10000 },
   });
   client.on('connecting', () => showStatus('connecting', 'connecting…'));
-  client.on('reconnecting', ({ delay }) => showStatus('reconnecting', `reconnecting in ${delay} ms`));
+  client.on('reconnecting', ({ delay }) =>
+    showStatus('reconnecting', `reconnecting in ${delay} ms`),
+  );
   client.on('connected', ({ user }) => {
     showStatus('connected', `connected as ${user}`);
     void announce('joined');
@@ -86,7 +89,10 @@ function join(name: string, password: string): void {
 
   client.subscribe(ROOM, message => {
     const { from, text } = message.body as ChatMessage;
-    item($('messages'), [['from', from], ['text', text]]);
+    item($('messages'), [
+      ['from', from],
+      ['text', text],
+    ]);
   });
   client.subscribe(PRESENCE, message => {
     const note = message.body as PresenceNote;
@@ -98,7 +104,10 @@ function join(name: string, password: string): void {
   });
   client.subscribe(client.user(NOTIFICATIONS), message => {
     const { from, text } = message.body as ChatMessage;
-    item($('notifications'), [['from', `${from}: `], ['text', text]]);
+    item($('notifications'), [
+      ['from', `${from}: `],
+      ['text', text],
+    ]);
   });
 
   setInterval(() => {
@@ -123,7 +132,10 @@ async function send(text: string): Promise<void> {
 
 $('login').addEventListener('submit', event => {
   event.preventDefault();
-  join(($('login-name') as HTMLInputElement).value.trim(), ($('login-password') as HTMLInputElement).value);
+  join(
+    ($('login-name') as HTMLInputElement).value.trim(),
+    ($('login-password') as HTMLInputElement).value,
+  );
 });
 
 $('composer').addEventListener('submit', event => {
