@@ -506,8 +506,7 @@ async fn each_kind_of_bad_input_gets_its_status() {
     // it is read whole, on its content-length).
     let large = publish(json!({"destination": "/topic/a", "body": "x".repeat(max_frame)})).await;
     assert_eq!(large, (413, "too_large".into()));
-    let huge = vec![b' '; max_frame * 2];
-    let huge = raw(http, "POST", "/api/v1/publish", Some(ADMIN), &huge).await;
+    let huge = declared(http, max_frame * 2, &[]).await;
     assert_eq!(huge.error(), (413, "too_large".into()));
     let too_many: serde_json::Map<String, Value> =
         (0..100).map(|i| (format!("h{i}"), json!("v"))).collect();
@@ -611,6 +610,50 @@ async fn each_kind_of_bad_input_gets_its_status() {
     alice.subscribe("a", "/topic/a").await;
     assert_eq!(publish(good.clone()).await.0, 200);
     assert_eq!(body_text(&alice.expect(Command::Message).await), "x");
+}
+
+/// A publish whose head declares `length` body bytes, of which only `sent` are sent: the
+/// answer must come without the rest.
+async fn declared(addr: SocketAddr, length: usize, sent: &[u8]) -> Response {
+    let mut connection = Http::connect(addr).await;
+    let head = format!(
+        "POST /api/v1/publish HTTP/1.1\r\nhost: ops\r\nauthorization: Bearer {ADMIN}\r\ncontent-length: {length}\r\n\r\n"
+    );
+    let stream = connection.stream.get_mut();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(sent).await.unwrap();
+    within(TIMEOUT, "the response", connection.read()).await
+}
+
+/// A body that stops arriving is answered 408 after `http.request_timeout_ms`, and one
+/// that keeps coming past its bound 413 as soon as it passes it.
+#[tokio::test]
+async fn slow_and_endless_bodies_are_cut_short() {
+    let (mut config, http) = api_config();
+    config.http.request_timeout_ms = 300;
+    config.limits.max_frame_bytes = 64 * 1024;
+    let _server = TestServer::start(config).await;
+    let slow = declared(http, 100, b"{\"destination\":").await;
+    assert_eq!(slow.error(), (408, "timeout".into()));
+    // Chunked, so no length is declared: the bound is met while reading.
+    let mut connection = Http::connect(http).await;
+    let head = format!(
+        "POST /api/v1/publish HTTP/1.1\r\nhost: ops\r\nauthorization: Bearer {ADMIN}\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    let stream = connection.stream.get_mut();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // One byte over the bound (the frame limit, a third more for base64, 64 KiB), all of
+    // which the server reads: it closes with nothing unread, so the answer is not lost to
+    // a reset.
+    let mut left = 64 * 1024 + 64 * 1024 / 3 + 64 * 1024 + 1;
+    while left > 0 {
+        let size = left.min(0x4000);
+        let chunk = format!("{size:x}\r\n{}\r\n", " ".repeat(size));
+        stream.write_all(chunk.as_bytes()).await.unwrap();
+        left -= size;
+    }
+    let endless = within(TIMEOUT, "the response", connection.read()).await;
+    assert_eq!(endless.error(), (413, "too_large".into()));
 }
 
 #[tokio::test]

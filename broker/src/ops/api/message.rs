@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
@@ -79,6 +79,10 @@ async fn read_bounded(body: Body, bound: usize) -> Result<Bytes, ApiError> {
             "the request body is over {bound} bytes (from limits.max_frame_bytes)"
         ))
     };
+    // A declared length over the bound is refused before a byte of the body is read.
+    if HttpBody::size_hint(&body).lower() > bound as u64 {
+        return Err(too_large());
+    }
     let mut stream = body.into_data_stream();
     let mut read = BytesMut::new();
     while let Some(chunk) = stream.next().await {
