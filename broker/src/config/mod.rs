@@ -4,6 +4,7 @@
 //! at its default (a test keeps both in step with this module).
 
 mod error;
+mod node_id;
 mod sections;
 mod validate;
 
@@ -15,15 +16,16 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
+pub use node_id::{MAX_NODE_ID_LEN, is_node_id};
 pub use sections::{
     AccessAction, AccessConfig, AccessDefault, AccessRule, AnonymousAccess, AuthConfig,
     DestinationsConfig, HttpConfig, JwtAlgorithm, JwtConfig, LimitsConfig, LogConfig, LogFormat,
     LogLevel, OutboundMessageType, OutboxConfig, OverflowPolicy, QueueOverflow, QueueSemantics,
     QueuesConfig, Separator, ShutdownConfig, StompConfig, TcpConfig, UserConfig, WebSocketConfig,
 };
+pub use sections::{ApiAction, ApiKeyConfig};
 pub use sections::{ClientAuth, IpNetwork, TlsConfig};
 pub use sections::{ClusterConfig, ClusterTlsConfig};
-pub use sections::{ApiAction, ApiKeyConfig};
 
 /// The whole configuration. `Config::default()` is what an empty file gives.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -55,18 +55,14 @@ fn cluster(check: &mut Checker, cluster: &ClusterConfig) {
             ),
         );
     }
-    // The same rule as `routing::user::is_node_id`: the id starts session ids and is a
-    // subject token.
     let id = &cluster.node_id;
-    if !id.is_empty()
-        && (id.len() > 16
-            || !id
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()))
-    {
+    if !id.is_empty() && !super::is_node_id(id) {
         check.fail(
             "cluster.node_id",
-            format!("{id:?} must be 1 to 16 of a-z 0-9, or empty for a random id"),
+            format!(
+                "{id:?} must be 1 to {} of a-z 0-9, or empty for a random id",
+                super::MAX_NODE_ID_LEN
+            ),
         );
     }
     credentials(check, cluster);

@@ -16,6 +16,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use super::cluster::Presence;
+use crate::config::is_node_id;
 
 /// What separates a destination from the session id in a resolved name.
 pub const USER_SUFFIX: &str = "-user";
@@ -148,18 +149,6 @@ impl UserDirectory for LocalUsers {
                 .collect(),
         }
     }
-}
-
-/// Longest node id (`[cluster] node_id`), the first part of session ids.
-pub const MAX_NODE_ID_LEN: usize = 16;
-
-/// Whether `node` can be a node id: 1 to 16 lowercase ASCII letters and digits (it starts
-/// session ids and is a NATS subject token).
-pub fn is_node_id(node: &str) -> bool {
-    (1..=MAX_NODE_ID_LEN).contains(&node.len())
-        && node
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
 }
 
 /// Whether `id` has the form of a Herald session id: the node id, `-`, and sixteen lowercase
