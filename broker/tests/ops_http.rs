@@ -421,9 +421,13 @@ async fn readyz_is_503_while_the_node_drains() {
     );
 }
 
+/// Long enough for NATS's reconnect backoff (up to 4 s) on a busy machine; never reached
+/// when it works.
+const PATIENCE: Duration = Duration::from_secs(20);
+
 /// GETs `path` until it answers `status`.
 async fn get_until(addr: SocketAddr, path: &str, status: u16) -> Response {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let response = get(addr, path).await;
         if response.status == status {
@@ -630,7 +634,15 @@ async fn connections_past_the_bound_are_closed_and_places_come_back() {
         }
     }
     assert!(served >= 1, "nobody in the crowd was served");
-    assert_eq!(get(http, "/healthz").await.status, 200);
+    // Every place comes back (a crowd connection's place is given back just after its close).
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !try_get(http).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the port stopped answering"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(holders);
 }
 
