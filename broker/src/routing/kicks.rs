@@ -4,6 +4,7 @@
 //! its task already watches) after leaving the reason where the session reads it.
 //! Anonymous sessions never join: no user names them.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
@@ -29,10 +30,11 @@ impl Kick {
     }
 }
 
-/// Sessions by user, each with its [`Kick`].
+/// Sessions by user, each with its [`Kick`] (a map per user: one user may hold thousands of
+/// sessions, a load test's for one).
 #[derive(Debug, Default)]
 pub struct Kicks {
-    users: DashMap<String, Vec<(String, Kick)>>,
+    users: DashMap<String, HashMap<String, Kick>>,
 }
 
 impl Kicks {
@@ -45,14 +47,14 @@ impl Kicks {
         self.users
             .entry(user.to_owned())
             .or_default()
-            .push((session.to_owned(), kick.clone()));
+            .insert(session.to_owned(), kick.clone());
         kick
     }
 
     /// Session `session` of `user` ended.
     pub fn leave(&self, user: &str, session: &str) {
         if let Entry::Occupied(mut sessions) = self.users.entry(user.to_owned()) {
-            sessions.get_mut().retain(|(id, _)| id != session);
+            sessions.get_mut().remove(session);
             if sessions.get().is_empty() {
                 sessions.remove();
             }
@@ -64,7 +66,7 @@ impl Kicks {
         let Some((_, sessions)) = self.users.remove(user) else {
             return 0;
         };
-        for (_, kick) in &sessions {
+        for kick in sessions.values() {
             // Set before the cancel, so the session reads it once woken.
             let _ = kick.reason.set(reason.to_owned());
             kick.token.cancel();
