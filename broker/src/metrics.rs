@@ -214,6 +214,14 @@ impl Written {
 impl Stats {
     /// A connection was admitted on `transport` (one of [`TRANSPORT_LABELS`]); `false` when
     /// it closed.
+    /// Open connections by transport.
+    pub fn connections_by_transport(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+        TRANSPORT_LABELS
+            .iter()
+            .zip(&self.connections)
+            .map(|(t, n)| (*t, n.load(Ordering::Relaxed)))
+    }
+
     pub fn record_connection(&self, transport: &str, open: bool) {
         if let Some(i) = TRANSPORT_LABELS.iter().position(|t| *t == transport) {
             self.connections[i].fetch_add(if open { 1 } else { -1 }, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 //! by `http.rs` under a connection bound and timeouts, so more routes (the HTTP API, an admin
 //! page) are added here without touching how connections are handled.
 
+mod admin;
 pub mod api;
 mod health;
 mod http;
@@ -78,6 +79,10 @@ fn routes(state: State) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/", get(admin::page))
+        .route("/admin.js", get(admin::script))
+        .route("/favicon.ico", get(admin::favicon))
+        .route("/admin/summary", get(admin::summary))
         .with_state(state)
         .nest("/api/v1", api)
 }

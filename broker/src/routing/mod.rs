@@ -7,6 +7,7 @@ pub mod kicks;
 mod node;
 pub mod publish;
 pub mod queue;
+pub mod rates;
 pub mod router;
 pub mod subscriber;
 mod subset;

@@ -21,6 +21,7 @@ use super::destination::{DestinationKind, Destinations};
 use super::has_wildcards;
 use super::publish::{MessageIds, expires, forwarded_headers, is_expired, now_ms};
 use super::queue::{Bound, ConsumerSpec, Creator, Enqueued, Queue, QueueRouter};
+use super::rates::TopDestinations;
 use super::subscriber::Subscriber;
 use super::topic::{Fanout, TopicMessage, TopicRouter, TopicSubscriber};
 use super::user::{self, UserDirectory};
@@ -149,6 +150,8 @@ pub struct Router {
     stats: Arc<Stats>,
     /// Creates the queues that messages from other nodes need.
     remote_creator: Creator,
+    /// The destinations published to most lately (the admin page).
+    pub rates: TopDestinations,
 }
 
 impl Router {
@@ -182,6 +185,7 @@ impl Router {
             message_ids,
             stats,
             remote_creator: Creator::default(),
+            rates: TopDestinations::default(),
         }
     }
 
@@ -462,6 +466,15 @@ impl Router {
         headers: &Headers,
         body: &Bytes,
     ) -> Result<Published, Refusal> {
+        self.rates.record(|| match route {
+            SendRoute::Topic(destination) | SendRoute::Queue(destination) => {
+                Cow::Borrowed(*destination)
+            }
+            SendRoute::User { name, destination } => {
+                Cow::Owned(format!("{}{name}{destination}", self.user_prefix))
+            }
+            SendRoute::Resolved { resolved, .. } => Cow::Borrowed(*resolved),
+        });
         let mut published = Published::default();
         match route {
             SendRoute::Topic(destination) => {
