@@ -103,8 +103,8 @@ pub struct Stats {
     pub topic_destinations: AtomicI64,
     /// Local subscribers one topic publish reached (the message was encoded once for all).
     pub fanout: Histogram,
-    /// From a frame entering a session's outbox (the oldest of a written batch) to the
-    /// batch handed to the socket.
+    /// From a frame entering a session's outbox (the oldest of a written batch, one batch
+    /// in 16 per outbox) to the batch handed to the socket.
     pub write_latency: Histogram,
 }
 
@@ -152,7 +152,8 @@ impl Default for Stats {
             write_latency: histogram(
                 "herald_publish_to_socket_seconds",
                 "From a message entering a session's outbound queue (routing done) to its batch \
-                 written to the socket: the oldest frame of each written batch.",
+                 written to the socket: the oldest frame of one written batch in 16 per \
+                 connection, its first included.",
                 &LATENCY_BUCKETS,
             ),
         }

@@ -88,10 +88,16 @@ struct State {
     congested: bool,
     overflowed: bool,
     closed: bool,
-    /// When the first frame since the last drain was queued (for the write latency metric:
-    /// one clock read per batch, not per frame).
+    /// When the first frame since the last drain was queued, for the write latency metric;
+    /// set for one batch in [`LATENCY_SAMPLE`] (the first included), so a fan-out does not
+    /// read the clock once per subscriber per message.
     since: Option<Instant>,
+    /// Batches begun (pushes into an empty outbox), for the sampling.
+    batches: u32,
 }
+
+/// One batch in this many is timed from queue to socket.
+const LATENCY_SAMPLE: u32 = 16;
 
 #[derive(Debug)]
 struct Entry {
@@ -118,7 +124,7 @@ pub struct Drained {
     /// An offer was refused since the previous drain: the session should ask its queues to
     /// deliver again once it has written these frames.
     pub refused: bool,
-    /// When the oldest of these frames was queued.
+    /// When the oldest of these frames was queued, for a sampled batch.
     pub since: Option<Instant>,
 }
 
@@ -319,8 +325,11 @@ impl Outbox {
 
 impl State {
     fn push(&mut self, frame: OutFrame, kind: Kind) {
-        if self.since.is_none() {
-            self.since = Some(Instant::now());
+        if self.frames.is_empty() {
+            if self.batches % LATENCY_SAMPLE == 0 {
+                self.since = Some(Instant::now());
+            }
+            self.batches = self.batches.wrapping_add(1);
         }
         self.bytes += frame.bytes.len();
         self.frames.push_back(Entry { frame, kind });
@@ -361,6 +370,21 @@ mod tests {
             bytes: Bytes::from(vec![b'x'; len]),
             text: true,
         }
+    }
+
+    /// One batch in `LATENCY_SAMPLE` is timed, from its first frame, starting with the first.
+    #[test]
+    fn one_batch_in_sixteen_is_timed_from_its_first_frame() {
+        let outbox = Outbox::new(1 << 20, OverflowPolicy::Close);
+        let mut timed = Vec::new();
+        for batch in 0..2 * LATENCY_SAMPLE {
+            outbox.push_message(frame(10));
+            outbox.push_message(frame(10));
+            if outbox.drain().since.is_some() {
+                timed.push(batch);
+            }
+        }
+        assert_eq!(timed, [0, LATENCY_SAMPLE]);
     }
 
     /// The byte lengths of the frames a drain takes, in order.
