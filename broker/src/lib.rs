@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod destination;
+pub mod jetstream;
 pub mod metrics;
 pub mod node;
 pub mod ops;

@@ -11,7 +11,7 @@ mod link;
 mod order;
 pub mod presence;
 pub mod subject;
-mod wire;
+pub(crate) mod wire;
 
 pub use link::{Inbound, LinkCounters, LinkSettings, NatsLink, Renew};
 pub use presence::ask_presence;

@@ -268,21 +268,36 @@ pub(crate) fn incoming(map: &HeaderMap) -> Option<Incoming<'_>> {
     let message_id = value(MESSAGE_ID)??;
     let destination = value(DESTINATION).map(|v| v.ok_or(())).transpose().ok()?;
     let session = value(SESSION).map(|v| v.ok_or(())).transpose().ok()?;
-    let entries = map.get_all(name(HEADER));
-    let mut headers = Headers::with_capacity(
-        map.get_all(name(HEADER)).count(),
-        map.get_all(name(HEADER)).map(|v| v.as_str().len()).sum(),
-    );
-    for entry in entries {
-        let (name, value) = entry.as_str().split_once(':')?;
-        headers.push(&unescape(name)?, &unescape(value)?);
-    }
     Some(Incoming {
         message_id,
         destination,
         session,
-        headers,
+        headers: stomp_headers(map)?,
     })
+}
+
+/// Adds `headers` to `map` as `Herald-Header` values, in frame order (the queue store
+/// carries STOMP headers this way too).
+pub(crate) fn put_stomp_headers(map: &mut HeaderMap, headers: &Headers) {
+    for (name, value) in headers.iter() {
+        let mut entry = String::with_capacity(name.len() + value.len() + 1);
+        escape_header(&mut entry, name, value);
+        map.append(self::name(HEADER), entry);
+    }
+}
+
+/// The STOMP headers of `map`'s `Herald-Header` values, in frame order; `None` if one does
+/// not decode.
+pub(crate) fn stomp_headers(map: &HeaderMap) -> Option<Headers> {
+    let mut headers = Headers::with_capacity(
+        map.get_all(name(HEADER)).count(),
+        map.get_all(name(HEADER)).map(|v| v.as_str().len()).sum(),
+    );
+    for entry in map.get_all(name(HEADER)) {
+        let (name, value) = entry.as_str().split_once(':')?;
+        headers.push(&unescape(name)?, &unescape(value)?);
+    }
+    Some(headers)
 }
 
 #[cfg(test)]

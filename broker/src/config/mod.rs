@@ -26,6 +26,7 @@ pub use sections::{
 pub use sections::{ApiAction, ApiKeyConfig};
 pub use sections::{ClientAuth, IpNetwork, TlsConfig};
 pub use sections::{ClusterConfig, ClusterTlsConfig};
+pub use sections::{JetStreamStorage, QueueStoreKind, QueuesJetStreamConfig};
 
 /// The whole configuration. `Config::default()` is what an empty file gives.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

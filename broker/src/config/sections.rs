@@ -373,6 +373,10 @@ pub struct QueuesConfig {
     pub max_queues: usize,
     /// Most queues one session may have created (by SEND or SUBSCRIBE) that still exist.
     pub max_queues_per_session: usize,
+    /// Where queued messages are kept: this node's memory, or NATS JetStream.
+    pub store: QueueStoreKind,
+    /// `[queues.jetstream]`: the stream and consumers under `store = "jetstream"`.
+    pub jetstream: QueuesJetStreamConfig,
 }
 
 impl Default for QueuesConfig {
@@ -386,8 +390,83 @@ impl Default for QueuesConfig {
             empty_queue_grace_ms: 60_000,
             max_queues: 100_000,
             max_queues_per_session: 1024,
+            store: QueueStoreKind::Memory,
+            jetstream: QueuesJetStreamConfig::default(),
         }
     }
+}
+
+/// `queues.store`: where queued messages are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueStoreKind {
+    /// In this node's memory: lost on restart, not shared with other nodes.
+    #[default]
+    Memory,
+    /// In a NATS JetStream stream over the `[cluster]` connection: stored before RECEIPT,
+    /// shared by every node.
+    Jetstream,
+}
+
+/// `[queues.jetstream]`: the stream holding every queue and the consumers reading it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuesJetStreamConfig {
+    /// The stream's name; empty: `<cluster.name>_queues`.
+    pub stream: String,
+    /// Copies of each message among the NATS servers of a JetStream cluster (1 to 5).
+    pub replicas: usize,
+    /// Where the NATS servers keep the stream.
+    pub storage: JetStreamStorage,
+    /// Messages older than this are deleted, consumed or not; 0: no limit.
+    pub max_age_ms: u64,
+    /// Most bytes the stream holds; a SEND past it is refused; 0: no limit.
+    pub max_bytes: u64,
+    /// Most messages the stream holds; a SEND past it is refused; 0: no limit.
+    pub max_messages: u64,
+    /// How long a delivered message may stay unacknowledged before it is delivered again.
+    pub ack_wait_ms: u64,
+    /// Deliveries of one message before it is dead-lettered.
+    pub max_deliver: u32,
+    /// Where a message goes after `max_deliver` deliveries: a queue destination, `{queue}`
+    /// standing for the message's own, or `drop`.
+    pub dead_letter: String,
+    /// Most messages of one queue delivered and not yet acknowledged, over all nodes.
+    pub max_ack_pending: usize,
+    /// A queue's consumer unused this long is deleted by NATS (its messages stay); 0: never.
+    pub consumer_idle_ms: u64,
+    /// How long a request to JetStream (a publish's acknowledgement among them) may take.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for QueuesJetStreamConfig {
+    fn default() -> Self {
+        Self {
+            stream: String::new(),
+            replicas: 1,
+            storage: JetStreamStorage::File,
+            max_age_ms: 0,
+            max_bytes: 0,
+            max_messages: 0,
+            ack_wait_ms: 30_000,
+            max_deliver: 5,
+            dead_letter: "{queue}.dlq".to_owned(),
+            max_ack_pending: 10_000,
+            consumer_idle_ms: 3_600_000,
+            request_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `queues.jetstream.storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JetStreamStorage {
+    /// On the NATS servers' disks: survives their restart.
+    #[default]
+    File,
+    /// In the NATS servers' memory: lost when they restart.
+    Memory,
 }
 
 /// What happens to a SEND when its queue is at a bound.

@@ -233,6 +233,66 @@ fn queue_bounds() {
     assert_eq!(config.queues.overflow, QueueOverflow::Reject);
 }
 
+#[test]
+fn jetstream_store_needs_a_cluster_and_sane_bounds() {
+    let config = Config::from_toml_str("", "t").unwrap();
+    assert_eq!(config.queues.store, QueueStoreKind::Memory);
+    let err = parse_err("[queues]\nstore = \"jetstream\"\n");
+    assert!(
+        err.contains("queues.store") && err.contains("[cluster]") && err.contains("--cluster"),
+        "{err}"
+    );
+    let config = Config::from_toml_str(
+        "[queues]\nstore = \"jetstream\"\n[queues.jetstream]\nstorage = \"memory\"\n\
+         dead_letter = \"drop\"\n[cluster]\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(config.queues.jetstream.storage, JetStreamStorage::Memory);
+    let mut config = config;
+    let js = &mut config.queues.jetstream;
+    js.stream = "a.b".to_owned();
+    js.replicas = 6;
+    js.ack_wait_ms = 99;
+    js.max_deliver = 0;
+    js.max_ack_pending = 0;
+    js.request_timeout_ms = 0;
+    js.max_bytes = u64::MAX;
+    js.dead_letter = "/elsewhere/dead".to_owned();
+    assert_eq!(
+        problem_keys(&config),
+        [
+            "queues.jetstream.stream",
+            "queues.jetstream.replicas",
+            "queues.jetstream.ack_wait_ms",
+            "queues.jetstream.max_deliver",
+            "queues.jetstream.max_ack_pending",
+            "queues.jetstream.request_timeout_ms",
+            "queues.jetstream.max_bytes",
+            "queues.jetstream.dead_letter",
+        ]
+    );
+    // Under the memory store the section is not checked.
+    config.queues.store = QueueStoreKind::Memory;
+    assert!(problem_keys(&config).is_empty());
+    let err = parse_err("[queues.jetstream]\nstorage = \"disk\"\n");
+    assert!(err.contains("unknown variant `disk`"), "{err}");
+}
+
+#[test]
+fn docs_name_every_jetstream_key() {
+    let table = toml::Table::try_from(QueuesJetStreamConfig::default()).unwrap();
+    let missing: Vec<_> = table
+        .keys()
+        .map(|key| format!("queues.jetstream.{key}"))
+        .filter(|key| !DOCS.contains(&format!("`{key}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md lacks {missing:?}"
+    );
+}
+
 fn cluster_config(text: &str) -> ClusterConfig {
     Config::from_toml_str(text, "test.toml")
         .unwrap()

@@ -5,7 +5,7 @@
 //! them (config sits below almost everything and imports only the pattern language).
 
 use super::error::Problem;
-use super::{ClusterConfig, Config};
+use super::{ClusterConfig, Config, QueueStoreKind, QueuesJetStreamConfig};
 use crate::pattern::{Pattern, Separator as PatternSeparator};
 
 /// Characters with a meaning in subscription patterns; a prefix containing one could never be
@@ -516,6 +516,77 @@ fn destinations(check: &mut Checker, config: &Config) {
     }
 }
 
+/// The most copies of a stream JetStream keeps.
+const MAX_REPLICAS: usize = 5;
+
+/// `[queues.jetstream]`, checked only when it is used.
+fn jetstream(check: &mut Checker, js: &QueuesJetStreamConfig, queue_prefixes: &[String]) {
+    // A stream name is a token of JetStream's API subjects and a directory name on the
+    // servers; the cluster name rule fits both.
+    if !js.stream.bytes().all(is_name_byte) || js.stream.len() > 64 {
+        check.fail(
+            "queues.jetstream.stream",
+            format!(
+                "{:?} must be empty (for <cluster.name>_queues) or at most 64 of A-Z a-z 0-9 _ -",
+                js.stream
+            ),
+        );
+    }
+    if !(1..=MAX_REPLICAS).contains(&js.replicas) {
+        check.fail(
+            "queues.jetstream.replicas",
+            format!("{} must be from 1 to {MAX_REPLICAS}", js.replicas),
+        );
+    }
+    // JetStream counts redelivery timers in nanoseconds in an i64; below 100 ms a busy
+    // consumer would see its messages come back while it still works on them.
+    if !(100..=86_400_000).contains(&js.ack_wait_ms) {
+        check.fail(
+            "queues.jetstream.ack_wait_ms",
+            format!("{} must be from 100 to 86400000 (a day)", js.ack_wait_ms),
+        );
+    }
+    check.positive("queues.jetstream.max_deliver", js.max_deliver);
+    check.positive("queues.jetstream.max_ack_pending", js.max_ack_pending);
+    check.positive("queues.jetstream.request_timeout_ms", js.request_timeout_ms);
+    for (key, value) in [
+        ("queues.jetstream.max_age_ms", js.max_age_ms),
+        ("queues.jetstream.consumer_idle_ms", js.consumer_idle_ms),
+        ("queues.jetstream.request_timeout_ms", js.request_timeout_ms),
+    ] {
+        // Durations travel to NATS as i64 nanoseconds.
+        if value > i64::MAX as u64 / 1_000_000 {
+            check.fail(key, format!("{value} is too large"));
+        }
+    }
+    for (key, value) in [
+        ("queues.jetstream.max_bytes", js.max_bytes),
+        ("queues.jetstream.max_messages", js.max_messages),
+    ] {
+        if value > i64::MAX as u64 {
+            check.fail(key, format!("{value} is too large"));
+        }
+    }
+    let dead = &js.dead_letter;
+    if dead.is_empty() || dead.contains(['\0', '\r', '\n']) {
+        check.fail(
+            "queues.jetstream.dead_letter",
+            "must be \"drop\" or a queue destination (\"{queue}\" stands for the message's own), without NUL, CR or LF",
+        );
+    } else if dead != "drop"
+        && !dead.starts_with("{queue}")
+        && !queue_prefixes.iter().any(|p| dead.starts_with(p.as_str()))
+    {
+        check.fail(
+            "queues.jetstream.dead_letter",
+            format!(
+                "{dead:?} must start with \"{{queue}}\" or a queue prefix ({})",
+                queue_prefixes.join(", ")
+            ),
+        );
+    }
+}
+
 fn queues(check: &mut Checker, config: &Config) {
     let queues = &config.queues;
     check.positive(
@@ -530,6 +601,20 @@ fn queues(check: &mut Checker, config: &Config) {
         queues.max_queues_per_session,
     );
     check.positive("queues.block_timeout_ms", queues.block_timeout_ms);
+    if queues.store == QueueStoreKind::Jetstream {
+        if config.cluster.is_none() {
+            check.fail(
+                "queues.store",
+                "\"jetstream\" keeps queues in NATS JetStream and needs a NATS connection: \
+                 add a [cluster] section with servers, or start with `herald --cluster nats://HOST:4222`",
+            );
+        }
+        jetstream(
+            check,
+            &queues.jetstream,
+            &config.destinations.queue_prefixes,
+        );
+    }
     if queues.max_total_bytes < queues.max_bytes_per_queue {
         check.fail(
             "queues.max_total_bytes",

@@ -1,0 +1,269 @@
+//! Pulling a queue's messages, as many as the caller has room for, and settling each one:
+//! ack, nak (at once, or to the dead-letter queue after the last delivery), term.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::consumer::pull::Batch;
+use async_nats::jetstream::{AckKind, Message};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use herald_protocol::Headers;
+
+use super::StoreError;
+use super::dead_letter_headers::{DELIVERIES, QUEUE, REASON};
+use super::store::{Inner, StoredId, count};
+use crate::cluster::wire::stomp_headers;
+use crate::routing::publish::{expires, is_expired, now_ms};
+
+/// The puller of one queue: every node's pullers of a queue share its durable consumer, so
+/// each message goes to one of them at a time. Cheap to clone.
+#[derive(Clone)]
+pub struct Puller {
+    store: Arc<Inner>,
+    queue: Arc<str>,
+    consumer: PullConsumer,
+}
+
+impl std::fmt::Debug for Puller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Puller")
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Puller {
+    pub(super) fn new(store: Arc<Inner>, queue: &str, consumer: PullConsumer) -> Puller {
+        Puller {
+            store,
+            queue: queue.into(),
+            consumer,
+        }
+    }
+
+    /// The queue's destination.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Asks JetStream for at most `max` messages (what the local consumers have room for),
+    /// waiting at most `wait` for them. Messages come out of the [`Pull`] as they arrive; it
+    /// ends after `max` of them (skipped ones included) or at `wait`. Read it to its end:
+    /// messages JetStream sent for an abandoned pull come back only after the ack wait.
+    pub async fn pull(&self, max: usize, wait: Duration) -> Result<Pull, StoreError> {
+        let batch = self
+            .consumer
+            .batch()
+            .max_messages(max.max(1))
+            .expires(wait)
+            .messages()
+            .await
+            .map_err(|e| StoreError::JetStream(e.to_string()))?;
+        Ok(Pull {
+            puller: self.clone(),
+            batch,
+        })
+    }
+}
+
+/// One pull request's messages, in arrival order.
+pub struct Pull {
+    puller: Puller,
+    batch: Batch,
+}
+
+impl std::fmt::Debug for Pull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pull")
+            .field("puller", &self.puller)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pull {
+    /// The next message for a consumer; `None` when the pull is over. Messages past their
+    /// `expires` are acknowledged and skipped, messages whose last delivery timed out are
+    /// dead-lettered, and messages Herald did not write are terminated, all counted.
+    pub async fn next(&mut self) -> Option<Result<Delivery, StoreError>> {
+        let store = &self.puller.store;
+        loop {
+            let message = match self.batch.next().await? {
+                Ok(message) => message,
+                Err(e) => return Some(Err(StoreError::JetStream(e.to_string()))),
+            };
+            let Some((id, delivered)) = message.info().ok().map(|i| {
+                (
+                    StoredId(i.stream_sequence),
+                    u64::try_from(i.delivered).unwrap_or(0),
+                )
+            }) else {
+                continue;
+            };
+            let handle = AckHandle {
+                store: store.clone(),
+                queue: self.puller.queue.clone(),
+                id,
+                delivered,
+                message,
+            };
+            let Some(headers) = handle.stomp_headers() else {
+                count(&store.counters.malformed);
+                let _ = handle.message.ack_with(AckKind::Term).await;
+                continue;
+            };
+            if is_expired(expires(&headers), now_ms()) {
+                count(&store.counters.expired);
+                let _ = handle.message.ack().await;
+                continue;
+            }
+            if delivered > u64::from(store.config.max_deliver) {
+                // Its last delivery was neither acknowledged nor NACKed in time.
+                if let Err(e) = handle.dead_letter(headers, "ack-wait").await {
+                    return Some(Err(e));
+                }
+                continue;
+            }
+            count(&store.counters.delivered);
+            if delivered > 1 {
+                count(&store.counters.redelivered);
+            }
+            return Some(Ok(Delivery {
+                id,
+                delivered,
+                headers,
+                body: handle.message.payload.clone(),
+                handle,
+            }));
+        }
+    }
+}
+
+/// A message handed to a consumer.
+#[derive(Debug)]
+pub struct Delivery {
+    pub id: StoredId,
+    /// Deliveries so far, this one included (from 1).
+    pub delivered: u64,
+    /// The STOMP headers as sent, in order.
+    pub headers: Headers,
+    pub body: Bytes,
+    /// Settles the message; dropped unsettled, the message comes back after the ack wait.
+    pub handle: AckHandle,
+}
+
+impl Delivery {
+    /// Whether a consumer may have seen it before (STOMP `redelivered:true`).
+    pub fn redelivered(&self) -> bool {
+        self.delivered > 1
+    }
+}
+
+/// What became of a NACKed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nacked {
+    /// It will be delivered again at once.
+    Redelivered,
+    /// It was at its last delivery and went to this dead-letter queue.
+    DeadLettered(String),
+    /// It was at its last delivery and was dropped (`dead_letter = "drop"`).
+    Dropped,
+}
+
+/// Settles one delivered message. Holds the message itself, whose body is shared with the
+/// delivery's, so a NACK of the last delivery can dead-letter it.
+pub struct AckHandle {
+    store: Arc<Inner>,
+    queue: Arc<str>,
+    id: StoredId,
+    delivered: u64,
+    message: Message,
+}
+
+impl std::fmt::Debug for AckHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AckHandle")
+            .field("queue", &self.queue)
+            .field("id", &self.id)
+            .field("delivered", &self.delivered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AckHandle {
+    pub fn id(&self) -> StoredId {
+        self.id
+    }
+
+    /// Done with: JetStream deletes it. Sent without waiting for JetStream's answer; one
+    /// lost on the way means a redelivery after the ack wait.
+    pub async fn ack(self) -> Result<(), StoreError> {
+        self.settle(AckKind::Ack).await?;
+        count(&self.store.counters.acked);
+        Ok(())
+    }
+
+    /// Not taken: delivered again at once (to any node), or, at the last of `max_deliver`
+    /// deliveries, dead-lettered.
+    pub async fn nak(self) -> Result<Nacked, StoreError> {
+        count(&self.store.counters.nacked);
+        if self.delivered >= u64::from(self.store.config.max_deliver) {
+            let headers = self.stomp_headers().unwrap_or_default();
+            return self.dead_letter(headers, "nacked").await;
+        }
+        self.settle(AckKind::Nak(None)).await?;
+        Ok(Nacked::Redelivered)
+    }
+
+    /// Never to be delivered again: JetStream deletes it.
+    pub async fn term(self) -> Result<(), StoreError> {
+        self.settle(AckKind::Term).await?;
+        count(&self.store.counters.terminated);
+        Ok(())
+    }
+
+    async fn settle(&self, kind: AckKind) -> Result<(), StoreError> {
+        self.message
+            .ack_with(kind)
+            .await
+            .map_err(|e| StoreError::JetStream(e.to_string()))
+    }
+
+    fn stomp_headers(&self) -> Option<Headers> {
+        match &self.message.headers {
+            Some(map) => stomp_headers(map),
+            None => Some(Headers::new()),
+        }
+    }
+
+    /// Stores the message in its dead-letter queue with headers saying why, then deletes it
+    /// here; or drops it. If storing fails it is NACKed and comes back (and is tried again).
+    async fn dead_letter(self, mut headers: Headers, reason: &str) -> Result<Nacked, StoreError> {
+        let store = &self.store;
+        let target = match store.config.dead_letter.as_str() {
+            "drop" => None,
+            template => Some(template.replace("{queue}", &self.queue)),
+        };
+        // A dead-letter queue's own dead letters would come back to it forever.
+        let Some(target) = target.filter(|t| **t != *self.queue) else {
+            self.settle(AckKind::Term).await?;
+            count(&store.counters.dead_dropped);
+            return Ok(Nacked::Dropped);
+        };
+        headers.set(REASON, reason);
+        headers.set(DELIVERIES, itoa::Buffer::new().format(self.delivered));
+        headers.set(QUEUE, &self.queue);
+        if let Err(e) = store
+            .publish(&target, &headers, self.message.payload.clone())
+            .await
+        {
+            let _ = self.settle(AckKind::Nak(None)).await;
+            return Err(e);
+        }
+        // A crash here leaves both copies: dead letters are at least once.
+        self.settle(AckKind::Ack).await?;
+        count(&store.counters.dead_lettered);
+        Ok(Nacked::DeadLettered(target))
+    }
+}

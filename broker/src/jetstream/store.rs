@@ -1,0 +1,298 @@
+//! `QueueStore`: the stream, created or checked at start, and publishing with JetStream's
+//! acknowledgement.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::context::{
+    CreateStreamErrorKind, GetStreamErrorKind, PublishError, PublishErrorKind, RequestErrorKind,
+};
+use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::{self, Context, ErrorCode};
+use async_nats::{Client, HeaderMap};
+use bytes::Bytes;
+use herald_protocol::Headers;
+
+use super::names::{Names, consumer_name};
+use super::pull::Puller;
+use super::settings::{compare, consumer_config, stream_config, stream_name};
+use super::{OpenError, StoreError};
+use crate::cluster::wire::put_stomp_headers;
+use crate::config::QueuesJetStreamConfig;
+
+/// A stored message's place in the stream (its JetStream sequence): the same on every
+/// delivery of it, on every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StoredId(pub u64);
+
+impl fmt::Display for StoredId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The queue store of one node: cheap to clone, every clone the same store.
+#[derive(Clone)]
+pub struct QueueStore {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for QueueStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueStore")
+            .field("stream", &self.inner.stream_name)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) js: Context,
+    stream: Stream<()>,
+    stream_name: String,
+    names: Names,
+    pub(super) config: QueuesJetStreamConfig,
+    pub(super) counters: Counters,
+}
+
+/// What the store has done since start (monotonic counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Messages stored (dead letters included).
+    pub published: u64,
+    /// Messages handed out by pulls (redeliveries included).
+    pub delivered: u64,
+    /// Of those, redeliveries.
+    pub redelivered: u64,
+    pub acked: u64,
+    pub nacked: u64,
+    pub terminated: u64,
+    /// Messages moved to their dead-letter queue.
+    pub dead_lettered: u64,
+    /// Messages dead-lettered under `dead_letter = "drop"` (or from their own dead-letter
+    /// queue, which would loop).
+    pub dead_dropped: u64,
+    /// Messages past their `expires` when pulled: acknowledged unseen.
+    pub expired: u64,
+    /// Messages in the stream whose headers Herald did not write: terminated unseen.
+    pub malformed: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) published: AtomicU64,
+    pub(super) delivered: AtomicU64,
+    pub(super) redelivered: AtomicU64,
+    pub(super) acked: AtomicU64,
+    pub(super) nacked: AtomicU64,
+    pub(super) terminated: AtomicU64,
+    pub(super) dead_lettered: AtomicU64,
+    pub(super) dead_dropped: AtomicU64,
+    pub(super) expired: AtomicU64,
+    pub(super) malformed: AtomicU64,
+}
+
+pub(super) fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl QueueStore {
+    /// Checks that JetStream answers, then creates the stream of cluster `cluster` or checks
+    /// the existing one (limits that differ are updated; retention, storage or subjects that
+    /// differ are an error). `client` is a `[cluster]` connection (`cluster::connect`).
+    pub async fn open(
+        client: Client,
+        cluster: &str,
+        config: &QueuesJetStreamConfig,
+    ) -> Result<QueueStore, OpenError> {
+        let timeout = Duration::from_millis(config.request_timeout_ms);
+        let js = jetstream::ContextBuilder::new()
+            .timeout(timeout)
+            .ack_timeout(timeout)
+            .build(client);
+        // The account's JetStream information, read as plain JSON: async-nats's typed
+        // answer does not parse what nats-server 2.9 (Debian's) sends.
+        let answer: serde_json::Value =
+            js.request("INFO", &serde_json::json!({}))
+                .await
+                .map_err(|e| match e.kind() {
+                    RequestErrorKind::NoResponders => OpenError::NoJetStream,
+                    RequestErrorKind::TimedOut => OpenError::TimedOut(config.request_timeout_ms),
+                    _ => OpenError::JetStream {
+                        stream: String::new(),
+                        message: e.to_string(),
+                    },
+                })?;
+        if let Some(error) = answer.get("error") {
+            // 503: JetStream is not enabled (for this account).
+            if error.get("code").and_then(serde_json::Value::as_u64) == Some(503) {
+                return Err(OpenError::NoJetStream);
+            }
+            return Err(OpenError::JetStream {
+                stream: String::new(),
+                message: error.to_string(),
+            });
+        }
+        let name = stream_name(cluster, config);
+        let names = Names::new(cluster);
+        let wanted = stream_config(&name, &names, config);
+        let failed = |message: String| OpenError::JetStream {
+            stream: name.clone(),
+            message,
+        };
+        match js.get_stream(&name).await {
+            Ok(mut existing) => {
+                let info = existing.info().await.map_err(|e| failed(e.to_string()))?;
+                if compare(&info.config, &wanted)? {
+                    tracing::info!(stream = %name, "updating the queue stream's limits to the configuration");
+                    js.update_stream(&wanted)
+                        .await
+                        .map_err(|e| failed(format!("cannot update its limits: {e}")))?;
+                }
+            }
+            Err(e)
+                if matches!(e.kind(), GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                // Another node starting at the same time may create it first: creating the
+                // same configuration again succeeds.
+                js.create_stream(wanted.clone())
+                    .await
+                    .map_err(|e| match e.kind() {
+                        CreateStreamErrorKind::TimedOut => {
+                            OpenError::TimedOut(config.request_timeout_ms)
+                        }
+                        _ => failed(format!("cannot create it: {e}")),
+                    })?;
+            }
+            Err(e) => return Err(failed(e.to_string())),
+        }
+        let stream = js
+            .get_stream_no_info(&name)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(QueueStore {
+            inner: Arc::new(Inner {
+                js,
+                stream,
+                stream_name: name,
+                names,
+                config: config.clone(),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The stream's name.
+    pub fn stream_name(&self) -> &str {
+        &self.inner.stream_name
+    }
+
+    /// Stores a message for `queue` (its destination, `/queue/x`) and returns once JetStream
+    /// has acknowledged it: on the servers' disks under file storage, on `replicas` servers.
+    /// The STOMP headers travel as the cluster link carries them, in order.
+    pub async fn publish(
+        &self,
+        queue: &str,
+        headers: &Headers,
+        body: Bytes,
+    ) -> Result<StoredId, StoreError> {
+        self.inner.publish(queue, headers, body).await
+    }
+
+    /// The puller of `queue`: creates its durable consumer, or finds the one another node
+    /// made (the same name on every node, see `names.rs`).
+    pub async fn puller(&self, queue: &str) -> Result<Puller, StoreError> {
+        let inner = &self.inner;
+        let subject = inner.names.subject(queue)?;
+        let name = consumer_name(queue);
+        let consumer = inner
+            .stream
+            .create_consumer(consumer_config(&name, subject, &inner.config))
+            .await
+            .map_err(|e| StoreError::Consumer {
+                consumer: name,
+                message: e.to_string(),
+            })?;
+        Ok(Puller::new(self.inner.clone(), queue, consumer))
+    }
+
+    /// What the store has done since start.
+    pub fn counts(&self) -> StoreCounts {
+        let c = &self.inner.counters;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        StoreCounts {
+            published: get(&c.published),
+            delivered: get(&c.delivered),
+            redelivered: get(&c.redelivered),
+            acked: get(&c.acked),
+            nacked: get(&c.nacked),
+            terminated: get(&c.terminated),
+            dead_lettered: get(&c.dead_lettered),
+            dead_dropped: get(&c.dead_dropped),
+            expired: get(&c.expired),
+            malformed: get(&c.malformed),
+        }
+    }
+}
+
+impl Inner {
+    pub(super) async fn publish(
+        &self,
+        queue: &str,
+        headers: &Headers,
+        body: Bytes,
+    ) -> Result<StoredId, StoreError> {
+        let subject = self.names.subject(queue)?;
+        let mut map = HeaderMap::new();
+        put_stomp_headers(&mut map, headers);
+        let size = header_block_size(&map);
+        if size > MAX_HEADER_BYTES {
+            return Err(StoreError::HeadersTooLarge {
+                size,
+                max: MAX_HEADER_BYTES,
+            });
+        }
+        let ack = self
+            .js
+            .publish_with_headers(subject, map, body)
+            .await
+            .map_err(publish_error)?
+            .await
+            .map_err(publish_error)?;
+        count(&self.counters.published);
+        Ok(StoredId(ack.sequence))
+    }
+}
+
+/// The most bytes of NATS headers JetStream stores with a message: nats-server refuses 64 KiB
+/// or more with error 10097.
+const MAX_HEADER_BYTES: usize = 64 * 1024 - 1;
+
+/// The size of `map` as NATS writes it: `NATS/1.0\r\n`, `name: value\r\n` each, `\r\n`.
+fn header_block_size(map: &HeaderMap) -> usize {
+    map.iter()
+        .flat_map(|(name, values)| {
+            let name = AsRef::<[u8]>::as_ref(name).len();
+            values.iter().map(move |v| name + v.as_str().len() + 4)
+        })
+        .sum::<usize>()
+        + 12
+}
+
+fn publish_error(e: PublishError) -> StoreError {
+    match e.kind() {
+        PublishErrorKind::MaxPayloadExceeded => StoreError::TooLarge,
+        PublishErrorKind::TimedOut => StoreError::TimedOut,
+        // JetStream refuses past max_bytes or max_messages under discard `new` with a store
+        // failure naming the limit.
+        _ if ["maximum messages", "maximum bytes"]
+            .iter()
+            .any(|limit| e.to_string().contains(limit)) =>
+        {
+            StoreError::Full(e.to_string())
+        }
+        _ => StoreError::JetStream(e.to_string()),
+    }
+}
