@@ -383,6 +383,9 @@ async fn each_kind_of_bad_input_gets_its_status() {
     secret.users = vec!["alice".into()];
     config.access.rules = vec![secret];
     config.access.default = AccessDefault::Allow;
+    let mut as_alice = key("as-alice", "alice-key-0123456789", &[ApiAction::Publish]);
+    as_alice.user = "alice".into();
+    config.http.api_keys.push(as_alice);
     let max_frame = config.limits.max_frame_bytes;
     let server = TestServer::start(config).await;
     let publish = |body: Value| async move {
@@ -549,8 +552,37 @@ async fn each_kind_of_bad_input_gets_its_status() {
     )
     .await;
     assert_eq!(empty.status, 400);
-    let denied = publish(json!({"destination": "/topic/secret/plans", "body": "x"})).await;
+    let many: Vec<String> = (0..1001).map(|i| format!("/topic/t{i}")).collect();
+    let many = call(
+        http,
+        "POST",
+        "/api/v1/broadcast",
+        Some(ADMIN),
+        &json!({"destinations": many}),
+    )
+    .await;
+    assert_eq!(many.status, 400);
+    let twice = raw(
+        http,
+        "POST",
+        "/api/v1/publish",
+        Some(ADMIN),
+        br#"{"destination":"/topic/a","destination":"/topic/b"}"#,
+    )
+    .await;
+    assert_eq!(twice.error(), (400, "bad_request".into()));
+    let plans = json!({"destination": "/topic/secret/plans", "body": "x"});
+    let denied = publish(plans.clone()).await;
     assert_eq!(denied, (403, "access_denied".into()));
+    let as_alice = call(
+        http,
+        "POST",
+        "/api/v1/publish",
+        Some("alice-key-0123456789"),
+        &plans,
+    )
+    .await;
+    assert_eq!(as_alice.status, 200, "{as_alice:?}");
     assert_eq!(
         publish(json!({"destination": "/topic/public", "body": "x"}))
             .await
@@ -654,6 +686,84 @@ async fn slow_and_endless_bodies_are_cut_short() {
     }
     let endless = within(TIMEOUT, "the response", connection.read()).await;
     assert_eq!(endless.error(), (413, "too_large".into()));
+}
+
+/// A subscriber that stops reading holds API publishers back as it holds STOMP ones: the
+/// answer waits up to `outbox.max_pause_ms`, then the subscriber is closed as a slow consumer
+/// and the publishes go on; a reading subscriber of the same topic gets every message.
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_closed_not_waited_for() {
+    let (mut config, http) = api_config();
+    config.outbox.max_bytes = 64 * 1024;
+    config.outbox.max_pause_ms = 200;
+    // The stuck session's last write (its ERROR) is given this long before it counts as closed.
+    config.outbox.max_stall_ms = 300;
+    let server = TestServer::start(config).await;
+    let mut stuck = server.open_with_recv_buffer(Transport::Tcp, 4096).await;
+    stuck
+        .connect_with(common::login_frame("bob", PASSWORD))
+        .await;
+    stuck.subscribe("s", "/topic/firehose").await;
+    let (mut reader, _) = server.login(Transport::Tcp, "alice", PASSWORD).await;
+    reader.subscribe("r", "/topic/firehose").await;
+    // Enough to fill the kernel's socket buffers towards the stuck subscriber (megabytes on
+    // loopback), then its outbox: the API stops counting it once it is closed.
+    let body = "x".repeat(128 * 1024);
+    let mut connection = Http::connect(http).await;
+    let mut closed_after = None;
+    for i in 0..400 {
+        let request = json!({"destination": "/topic/firehose", "body": format!("{i} {body}")});
+        let request = serde_json::to_vec(&request).unwrap();
+        let reading = async {
+            // Alice reads while the request waits, or her outbox fills too.
+            loop {
+                let message = reader.expect(Command::Message).await;
+                if body_text(&message).starts_with(&format!("{i} ")) {
+                    return;
+                }
+            }
+        };
+        let (answer, ()) = tokio::join!(
+            connection.request("POST", "/api/v1/publish", Some(ADMIN), &request),
+            reading
+        );
+        assert_eq!(answer.status, 200, "{answer:?}");
+        if answer.json()["matched"] == 1 {
+            closed_after = Some(i);
+            break;
+        }
+    }
+    assert!(
+        closed_after.is_some(),
+        "the stuck subscriber was never closed"
+    );
+    server.close_counted("slow_consumer").await;
+}
+
+/// A queue at its bound makes the request wait, as a STOMP producer waits under policy
+/// `block`: 503 `queue_full` after `queues.block_timeout_ms`, 200 once a consumer made room.
+#[tokio::test]
+async fn a_full_queue_holds_the_request_then_refuses_it() {
+    let (mut config, http) = api_config();
+    config.queues.max_messages_per_queue = 1;
+    config.queues.block_timeout_ms = 2_000;
+    let server = TestServer::start(config).await;
+    let job = |body: &str| json!({"destination": "/queue/jobs", "body": body});
+    let first = call(http, "POST", "/api/v1/publish", Some(ADMIN), &job("1")).await;
+    assert_eq!(first.json()["matched"], 1);
+    let refused = call(http, "POST", "/api/v1/publish", Some(ADMIN), &job("2")).await;
+    assert_eq!(refused.error(), (503, "queue_full".into()));
+    let waiting =
+        tokio::spawn(
+            async move { call(http, "POST", "/api/v1/publish", Some(ADMIN), &job("3")).await },
+        );
+    let (mut worker, _) = server.login(Transport::Tcp, "bob", PASSWORD).await;
+    worker.subscribe("jobs", "/queue/jobs").await;
+    assert_eq!(body_text(&worker.expect(Command::Message).await), "1");
+    assert_eq!(body_text(&worker.expect(Command::Message).await), "3");
+    let taken = waiting.await.unwrap();
+    assert_eq!(taken.status, 200, "{taken:?}");
+    assert_eq!(taken.json()["matched"], 1);
 }
 
 #[tokio::test]
