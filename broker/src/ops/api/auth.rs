@@ -11,7 +11,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 use tracing::debug;
 
 use super::error::ApiError;
@@ -62,16 +62,15 @@ impl Keys {
         self.0.len()
     }
 
-    /// The key whose secret `token` is. Every key is compared, whatever matched.
+    /// The key whose secret `token` is. Every key is compared and the match is selected
+    /// without a branch, so the time taken is the same whichever key (if any) matched.
     fn find(&self, token: &[u8]) -> Option<&Arc<Key>> {
         let presented: [u8; 32] = Sha256::digest(token).into();
-        let mut found = None;
-        for key in &self.0 {
-            if bool::from(key.digest.ct_eq(&presented)) {
-                found = Some(key);
-            }
+        let mut found = u64::MAX;
+        for (i, key) in self.0.iter().enumerate() {
+            found.conditional_assign(&(i as u64), key.digest.ct_eq(&presented));
         }
-        found
+        usize::try_from(found).ok().and_then(|i| self.0.get(i))
     }
 
     /// The caller's key, if `authorization` carries one allowing `action`.
@@ -175,6 +174,21 @@ mod tests {
                     .is_ok()
             );
         }
+    }
+
+    #[test]
+    fn each_of_several_keys_is_found() {
+        let secrets = [
+            "first-key-0123456789",
+            "second-key-0123456789",
+            "third-key-0123456789",
+        ];
+        let keys = Keys::from_config(&secrets.map(|s| key(s, "", &[ApiAction::Stats])));
+        for (i, secret) in secrets.iter().enumerate() {
+            let found = keys.find(secret.as_bytes()).expect("a key");
+            assert!(Arc::ptr_eq(found, &keys.0[i]));
+        }
+        assert!(keys.find(b"fourth-key-0123456789").is_none());
     }
 
     #[test]
