@@ -480,6 +480,24 @@ async fn a_last_delivery_left_unacked_is_dead_lettered_and_drop_drops() {
     assert_eq!(delivery.handle.nak().await.unwrap(), Nacked::Dropped);
     assert_eq!(store.counts().dead_dropped, 1);
     await_stored(&server, 0).await;
+
+    // A queue whose name just fits has a dead-letter queue that never could: dropped, not
+    // retried for ever.
+    let config = QueuesJetStreamConfig {
+        max_deliver: 1,
+        ..Default::default()
+    };
+    let store = open(&server, &config).await;
+    let longest = "x".repeat(3000 - "herald.q.".len());
+    store
+        .publish(&longest, &Headers::new(), Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    let delivery = take(&store.puller(&longest).await.unwrap(), 1)
+        .await
+        .remove(0);
+    assert_eq!(delivery.handle.nak().await.unwrap(), Nacked::Dropped);
+    await_stored(&server, 0).await;
 }
 
 #[tokio::test]

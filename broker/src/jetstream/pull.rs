@@ -85,7 +85,8 @@ impl std::fmt::Debug for Pull {
 impl Pull {
     /// The next message for a consumer; `None` when the pull is over. Messages past their
     /// `expires` are acknowledged and skipped, messages whose last delivery timed out are
-    /// dead-lettered, and messages Herald did not write are terminated, all counted.
+    /// dead-lettered, and messages whose `Herald-Header` values do not decode are terminated, all
+    /// counted.
     pub async fn next(&mut self) -> Option<Result<Delivery, StoreError>> {
         let store = &self.puller.store;
         loop {
@@ -167,7 +168,8 @@ pub enum Nacked {
     Redelivered,
     /// It was at its last delivery and went to this dead-letter queue.
     DeadLettered(String),
-    /// It was at its last delivery and was dropped (`dead_letter = "drop"`).
+    /// It was at its last delivery and was dropped: `dead_letter = "drop"`, a dead-letter
+    /// queue's own dead letter, or one its dead-letter queue could never store.
     Dropped,
 }
 
@@ -254,12 +256,26 @@ impl AckHandle {
         headers.set(REASON, reason);
         headers.set(DELIVERIES, itoa::Buffer::new().format(self.delivered));
         headers.set(QUEUE, &self.queue);
-        if let Err(e) = store
+        match store
             .publish(&target, &headers, self.message.payload.clone())
             .await
         {
-            let _ = self.settle(AckKind::Nak(None)).await;
-            return Err(e);
+            Ok(_) => {}
+            // It could never be stored there (the dead-letter queue's name, or the headers
+            // with the three added, too long): dropped rather than retried for ever.
+            Err(
+                StoreError::QueueNameTooLong { .. }
+                | StoreError::HeadersTooLarge { .. }
+                | StoreError::TooLarge,
+            ) => {
+                self.settle(AckKind::Term).await?;
+                count(&store.counters.dead_dropped);
+                return Ok(Nacked::Dropped);
+            }
+            Err(e) => {
+                let _ = self.settle(AckKind::Nak(None)).await;
+                return Err(e);
+            }
         }
         // A crash here leaves both copies: dead letters are at least once.
         self.settle(AckKind::Ack).await?;

@@ -70,12 +70,12 @@ pub struct StoreCounts {
     pub terminated: u64,
     /// Messages moved to their dead-letter queue.
     pub dead_lettered: u64,
-    /// Messages dead-lettered under `dead_letter = "drop"` (or from their own dead-letter
-    /// queue, which would loop).
+    /// Messages dead-lettered under `dead_letter = "drop"`, from their own dead-letter queue
+    /// (which would loop), or that their dead-letter queue could never store.
     pub dead_dropped: u64,
     /// Messages past their `expires` when pulled: acknowledged unseen.
     pub expired: u64,
-    /// Messages in the stream whose headers Herald did not write: terminated unseen.
+    /// Messages whose `Herald-Header` values do not decode: terminated unseen.
     pub malformed: u64,
 }
 
