@@ -1155,6 +1155,16 @@ async fn await_route(publisher: &mut Client, destination: &str, receiver: &mut C
     while body_text(&receiver.expect(Command::Message).await) != "routed" {}
 }
 
+/// Sends `count` messages `"<i> <padding>"` to `/topic/flood` in one write. Node a may hold
+/// it back several times, for up to `outbox.max_pause_ms` each, while its link's buffer is
+/// congested: what the subscribers get is what the tests judge, not how long this takes.
+async fn flood(publisher: &mut Client, count: usize, padding: &str) {
+    let batch = send_batch("/topic/flood", (0..count).map(|i| format!("{i} {padding}")));
+    publisher
+        .send_bytes_within(ROUTE_DEADLINE * 4, &batch)
+        .await;
+}
+
 /// One publisher on node a at full speed, on node b a subscriber that never reads and one
 /// that does: the reading one keeps receiving to the end, in order; whatever it misses is
 /// counted (node b logs the NATS slow-consumer drops); node b's memory stays bounded.
@@ -1182,12 +1192,7 @@ async fn a_slow_subscriber_does_not_starve_a_fast_one_and_memory_stays_bounded()
     let publishing = {
         let ended = Arc::clone(&ended);
         tokio::spawn(async move {
-            publisher
-                .send_bytes(&send_batch(
-                    "/topic/flood",
-                    (0..COUNT).map(|i| format!("{i} {padding}")),
-                ))
-                .await;
+            flood(&mut publisher, COUNT, &padding).await;
             // Node b may drop any one message while it is congested (counted): `end` is
             // repeated until the fast subscriber has one.
             while !ended.load(Ordering::Relaxed) {
@@ -1268,12 +1273,7 @@ async fn every_message_lost_under_overload_is_counted() {
         let mut publisher = a.client(Transport::Tcp).await;
         tokio::spawn(async move {
             let padding = "p".repeat(1_000);
-            publisher
-                .send_bytes(&send_batch(
-                    "/topic/flood",
-                    (0..COUNT).map(|i| format!("{i} {padding}")),
-                ))
-                .await;
+            flood(&mut publisher, COUNT as usize, &padding).await;
             let mut ends = 0;
             while !ended.load(Ordering::Relaxed) {
                 publisher.publish_confirmed("/topic/flood", "end").await;

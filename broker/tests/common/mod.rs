@@ -369,8 +369,14 @@ impl Client {
 
     /// Sends raw bytes: one write over TCP, one message over WebSocket.
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.send_bytes_within(TIMEOUT, bytes).await;
+    }
+
+    /// [`Client::send_bytes`] given `limit` to complete: for a write the broker may
+    /// legitimately hold back for longer (back-pressure pauses a publisher).
+    pub async fn send_bytes_within(&mut self, limit: Duration, bytes: &[u8]) {
         match &mut self.io {
-            Io::Tcp(stream) => within(TIMEOUT, "a TCP write", stream.write_all(bytes))
+            Io::Tcp(stream) => within(limit, "a TCP write", stream.write_all(bytes))
                 .await
                 .expect("TCP write"),
             Io::Ws(_) => {
@@ -378,17 +384,21 @@ impl Client {
                     Ok(text) => Message::text(text),
                     Err(_) => Message::binary(Bytes::copy_from_slice(bytes)),
                 };
-                self.send_ws(message).await;
+                self.send_ws_within(limit, message).await;
             }
         }
     }
 
     /// Sends one WebSocket message as given.
     pub async fn send_ws(&mut self, message: Message) {
+        self.send_ws_within(TIMEOUT, message).await;
+    }
+
+    async fn send_ws_within(&mut self, limit: Duration, message: Message) {
         let Io::Ws(stream) = &mut self.io else {
             panic!("send_ws on a TCP client");
         };
-        within(TIMEOUT, "a WebSocket send", stream.send(message))
+        within(limit, "a WebSocket send", stream.send(message))
             .await
             .expect("WebSocket send");
     }
