@@ -165,6 +165,10 @@ impl Inbound for Node {
     fn local_presence(&self, user: Option<&str>) -> Presence {
         self.router.local_presence(user)
     }
+
+    fn kick(&self, user: &str, reason: &str) -> usize {
+        self.kicks.kick(user, reason)
+    }
 }
 
 /// A node id for a node not given one: eight random lowercase hex digits.

@@ -72,6 +72,11 @@ impl Inbound for Recorder {
         presence.retain(|name, _| user.is_none_or(|u| u == name));
         presence
     }
+
+    /// What the recorded presence holds of `user`, as if those sessions were closed.
+    fn kick(&self, user: &str, _reason: &str) -> usize {
+        self.presence.get(user).copied().unwrap_or(0)
+    }
 }
 
 impl Recorder {

@@ -881,7 +881,7 @@ async fn an_api_publish_reaches_subscribers_on_another_node() {
         body_text(&alice.expect(Command::Message).await),
         "to alice on nb"
     );
-    // Presence is cluster-wide; a disconnect reaches this node's sessions only.
+    // Presence and a disconnect are cluster-wide.
     let user = call(
         http_a,
         "GET",
@@ -903,8 +903,24 @@ async fn an_api_publish_reaches_subscribers_on_another_node() {
     )
     .await;
     assert_eq!(kicked.status, 200, "{kicked:?}");
-    assert_eq!(kicked.json()["disconnected"], 0);
-    assert_eq!(kicked.json()["sessions_on_other_nodes"], 1);
+    assert_eq!(
+        kicked.json(),
+        json!({"user": "alice", "disconnected": 1, "on_this_node": 0, "on_other_nodes": 1,
+               "nodes_answered": 1})
+    );
+    // alice's session on node nb is told why, then closed.
+    let error = alice.expect(Command::Error).await;
+    assert_eq!(error.headers.get("message"), Some("disconnected"));
+    alice.expect_closed().await;
+    let again = call(
+        http_a,
+        "DELETE",
+        "/api/v1/users/alice/sessions",
+        Some(ADMIN),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(again.status, 404, "{again:?}");
 }
 
 /// `docs/api/openapi.yaml` describes exactly the routes of `ROUTES`, the table the router is

@@ -42,15 +42,16 @@ use tracing::{debug, error, warn};
 use super::inlets::{InletId, Inlets};
 use super::interest::{Interest, Want};
 use super::order::{Released, Seq};
-use super::presence;
 use super::subject::{MAX_SUBJECT_LEN, Subjects};
 use super::wire::{self, Unsent};
+use super::{disconnect, presence};
 use crate::config::{ClusterConfig, Config, OverflowPolicy, Separator as ConfigSeparator};
 use crate::destination::Destinations;
 use crate::outbox::{Drained, OutFrame, Outbox, Pushed};
 use crate::routing::Separator;
 use crate::routing::cluster::{
-    Audience, BoxFuture, ClusterLink, Crossing, LinkState, Presence, RemotePresence, Unforwardable,
+    Audience, BoxFuture, ClusterLink, Crossing, LinkState, Presence, RemoteDisconnect,
+    RemotePresence, Unforwardable,
 };
 
 /// Makes a new NATS client (like the first one), or `None` if it cannot now.
@@ -68,6 +69,9 @@ pub trait Inbound: Send + Sync {
 
     /// Sessions per user on this node (only `user` if given).
     fn local_presence(&self, user: Option<&str>) -> Presence;
+
+    /// Closes `user`'s sessions on this node, telling each `reason`; returns how many.
+    fn kick(&self, user: &str, reason: &str) -> usize;
 }
 
 /// How a link behaves; every node of a cluster must agree on the first four.
@@ -478,6 +482,13 @@ impl ClusterLink for NatsLink {
         }
     }
 
+    fn disconnect(&self, user: String, reason: String) -> BoxFuture<RemoteDisconnect> {
+        let client = self.shared.client();
+        let subject = self.shared.subjects.disconnect().to_owned();
+        let timeout = self.shared.settings.presence_timeout;
+        Box::pin(async move { disconnect::ask(&client, &subject, &user, &reason, timeout).await })
+    }
+
     fn presence(&self, user: Option<String>) -> BoxFuture<RemotePresence> {
         let client = self.shared.client();
         let subject = self.shared.subjects.presence().to_owned();
@@ -621,15 +632,16 @@ impl Shared {
         if let Some(sub) = self.subscribe(&node).await {
             inlets.lock().add(Route::Node, sub);
         }
-        let mut presence_responder = None;
+        let mut responders = Vec::new();
         if let Some(sub) = self.subscribe(self.subjects.presence()).await {
             let node_id = self.settings.node_id.clone();
             let respond = presence::respond(self.client(), node_id, sub, inbound.clone());
-            let shared = Arc::clone(self);
-            presence_responder = Some(AbortOnDrop(tokio::spawn(async move {
-                respond.await;
-                shared.client_lost(epoch);
-            })));
+            responders.push(self.responder(respond, epoch));
+        }
+        if let Some(sub) = self.subscribe(self.subjects.disconnect()).await {
+            let node_id = self.settings.node_id.clone();
+            let respond = disconnect::respond(self.client(), node_id, sub, inbound.clone());
+            responders.push(self.responder(respond, epoch));
         }
         let mut active: HashMap<Want, InletId> = HashMap::new();
         loop {
@@ -674,7 +686,20 @@ impl Shared {
                 () = self.stop.cancelled() => break,
             }
         }
-        drop(presence_responder);
+        drop(responders);
+    }
+
+    /// Runs a responder to cluster-wide questions; its end means client `epoch` is lost.
+    fn responder(
+        self: &Arc<Self>,
+        respond: impl Future<Output = ()> + Send + 'static,
+        epoch: u64,
+    ) -> AbortOnDrop {
+        let shared = Arc::clone(self);
+        AbortOnDrop(tokio::spawn(async move {
+            respond.await;
+            shared.client_lost(epoch);
+        }))
     }
 
     /// The servers' `max_payload` (0 until the first connection), remembered for

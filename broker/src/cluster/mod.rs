@@ -4,12 +4,14 @@
 //! seam, which [`NatsLink`] implements over the connection [`connect`] makes.
 
 pub mod connect;
+mod disconnect;
 mod escape;
 mod inlets;
 mod interest;
 mod link;
 mod order;
 pub mod presence;
+mod scatter;
 pub mod subject;
 pub(crate) mod wire;
 

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::{Client, Subscriber};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use super::connect::{ConnectError, connect};
 use super::link::Inbound;
+use super::scatter;
 use super::subject::presence_subject;
 use crate::config::ClusterConfig;
 use crate::routing::cluster::{Presence, RemotePresence};
@@ -48,41 +48,21 @@ pub(crate) async fn ask(
 ) -> RemotePresence {
     let mut gathered = RemotePresence::default();
     let mut nodes = HashSet::new();
-    // Everything, sending the question included, within the timeout: with NATS out of
-    // reach the question waits in the client and nobody answers.
-    let _ = tokio::time::timeout(timeout, async {
-        let inbox = client.new_inbox();
-        // Subscribed before asking: the subscription reaches the server first.
-        let mut answers = match client.subscribe(inbox.clone()).await {
-            Ok(answers) => answers,
+    let question = user.unwrap_or_default().to_owned().into_bytes().into();
+    scatter::ask(client, subject, question, timeout, |payload| {
+        let answer = match serde_json::from_slice::<Answer>(&payload) {
+            Ok(answer) => answer,
             Err(e) => {
-                debug!(error = %e, "presence: cannot subscribe for answers");
+                debug!(error = %e, "presence: unreadable answer");
                 return;
             }
         };
-        let question = user.unwrap_or_default().to_owned().into_bytes().into();
-        if let Err(e) = client
-            .publish_with_reply(subject.to_owned(), inbox, question)
-            .await
-        {
-            debug!(error = %e, "presence: cannot ask");
-            return;
-        }
-        while let Some(message) = answers.next().await {
-            let answer = match serde_json::from_slice::<Answer>(&message.payload) {
-                Ok(answer) => answer,
-                Err(e) => {
-                    debug!(error = %e, "presence: unreadable answer");
-                    continue;
-                }
-            };
-            // A node answering twice (its answer duplicated) counts once.
-            if nodes.insert(answer.node) {
-                for (name, sessions) in answer.users {
-                    let total = gathered.users.entry(name).or_default();
-                    // Anyone who may publish on NATS can answer: a forged count must not overflow.
-                    *total = total.saturating_add(sessions);
-                }
+        // A node answering twice (its answer duplicated) counts once.
+        if nodes.insert(answer.node) {
+            for (name, sessions) in answer.users {
+                let total = gathered.users.entry(name).or_default();
+                // Anyone who may publish on NATS can answer: a forged count must not overflow.
+                *total = total.saturating_add(sessions);
             }
         }
     })
@@ -127,32 +107,18 @@ pub async fn ask_cluster(
 pub(crate) async fn respond(
     client: Client,
     node_id: String,
-    mut questions: Subscriber,
+    questions: Subscriber,
     inbound: Weak<dyn Inbound>,
 ) {
-    while let Some(question) = questions.next().await {
-        let Some(reply) = question.reply else {
-            continue;
-        };
-        let Ok(user) = std::str::from_utf8(&question.payload) else {
-            continue;
-        };
-        let Some(inbound) = inbound.upgrade() else {
-            return;
-        };
-        let users = inbound.local_presence((!user.is_empty()).then_some(user));
-        drop(inbound);
+    scatter::respond(client, questions, inbound, move |inbound, question| {
+        let user = std::str::from_utf8(question).ok()?;
         let answer = Answer {
             node: node_id.clone(),
-            users,
+            users: inbound.local_presence((!user.is_empty()).then_some(user)),
         };
-        match serde_json::to_vec(&answer) {
-            Ok(json) => {
-                if let Err(e) = client.publish(reply, json.into()).await {
-                    debug!(error = %e, "presence: cannot answer");
-                }
-            }
-            Err(e) => debug!(error = %e, "presence: cannot encode the answer"),
-        }
-    }
+        serde_json::to_vec(&answer)
+            .inspect_err(|e| debug!(error = %e, "presence: cannot encode the answer"))
+            .ok()
+    })
+    .await;
 }

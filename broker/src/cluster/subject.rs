@@ -74,6 +74,8 @@ pub struct Subjects {
     nodes: Box<str>,
     /// `<c>.presence`
     presence: Box<str>,
+    /// `<c>.disconnect`
+    disconnect: Box<str>,
     /// The broadcast prefixes, in the order routing tries them.
     prefixes: Vec<String>,
     separator: Separator,
@@ -90,6 +92,7 @@ impl Subjects {
             users: format!("{name}.u.").into(),
             nodes: format!("{name}.n.").into(),
             presence: presence_subject(name).into(),
+            disconnect: format!("{name}.disconnect").into(),
             prefixes: broadcast_prefixes.to_vec(),
             separator,
         }
@@ -98,6 +101,11 @@ impl Subjects {
     /// The subject presence questions go to.
     pub fn presence(&self) -> &str {
         &self.presence
+    }
+
+    /// The subject questions to disconnect a user go to.
+    pub fn disconnect(&self) -> &str {
+        &self.disconnect
     }
 
     /// The subject of the sessions of node `node`.
@@ -320,6 +328,7 @@ mod tests {
         assert_eq!(s.user(""), "herald.u.%");
         assert_eq!(s.node("n1"), "herald.n.n1");
         assert_eq!(s.presence(), "herald.presence");
+        assert_eq!(s.disconnect(), "herald.disconnect");
     }
 
     #[test]

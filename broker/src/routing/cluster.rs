@@ -55,6 +55,15 @@ pub struct RemotePresence {
     pub nodes: usize,
 }
 
+/// What the other nodes answered to a disconnect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteDisconnect {
+    /// Sessions they closed.
+    pub sessions: usize,
+    /// How many other nodes answered in time.
+    pub nodes: usize,
+}
+
 /// A boxed future, as a trait object's async method returns it.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -93,6 +102,10 @@ pub trait ClusterLink: Send + Sync + fmt::Debug {
     /// within the link's presence timeout.
     fn presence(&self, user: Option<String>) -> BoxFuture<RemotePresence>;
 
+    /// Closes `user`'s sessions on the other nodes, telling each `reason`; as many nodes as
+    /// answer within the link's presence timeout.
+    fn disconnect(&self, user: String, reason: String) -> BoxFuture<RemoteDisconnect>;
+
     fn state(&self) -> LinkState;
 }
 
@@ -123,6 +136,10 @@ impl ClusterLink for NoCluster {
 
     fn presence(&self, _user: Option<String>) -> BoxFuture<RemotePresence> {
         Box::pin(std::future::ready(RemotePresence::default()))
+    }
+
+    fn disconnect(&self, _user: String, _reason: String) -> BoxFuture<RemoteDisconnect> {
+        Box::pin(std::future::ready(RemoteDisconnect::default()))
     }
 
     fn state(&self) -> LinkState {

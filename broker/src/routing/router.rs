@@ -16,7 +16,9 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use herald_protocol::Headers;
 
-use super::cluster::{Audience, ClusterLink, Crossing, LinkState, Presence, Unforwardable};
+use super::cluster::{
+    Audience, ClusterLink, Crossing, LinkState, Presence, RemoteDisconnect, Unforwardable,
+};
 use super::destination::{DestinationKind, Destinations};
 use super::has_wildcards;
 use super::publish::{MessageIds, expires, forwarded_headers, is_expired, now_ms};
@@ -678,6 +680,14 @@ impl Router {
     /// Sessions per user on this node (only `user`, if given).
     pub fn local_presence(&self, user: Option<&str>) -> Presence {
         self.users.presence(user)
+    }
+
+    /// Closes `user`'s sessions on the other nodes (this node's are the caller's: sessions
+    /// live above routing).
+    pub async fn disconnect_elsewhere(&self, user: &str, reason: &str) -> RemoteDisconnect {
+        self.link
+            .disconnect(user.to_owned(), reason.to_owned())
+            .await
     }
 
     /// Users online in the whole cluster: this node's sessions plus what the other nodes

@@ -69,23 +69,22 @@ pub(super) async fn disconnect(
             "reason: at most {MAX_REASON_BYTES} bytes, no NUL"
         )));
     }
-    let (everywhere, nodes) = node.router.presence(Some(&user)).await;
-    let here = node.router.local_presence(Some(&user));
-    let count = |p: &crate::routing::cluster::Presence| p.get(&user).copied().unwrap_or(0);
-    let elsewhere = count(&everywhere).saturating_sub(count(&here));
-    let disconnected = node.kicks.kick(&user, &reason);
-    if disconnected == 0 && elsewhere == 0 {
+    let here = node.kicks.kick(&user, &reason);
+    let elsewhere = node.router.disconnect_elsewhere(&user, &reason).await;
+    if here == 0 && elsewhere.sessions == 0 {
         return Err(ApiError::NotFound(format!("{user} has no session online")));
     }
+    let on_other_nodes = elsewhere.sessions;
     info!(
         user,
-        disconnected, elsewhere, reason, "http api: user's sessions disconnected"
+        here, on_other_nodes, reason, "http api: user's sessions disconnected"
     );
     Ok(json(&serde_json::json!({
         "user": user,
-        "disconnected": disconnected,
-        "sessions_on_other_nodes": elsewhere,
-        "nodes_answered": nodes,
+        "disconnected": here.saturating_add(on_other_nodes),
+        "on_this_node": here,
+        "on_other_nodes": on_other_nodes,
+        "nodes_answered": elsewhere.nodes,
     })))
 }
 

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use super::*;
 use crate::config::{Config, OverflowPolicy};
-use crate::routing::cluster::{BoxFuture, RemotePresence, Unforwardable};
+use crate::routing::cluster::{BoxFuture, RemoteDisconnect, RemotePresence, Unforwardable};
 use crate::routing::queue::AckMode;
 use crate::routing::user::LocalUsers;
 
@@ -64,6 +64,10 @@ impl ClusterLink for Recorder {
             message.body.to_vec(),
         ));
         Ok(None)
+    }
+
+    fn disconnect(&self, _user: String, _reason: String) -> BoxFuture<RemoteDisconnect> {
+        Box::pin(std::future::ready(RemoteDisconnect::default()))
     }
 
     fn presence(&self, _user: Option<String>) -> BoxFuture<RemotePresence> {
