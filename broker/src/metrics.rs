@@ -306,6 +306,11 @@ impl Stats {
             .fetch_add(dropped as u64, Ordering::Relaxed);
     }
 
+    /// Routed messages a slow consumer's outbox held when it overflowed.
+    pub fn record_dropped(&self, messages: u64) {
+        self.messages_dropped.fetch_add(messages, Ordering::Relaxed);
+    }
+
     /// A user-destination SEND that no session of the user (or session id) was subscribed to.
     pub fn record_user_unrouted(&self) {
         self.user_messages_unrouted.fetch_add(1, Ordering::Relaxed);

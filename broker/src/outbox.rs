@@ -197,6 +197,12 @@ impl Outbox {
     fn overflow_now(&self) {
         {
             let mut state = self.state.lock();
+            let discarded = state
+                .frames
+                .iter()
+                .filter(|e| e.kind == Kind::Pushed)
+                .count();
+            self.dropped.fetch_add(discarded as u64, Ordering::Relaxed);
             state.frames = VecDeque::new();
             state.bytes = 0;
             state.offered_bytes = 0;
@@ -317,7 +323,8 @@ impl Outbox {
         self.drained.notify_waiters();
     }
 
-    /// Messages dropped under `drop_oldest` so far.
+    /// Routed messages dropped so far: under `drop_oldest` to make room, under `close` those
+    /// it held when it overflowed.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -407,6 +414,11 @@ mod tests {
         let drained = outbox.drain();
         assert!(drained.overflowed);
         assert!(drained.frames.is_empty());
+        assert_eq!(
+            outbox.dropped(),
+            2,
+            "the two it held are counted as dropped"
+        );
     }
 
     #[test]

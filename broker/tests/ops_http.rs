@@ -322,6 +322,14 @@ async fn slow_consumers_and_back_pressure_show_in_metrics() {
     // The fan-out histogram saw two subscribers per publish.
     let m = scrape(http).await;
     assert!(value(&m, "herald_fanout_subscribers_bucket{le=\"2\"}") >= 48.0);
+    // What the stuck subscriber's outbox held when it was closed is counted as lost.
+    assert!(
+        value(
+            &m,
+            "herald_messages_dropped_total{reason=\"slow_consumer\"}"
+        ) >= 1.0,
+        "{m:?}"
+    );
 }
 
 #[tokio::test]

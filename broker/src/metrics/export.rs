@@ -161,7 +161,8 @@ pub fn render(stats: &Stats, outside: &Outside) -> String {
         "Messages lost or refused, by reason.",
         "reason",
         [
-            // Older messages dropped from a subscriber's outbox under drop_oldest.
+            // Lost to a slow subscriber: older messages dropped under drop_oldest; under
+            // close, the one its full outbox refused and those it held.
             ("slow_consumer", get(&stats.messages_dropped)),
             (
                 "no_subscriber",

@@ -485,8 +485,10 @@ impl Router {
                 } else {
                     self.topics.publish(destination, headers, body)
                 };
+                // A message an overflowing outbox refused is lost for that subscriber.
+                let dropped = fanout.dropped + fanout.overflowed;
                 self.stats
-                    .record_publish(fanout.delivered, fanout.dropped, fanout.expired);
+                    .record_publish(fanout.delivered, dropped, fanout.expired);
                 published.delivered = fanout.delivered;
                 published.congested.append(&mut fanout.congested);
             }
@@ -652,8 +654,11 @@ impl Router {
                         expires: expires(message.headers),
                     },
                 );
-                self.stats
-                    .record_publish(fanout.delivered, fanout.dropped, fanout.expired);
+                self.stats.record_publish(
+                    fanout.delivered,
+                    fanout.dropped + fanout.overflowed,
+                    fanout.expired,
+                );
                 return std::mem::take(&mut fanout.congested);
             }
             Audience::User { name } => self.users.targets(name, message.destination),

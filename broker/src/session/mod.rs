@@ -27,7 +27,7 @@ use std::panic::AssertUnwindSafe;
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, error, info, warn};
 
-use crate::config::AccessAction;
+use crate::config::{AccessAction, OverflowPolicy};
 use crate::metrics::Written;
 use crate::node::Node;
 use crate::outbox::{OutFrame, Outbox};
@@ -513,6 +513,13 @@ impl Session {
             .await;
         }
         self.outbox.close();
+        if matches!(reason, CloseReason::SlowConsumer) {
+            // What its outbox held when it overflowed (under `drop_oldest` routing counted
+            // each drop as it happened, and this outbox never overflows).
+            if self.node.config.outbox.overflow == OverflowPolicy::Close {
+                self.node.stats.record_dropped(self.outbox.dropped());
+            }
+        }
         self.node.stats.record_close(reason.label());
         self.closed = true;
         self.log_close(&reason);
