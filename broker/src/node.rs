@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::access::Access;
 use crate::auth::Authenticator;
 use crate::cluster::connect::{ConnectError, connect};
 use crate::cluster::{Inbound, LinkSettings, NatsLink, Renew};
-use crate::config::Config;
+use crate::config::{Config, QueueStoreKind};
 use crate::metrics::Stats;
 use crate::outbox::Outbox;
 use crate::routing::cluster::{ClusterLink, Crossing, NoCluster, Presence};
@@ -50,6 +50,13 @@ impl Node {
     /// background: a node whose NATS is out of reach still serves local traffic), else a
     /// single node.
     pub async fn start(config: Config) -> Result<Arc<Node>, ConnectError> {
+        if config.queues.store == QueueStoreKind::Jetstream {
+            // Accepted so configurations can be written ahead; said at every start so nobody
+            // believes their queues durable meanwhile.
+            warn!(
+                "queues.store = \"jetstream\" is not in effect yet: queues stay in this node's memory (docs/queues.md)"
+            );
+        }
         let Some(cluster) = config.cluster.clone() else {
             let node = Node::new(config);
             info!(node = %node.id, "single node: no [cluster] configured");
