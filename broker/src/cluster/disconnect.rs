@@ -3,7 +3,6 @@
 //! sessions of that user it holds, telling each the reason, and answers
 //! `{"node": "<id>", "closed": <n>}`; the asker adds up what arrives before its timeout.
 
-use std::collections::HashSet;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -27,6 +26,12 @@ struct Answer {
     closed: usize,
 }
 
+impl scatter::Answer for Answer {
+    fn node(&self) -> &str {
+        &self.node
+    }
+}
+
 /// Asks every other node to close `user`'s sessions, gathering their counts for `timeout`.
 pub(crate) async fn ask(
     client: &Client,
@@ -43,23 +48,17 @@ pub(crate) async fn ask(
     let Ok(question) = serde_json::to_vec(&question) else {
         return gathered;
     };
-    let mut nodes = HashSet::new();
-    scatter::ask(client, subject, question.into(), timeout, |payload| {
-        let answer = match serde_json::from_slice::<Answer>(&payload) {
-            Ok(answer) => answer,
-            Err(e) => {
-                debug!(error = %e, "disconnect: unreadable answer");
-                return;
-            }
-        };
-        // A node answering twice (its answer duplicated) counts once; a forged count must
-        // not overflow.
-        if nodes.insert(answer.node) {
+    gathered.nodes = scatter::ask(
+        client,
+        subject,
+        question.into(),
+        timeout,
+        |answer: Answer| {
+            // Anyone who may publish on NATS can answer: a forged count must not overflow.
             gathered.sessions = gathered.sessions.saturating_add(answer.closed);
-        }
-    })
+        },
+    )
     .await;
-    gathered.nodes = nodes.len();
     gathered
 }
 

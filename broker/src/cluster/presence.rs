@@ -5,7 +5,6 @@
 //! `{"node": "<id>", "users": {"<name>": <sessions>}}` of its own sessions, and the asker
 //! adds up what arrives before its timeout. No node keeps a registry of the others' users.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,6 +27,12 @@ struct Answer {
     users: Presence,
 }
 
+impl scatter::Answer for Answer {
+    fn node(&self) -> &str {
+        &self.node
+    }
+}
+
 /// Asks every node of cluster `cluster_name` reachable through `client` which users are
 /// online (only `user` if given), gathering answers for `timeout`. The asking connection's
 /// own node does not answer when the client was made with `no_echo` (a node's link is).
@@ -47,27 +52,15 @@ pub(crate) async fn ask(
     timeout: Duration,
 ) -> RemotePresence {
     let mut gathered = RemotePresence::default();
-    let mut nodes = HashSet::new();
     let question = user.unwrap_or_default().to_owned().into_bytes().into();
-    scatter::ask(client, subject, question, timeout, |payload| {
-        let answer = match serde_json::from_slice::<Answer>(&payload) {
-            Ok(answer) => answer,
-            Err(e) => {
-                debug!(error = %e, "presence: unreadable answer");
-                return;
-            }
-        };
-        // A node answering twice (its answer duplicated) counts once.
-        if nodes.insert(answer.node) {
-            for (name, sessions) in answer.users {
-                let total = gathered.users.entry(name).or_default();
-                // Anyone who may publish on NATS can answer: a forged count must not overflow.
-                *total = total.saturating_add(sessions);
-            }
+    gathered.nodes = scatter::ask(client, subject, question, timeout, |answer: Answer| {
+        for (name, sessions) in answer.users {
+            let total = gathered.users.entry(name).or_default();
+            // Anyone who may publish on NATS can answer: a forged count must not overflow.
+            *total = total.saturating_add(sessions);
         }
     })
     .await;
-    gathered.nodes = nodes.len();
     gathered
 }
 

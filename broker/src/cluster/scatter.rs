@@ -3,26 +3,35 @@
 //! what arrives before its timeout; every node answers on that inbox. Presence and the
 //! cluster-wide disconnect are such questions.
 
+use std::collections::HashSet;
 use std::sync::Weak;
 use std::time::Duration;
 
 use async_nats::{Client, Subscriber};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 use tracing::debug;
 
 use super::link::Inbound;
 
-/// Asks `question` on `subject` and hands every answer to `answer` until `timeout` (all of it,
-/// sending the question included: with NATS out of reach the question waits in the client
-/// and nobody answers).
-pub(crate) async fn ask(
+/// An answer, as JSON, naming the node that gave it.
+pub(crate) trait Answer: DeserializeOwned {
+    fn node(&self) -> &str;
+}
+
+/// Asks `question` on `subject` and hands every readable answer to `take`, once per node (an
+/// answer duplicated on the way counts once), until `timeout`: all of it, sending the
+/// question included (with NATS out of reach the question waits in the client and nobody
+/// answers). Returns how many nodes answered.
+pub(crate) async fn ask<A: Answer>(
     client: &Client,
     subject: &str,
     question: Bytes,
     timeout: Duration,
-    mut answer: impl FnMut(Bytes),
-) {
+    mut take: impl FnMut(A),
+) -> usize {
+    let mut nodes = HashSet::new();
     let _ = tokio::time::timeout(timeout, async {
         let inbox = client.new_inbox();
         // Subscribed before asking: the subscription reaches the server first.
@@ -41,10 +50,18 @@ pub(crate) async fn ask(
             return;
         }
         while let Some(message) = answers.next().await {
-            answer(message.payload);
+            match serde_json::from_slice::<A>(&message.payload) {
+                Ok(answer) => {
+                    if nodes.insert(answer.node().to_owned()) {
+                        take(answer);
+                    }
+                }
+                Err(e) => debug!(error = %e, subject, "cluster: unreadable answer"),
+            }
         }
     })
     .await;
+    nodes.len()
 }
 
 /// Answers the questions arriving on `questions` with what `answer` makes of each (`None`:

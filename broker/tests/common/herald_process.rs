@@ -40,9 +40,18 @@ impl HeraldProcess {
     /// Starts node `node_id` of the cluster whose NATS servers are `servers` and waits for
     /// both `listening` lines. NATS need not be up: a node serves local traffic without it.
     pub async fn start(node_id: &str, servers: &[String]) -> HeraldProcess {
+        HeraldProcess::start_clustered_with(node_id, servers, "").await
+    }
+
+    /// [`HeraldProcess::start`] with `config` (more TOML sections) added.
+    pub async fn start_clustered_with(
+        node_id: &str,
+        servers: &[String],
+        config: &str,
+    ) -> HeraldProcess {
         let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
         let cluster = format!(
-            "[cluster]\nservers = [{}]\nnode_id = {node_id:?}\n",
+            "[cluster]\nservers = [{}]\nnode_id = {node_id:?}\n{config}",
             servers.join(", ")
         );
         HeraldProcess::start_with(node_id, &cluster, "info").await
