@@ -200,6 +200,19 @@ fn publish(from: &Node, destination: &str, id: &str) {
     );
 }
 
+/// Waits until `node`'s link has removed `n` second copies (the counter has no event).
+async fn duplicates_reach(node: &Node, n: u64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while node.link.counters().duplicates < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            node.link.counters()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn ids(received: &[Received]) -> Vec<&str> {
     received.iter().map(|r| r.message_id.as_str()).collect()
 }
@@ -303,15 +316,7 @@ async fn overlapping_filters_deliver_each_message_once_in_order() {
     publish(&a, "/topic/a", "3");
     b.recorder.wait_for(3).await;
     // Every copy is accounted for: a/b arrives 3 times, a/c twice, a once.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while b.link.counters().duplicates < 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            b.link.counters()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    duplicates_reach(&b, 3).await;
     assert_eq!(
         ids(&b.recorder.received()),
         ["1", "2", "3"],
@@ -422,15 +427,7 @@ async fn a_filter_ending_under_an_overlapping_one_delivers_nothing_twice() {
     let received = b.recorder.wait_for(5).await;
     assert_eq!(ids(&received), ["r", "q1", "q2", "q3", "q4"]);
     // The three second copies were recognised, and nothing more comes.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while b.link.counters().duplicates < 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            b.link.counters()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    duplicates_reach(&b, 3).await;
     publish(&a, "/topic/p/r", "end");
     b.recorder.wait_for(6).await;
     assert_eq!(

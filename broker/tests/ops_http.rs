@@ -71,6 +71,13 @@ async fn get(addr: SocketAddr, path: &str) -> Response {
     .await
 }
 
+/// Each `(series, value)` as scraped in `m`.
+fn assert_series(m: &HashMap<String, f64>, expected: &[(&str, f64)]) {
+    for &(series, want) in expected {
+        assert_eq!(value(m, series), want, "{series}");
+    }
+}
+
 /// `/metrics` as series (`name{labels}` exactly as exposed) → value.
 async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
     let response = get(addr, "/metrics").await;
@@ -155,46 +162,27 @@ async fn metrics_follow_connect_publish_auth_failure_access_and_queues() {
     publisher.publish_confirmed("/topic/a", "hello").await;
     subscriber.expect_message("s", "/topic/a", "hello").await;
     let m = until(http, "herald_frames_sent_total{command=\"MESSAGE\"}", 1.0).await;
-    assert_eq!(value(&m, "herald_connections{transport=\"tcp\"}"), 1.0);
-    assert_eq!(value(&m, "herald_connections{transport=\"ws\"}"), 1.0);
-    assert_eq!(
-        value(&m, "herald_sessions_opened_total{transport=\"tcp\"}"),
-        1.0
+    assert_series(
+        &m,
+        &[
+            ("herald_connections{transport=\"tcp\"}", 1.0),
+            ("herald_connections{transport=\"ws\"}", 1.0),
+            ("herald_sessions_opened_total{transport=\"tcp\"}", 1.0),
+            ("herald_sessions_opened_total{transport=\"ws\"}", 1.0),
+            ("herald_frames_received_total{command=\"CONNECT\"}", 2.0),
+            ("herald_frames_received_total{command=\"SUBSCRIBE\"}", 1.0),
+            ("herald_frames_received_total{command=\"SEND\"}", 1.0),
+            ("herald_frames_sent_total{command=\"CONNECTED\"}", 2.0),
+            ("herald_frames_sent_total{command=\"RECEIPT\"}", 2.0),
+            ("herald_messages_published_total", 1.0),
+            ("herald_messages_delivered_total{kind=\"topic\"}", 1.0),
+            ("herald_subscriptions", 1.0),
+            ("herald_destinations{kind=\"topic\"}", 1.0),
+            ("herald_fanout_subscribers_count", 1.0),
+            ("herald_fanout_subscribers_bucket{le=\"0\"}", 0.0),
+            ("herald_fanout_subscribers_bucket{le=\"1\"}", 1.0),
+        ],
     );
-    assert_eq!(
-        value(&m, "herald_sessions_opened_total{transport=\"ws\"}"),
-        1.0
-    );
-    assert_eq!(
-        value(&m, "herald_frames_received_total{command=\"CONNECT\"}"),
-        2.0
-    );
-    assert_eq!(
-        value(&m, "herald_frames_received_total{command=\"SUBSCRIBE\"}"),
-        1.0
-    );
-    assert_eq!(
-        value(&m, "herald_frames_received_total{command=\"SEND\"}"),
-        1.0
-    );
-    assert_eq!(
-        value(&m, "herald_frames_sent_total{command=\"CONNECTED\"}"),
-        2.0
-    );
-    assert_eq!(
-        value(&m, "herald_frames_sent_total{command=\"RECEIPT\"}"),
-        2.0
-    );
-    assert_eq!(value(&m, "herald_messages_published_total"), 1.0);
-    assert_eq!(
-        value(&m, "herald_messages_delivered_total{kind=\"topic\"}"),
-        1.0
-    );
-    assert_eq!(value(&m, "herald_subscriptions"), 1.0);
-    assert_eq!(value(&m, "herald_destinations{kind=\"topic\"}"), 1.0);
-    assert_eq!(value(&m, "herald_fanout_subscribers_count"), 1.0);
-    assert_eq!(value(&m, "herald_fanout_subscribers_bucket{le=\"0\"}"), 0.0);
-    assert_eq!(value(&m, "herald_fanout_subscribers_bucket{le=\"1\"}"), 1.0);
     // CONNECTED ×2, RECEIPT ×2, MESSAGE: five written batches at most, one at least.
     assert!(value(&m, "herald_publish_to_socket_seconds_count") >= 1.0);
     assert!(value(&m, "herald_received_bytes_total") > 100.0);

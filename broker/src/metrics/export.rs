@@ -51,10 +51,7 @@ pub fn render(stats: &Stats, outside: &Outside) -> String {
         "herald_connections",
         "Open client connections, by transport.",
         "transport",
-        TRANSPORT_LABELS
-            .iter()
-            .zip(&stats.connections)
-            .map(|(t, n)| (*t, gauge(n))),
+        stats.connections_by_transport(),
     );
     out.gauge(
         "herald_connections_limit",

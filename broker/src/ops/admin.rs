@@ -10,8 +10,6 @@ use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
-use crate::routing::cluster::LinkState;
-
 /// Destinations and users listed at most.
 const LISTED: usize = 10;
 
@@ -54,11 +52,7 @@ pub(super) async fn summary(State(state): State<super::State>) -> Response {
     let (users, other_nodes) = node.router.presence(None).await;
     let mut listed: Vec<(&String, &usize)> = users.iter().collect();
     listed.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-    let link = match node.router.link_state() {
-        LinkState::Standalone => "standalone",
-        LinkState::Connected => "connected",
-        LinkState::Disconnected => "disconnected",
-    };
+    let link = node.router.link_state().as_str();
     let connections: serde_json::Map<String, serde_json::Value> = stats
         .connections_by_transport()
         .map(|(transport, open)| (transport.to_owned(), open.into()))

@@ -77,6 +77,17 @@ pub enum LinkState {
     Disconnected,
 }
 
+impl LinkState {
+    /// As the HTTP API and the admin page report it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Standalone => "standalone",
+            LinkState::Connected => "connected",
+            LinkState::Disconnected => "disconnected",
+        }
+    }
+}
+
 /// How routing reaches the other nodes. Every method is called from routing, which holds no
 /// lock across it and never awaits: implementations record and return at once.
 pub trait ClusterLink: Send + Sync + fmt::Debug {

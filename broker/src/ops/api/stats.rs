@@ -7,17 +7,12 @@ use axum::response::Response;
 
 use super::Api;
 use super::error::json;
-use crate::routing::cluster::LinkState;
 
 pub(super) async fn stats(State(api): State<Api>) -> Response {
     let node = &api.node;
     let stats = &node.stats;
     let users = node.router.local_presence(None);
-    let link = match node.router.link_state() {
-        LinkState::Standalone => "standalone",
-        LinkState::Connected => "connected",
-        LinkState::Disconnected => "disconnected",
-    };
+    let link = node.router.link_state().as_str();
     json(&serde_json::json!({
         "node": node.id,
         "cluster_link": link,
