@@ -167,21 +167,12 @@ fn refusal(error: StoreError, consequence: &str) -> Refusal {
 }
 
 /// Feeds `queue` until it has no consumers: pulls as many messages as they have room for,
-/// waits for room when they have none.
+/// waits for room when they have none. After a failure it opens the queue's consumer again
+/// (NATS may have deleted it after `consumer_idle_ms`, or lost it with a stream kept in
+/// memory).
 async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Arc<Settling>) {
     let mut failures = 0;
-    let puller = loop {
-        match store.puller(queue.name()).await {
-            Ok(puller) => break puller,
-            Err(e) => {
-                warn!(queue = %queue.name(), error = %e, "queue store: cannot open the queue's consumer; trying again");
-                if !back_off(&queue, &mut failures).await {
-                    return;
-                }
-            }
-        }
-    };
-    failures = 0;
+    let mut puller: Option<Puller> = None;
     loop {
         // Made before looking at the room, so that room freed in between wakes it.
         let changed = queue.feed_room_changed();
@@ -195,10 +186,21 @@ async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Ar
             let _ = tokio::time::timeout(wait, changed).await;
             continue;
         }
-        match pull_into(&puller, &queue, room, wait, &settling).await {
+        let pulled = match &puller {
+            Some(open) => pull_into(open, &queue, room, wait, &settling).await,
+            None => match store.puller(queue.name()).await {
+                Ok(open) => {
+                    puller = Some(open);
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match pulled {
             Ok(()) => failures = 0,
             Err(e) => {
-                warn!(queue = %queue.name(), error = %e, "queue store: a pull failed; trying again");
+                warn!(queue = %queue.name(), error = %e, "queue store: pulling failed; trying again");
+                puller = None;
                 if !back_off(&queue, &mut failures).await {
                     return;
                 }
@@ -217,8 +219,10 @@ async fn back_off(queue: &Queue, failures: &mut u32) -> bool {
 }
 
 /// One pull of at most `room` messages into `queue`, read to its end (messages JetStream sent
-/// for an abandoned pull would come back only after the ack wait). A message the queue no
-/// longer takes (its consumers left meanwhile) goes back to the store at once.
+/// for an abandoned pull would come back only after the ack wait). Messages the queue no
+/// longer takes (its consumers left meanwhile) are given back once the pull is over: given
+/// back at once, JetStream would hand them straight back to this still open pull, and each
+/// round would count as a delivery.
 async fn pull_into(
     puller: &Puller,
     queue: &Queue,
@@ -227,6 +231,7 @@ async fn pull_into(
     settling: &Arc<Settling>,
 ) -> Result<(), StoreError> {
     let mut pull = puller.pull(room, wait).await?;
+    let mut refused = Vec::new();
     while let Some(next) = pull.next().await {
         let delivery = next?;
         let redelivered = delivery.redelivered();
@@ -240,9 +245,12 @@ async fn pull_into(
                 settling: Arc::clone(settling),
             })),
         );
-        // Refused, it is dropped here, which gives it back.
-        let _ = queue.enqueue_stored(Arc::new(message), redelivered);
+        if let Err(message) = queue.enqueue_stored(Arc::new(message), redelivered) {
+            refused.push(message);
+        }
     }
+    // Dropped, each is given back.
+    drop(refused);
     Ok(())
 }
 
