@@ -28,7 +28,7 @@ use herald_protocol::{Command, Frame};
 /// pull after a restart. Tests wait on the event, not on this.
 const LONG: Duration = Duration::from_secs(30);
 /// The ack wait of the tests that wait for one to run out.
-const SHORT_ACK_WAIT: &str = "ack_wait_ms = 1000";
+const SHORT_ACK_WAIT: &str = "jetstream.ack_wait_ms = 1000";
 
 const INDIVIDUAL: [(&str, &str); 1] = [("ack", "client-individual")];
 
@@ -133,12 +133,14 @@ async fn jetstream_server() -> NatsServer {
     .await
 }
 
-/// `[queues]` on JetStream, `settings` (TOML lines) in `[queues.jetstream]`.
+/// `[queues]` on JetStream with `settings`, TOML lines of that table (`[queues.jetstream]`
+/// keys as `jetstream.key = value`).
 fn jetstream_queues(settings: &str) -> String {
-    format!("[queues]\nstore = \"jetstream\"\n[queues.jetstream]\n{settings}\n")
+    format!("[queues]\nstore = \"jetstream\"\n{settings}\n")
 }
 
-/// Herald nodes with these ids on `nats`, queues on JetStream with `settings`, started at once.
+/// Herald nodes with these ids on `nats`, queues on JetStream with `settings` (as for
+/// [`jetstream_queues`]), started at once.
 async fn jetstream_nodes(nats: &NatsServer, ids: &[&str], settings: &str) -> Vec<HeraldProcess> {
     let servers = [nats.url()];
     let config = jetstream_queues(settings);
@@ -695,12 +697,14 @@ async fn a_killed_nodes_unacked_messages_go_to_another_node_after_the_ack_wait()
 }
 
 /// Issue 14: every node killed and started again; the messages stored before (a RECEIPT came
-/// for each) are all there, those delivered and unacknowledged at the kill flagged.
+/// for each) are all there, those delivered and unacknowledged at the kill flagged. The memory
+/// queues' bound on waiting messages does not apply to JetStream's.
 #[tokio::test]
 async fn messages_outlive_every_node() {
     let nats = jetstream_server().await;
     let ids = ["na", "nb"];
-    let mut nodes = jetstream_nodes(&nats, &ids, SHORT_ACK_WAIT).await;
+    let settings = format!("max_messages_per_queue = 5\noverflow = \"reject\"\n{SHORT_ACK_WAIT}");
+    let mut nodes = jetstream_nodes(&nats, &ids, &settings).await;
     let mut producer = session(&nodes[0]).await;
     for n in 0..20 {
         producer
@@ -719,7 +723,7 @@ async fn messages_outlive_every_node() {
     holder.expect_silence(QUIET).await;
 
     nodes.clear();
-    let nodes = jetstream_nodes(&nats, &ids, SHORT_ACK_WAIT).await;
+    let nodes = jetstream_nodes(&nats, &ids, &settings).await;
     let mut consumer = session(&nodes[1]).await;
     consumer.subscribe("s", "/queue/kept").await;
     let after = messages_within(&mut consumer, 20, LONG).await;
@@ -750,7 +754,7 @@ async fn messages_outlive_every_node() {
 #[tokio::test]
 async fn messages_outlive_a_nats_server_restart() {
     let mut nats = jetstream_server().await;
-    let mut nodes = jetstream_nodes(&nats, &["na", "nb"], "storage = \"file\"").await;
+    let mut nodes = jetstream_nodes(&nats, &["na", "nb"], "jetstream.storage = \"file\"").await;
     let mut live = session(&nodes[0]).await;
     live.subscribe("s", "/queue/live").await;
     let mut producer = session(&nodes[1]).await;
@@ -789,7 +793,7 @@ async fn messages_outlive_a_nats_server_restart() {
 #[tokio::test]
 async fn messages_nacked_or_left_unacked_max_deliver_times_are_dead_lettered() {
     let nats = jetstream_server().await;
-    let settings = format!("max_deliver = 2\n{SHORT_ACK_WAIT}");
+    let settings = format!("jetstream.max_deliver = 2\n{SHORT_ACK_WAIT}");
     let nodes = jetstream_nodes(&nats, &["na", "nb"], &settings).await;
     let mut consumer = session(&nodes[0]).await;
     let room = [("ack", "client-individual"), ("prefetch-count", "10")];
@@ -858,6 +862,55 @@ async fn messages_nacked_or_left_unacked_max_deliver_times_are_dead_lettered() {
     // Neither comes back to its queue.
     consumer.expect_silence(QUIET).await;
     dead.expect_silence(QUIET).await;
+}
+
+/// `jetstream.max_messages`: a SEND to a full stream is refused with an ERROR, and nothing
+/// stored is dropped to make room; once consumed there is room again.
+#[tokio::test]
+async fn a_full_stream_refuses_the_send_and_drops_nothing() {
+    let nats = jetstream_server().await;
+    let nodes = jetstream_nodes(&nats, &["na", "nb"], "jetstream.max_messages = 2").await;
+    let mut producer = session(&nodes[0]).await;
+    for n in 0..2 {
+        producer
+            .publish_confirmed("/queue/full", &format!("m{n}"))
+            .await;
+    }
+    producer
+        .send(&send_frame("/queue/full", "m2").header("receipt", "r-full"))
+        .await;
+    let error = producer.recv_within(LONG).await;
+    assert_eq!(
+        (error.command, error.headers.get("receipt-id")),
+        (Command::Error, Some("r-full")),
+        "{}",
+        show(&error)
+    );
+    let mut consumer = session(&nodes[1]).await;
+    consumer.subscribe("s", "/queue/full").await;
+    for n in 0..2 {
+        let message = consumer.recv_within(LONG).await;
+        assert_eq!(body_text(&message), format!("m{n}"), "{}", show(&message));
+    }
+    // Consumed (auto mode), so deleted from the stream: a SEND fits again.
+    let mut producer = session(&nodes[0]).await;
+    let again = send_frame("/queue/full", "m3").header("receipt", "r-again");
+    let _producer = within(LONG, "a SEND to a stream with room again", async {
+        loop {
+            producer.send(&again).await;
+            let answer = producer.recv_within(LONG).await;
+            if answer.command == Command::Receipt {
+                return producer;
+            }
+            // The acknowledgements of the two deliveries are not awaited: not deleted yet.
+            assert_eq!(answer.command, Command::Error, "{}", show(&answer));
+            producer = session(&nodes[0]).await;
+        }
+    })
+    .await;
+    let message = consumer.recv_within(LONG).await;
+    assert_eq!(body_text(&message), "m3", "{}", show(&message));
+    consumer.expect_silence(QUIET).await;
 }
 
 /// Issue 14: `store = "jetstream"` against a NATS server without JetStream stops the node at
