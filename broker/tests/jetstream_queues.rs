@@ -56,6 +56,7 @@ store_tests!(
     expired_messages_are_never_delivered,
     unsubscribe_and_disconnect_give_unacked_messages_back_at_once_flagged,
     unsubscribe_returns_unacked_messages_to_a_new_subscription,
+    a_message_given_back_by_the_last_consumer_waits_for_the_next,
     client_ack_is_cumulative,
     client_individual_acks_only_that_message,
     nack_redelivers_the_message,
@@ -392,6 +393,32 @@ async fn unsubscribe_returns_unacked_messages_to_a_new_subscription(store: Store
     assert_all_redelivered(&again);
     a.send(&settle_frame(Command::Ack, &first[0])).await;
     a.expect_error_then_close("unknown ack id").await;
+}
+
+/// The last consumer of a queue leaves holding a message: the message waits, unharmed, for
+/// the next consumer (it is not dead-lettered, nor held back until an ack wait ends).
+async fn a_message_given_back_by_the_last_consumer_waits_for_the_next(store: Store) {
+    let broker = Broker::start(store).await;
+    let mut a = broker.client(0).await;
+    a.subscribe_with("s", "/queue/last", &INDIVIDUAL).await;
+    broker.publish_n("/queue/last", 1).await;
+    a.expect_body("m0").await;
+    leave(a).await;
+    let mut next = broker.client(1).await;
+    next.subscribe("d", "/queue/last.dlq").await;
+    next.subscribe("s", "/queue/last").await;
+    let back = next.expect(Command::Message).await;
+    assert_eq!(
+        (
+            back.headers.get("destination"),
+            body_text(&back).as_str(),
+            is_redelivered(&back)
+        ),
+        (Some("/queue/last"), "m0", true),
+        "{}",
+        show(&back)
+    );
+    next.expect_silence(QUIET).await;
 }
 
 async fn client_ack_is_cumulative(store: Store) {
