@@ -690,6 +690,36 @@ async fn ten_thousand_messages_sent_on_one_node_reach_consumers_on_two_others_ex
     b.expect_silence(QUIET).await;
 }
 
+/// `jetstream.default_prefetch`: a client-ack subscription naming no `prefetch-count` holds
+/// at most that many unacknowledged messages; the others wait in JetStream, for it or for
+/// another consumer.
+#[tokio::test]
+async fn a_client_ack_subscription_without_prefetch_count_gets_the_default_prefetch() {
+    let nats = jetstream_server().await;
+    let nodes = jetstream_nodes(&nats, &["na", "nb"], "jetstream.default_prefetch = 3").await;
+    let mut a = session(&nodes[0]).await;
+    a.subscribe_with("s", "/queue/pf", &INDIVIDUAL).await;
+    let mut producer = session(&nodes[1]).await;
+    for n in 0..6 {
+        producer
+            .publish_confirmed("/queue/pf", &format!("m{n}"))
+            .await;
+    }
+    let held = messages(&mut a, 3).await;
+    a.expect_silence(QUIET).await;
+    a.settle_confirmed(Command::Ack, &held[0]).await;
+    let fourth = messages(&mut a, 1).await;
+    a.expect_silence(QUIET).await;
+    // The other two are anyone's.
+    let mut b = session(&nodes[1]).await;
+    b.subscribe_with("s", "/queue/pf", &INDIVIDUAL).await;
+    let rest = messages(&mut b, 2).await;
+    b.expect_silence(QUIET).await;
+    let all: Vec<Frame> = [held, fourth, rest].concat();
+    assert_eq!(bodies(&all), numbered(0..6));
+    assert!(all.iter().all(|m| !is_redelivered(m)), "none handed back");
+}
+
 /// Issue 14: a node killed (SIGKILL) while its consumer holds unacknowledged messages; after
 /// the ack wait every one of them reaches the consumer on the other node, flagged.
 #[tokio::test]
