@@ -844,6 +844,46 @@ async fn messages_outlive_a_nats_server_restart() {
     live.expect_silence(QUIET).await;
 }
 
+/// A SEND that cannot be stored (the NATS server is down) gets an ERROR, never a RECEIPT;
+/// once the server is back, SENDs are stored and delivered again.
+#[tokio::test]
+async fn a_send_the_store_cannot_take_gets_an_error_not_a_receipt() {
+    let mut nats = jetstream_server().await;
+    let mut node = jetstream_nodes(&nats, &["na"], "jetstream.request_timeout_ms = 500")
+        .await
+        .remove(0);
+    let mut consumer = session(&node).await;
+    consumer.subscribe("s", "/queue/down").await;
+    let mut producer = session(&node).await;
+    producer.publish_confirmed("/queue/down", "up").await;
+    consumer.expect_body("up").await;
+
+    nats.kill();
+    node.wait_for_log("NATS link down").await;
+    producer
+        .send(&send_frame("/queue/down", "lost?").header("receipt", "r-down"))
+        .await;
+    let error = producer.recv_within(LONG).await;
+    assert_eq!(
+        (error.command, error.headers.get("receipt-id")),
+        (Command::Error, Some("r-down")),
+        "{}",
+        show(&error)
+    );
+
+    nats.restart().await;
+    node.wait_for_log("NATS link up again").await;
+    let mut producer = session(&node).await;
+    producer.publish_confirmed("/queue/down", "back").await;
+    // The refused SEND may have reached JetStream after all (a NATS client buffers while
+    // disconnected): at least once, not exactly once.
+    let mut message = consumer.recv_within(LONG).await;
+    if body_text(&message) == "lost?" {
+        message = consumer.recv_within(LONG).await;
+    }
+    assert_eq!(body_text(&message), "back", "{}", show(&message));
+}
+
 /// Issue 14: a message NACKed at each of its `max_deliver` deliveries, and one left
 /// unacknowledged past the ack wait of its last, go to their dead-letter queues with headers
 /// saying why, read on another node.
