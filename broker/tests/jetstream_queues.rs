@@ -720,6 +720,38 @@ async fn a_client_ack_subscription_without_prefetch_count_gets_the_default_prefe
     assert!(all.iter().all(|m| !is_redelivered(m)), "none handed back");
 }
 
+/// `jetstream.max_ack_pending` bounds a queue's unacknowledged messages over all nodes,
+/// whatever room the consumers have.
+#[tokio::test]
+async fn max_ack_pending_bounds_unacked_messages_over_all_nodes() {
+    let nats = jetstream_server().await;
+    let nodes = jetstream_nodes(&nats, &["na", "nb"], "jetstream.max_ack_pending = 2").await;
+    let room = [("ack", "client-individual"), ("prefetch-count", "10")];
+    let mut a = session(&nodes[0]).await;
+    a.subscribe_with("s", "/queue/mp", &room).await;
+    let mut producer = session(&nodes[1]).await;
+    for n in 0..5 {
+        producer
+            .publish_confirmed("/queue/mp", &format!("m{n}"))
+            .await;
+    }
+    let held = messages(&mut a, 2).await;
+    a.expect_silence(QUIET).await;
+    let mut b = session(&nodes[1]).await;
+    b.subscribe_with("s", "/queue/mp", &room).await;
+    b.expect_silence(QUIET).await;
+    a.settle_confirmed(Command::Ack, &held[0]).await;
+    let third = tokio::select! {
+        frame = a.recv_within(LONG) => frame,
+        frame = b.recv_within(LONG) => frame,
+    };
+    assert_eq!(third.command, Command::Message, "{}", show(&third));
+    a.expect_silence(QUIET).await;
+    b.expect_silence(QUIET).await;
+    let all = [held, vec![third]].concat();
+    assert_eq!(all.len(), bodies(&all).len(), "three different messages");
+}
+
 /// Issue 14: a node killed (SIGKILL) while its consumer holds unacknowledged messages; after
 /// the ack wait every one of them reaches the consumer on the other node, flagged.
 #[tokio::test]
