@@ -53,6 +53,7 @@ store_tests!(
     consumers_share_a_queue_without_duplicates_or_loss,
     messages_wait_for_the_first_subscriber,
     queue_messages_carry_the_publishers_headers,
+    queues_whose_names_escape_alike_stay_apart,
     expired_messages_are_never_delivered,
     unsubscribe_and_disconnect_give_unacked_messages_back_at_once_flagged,
     unsubscribe_returns_unacked_messages_to_a_new_subscription,
@@ -306,6 +307,42 @@ async fn queue_messages_carry_the_publishers_headers(store: Store) {
     assert_ne!(message.headers.get("message-id"), Some("forged"));
     assert_eq!(message.headers.get("receipt"), None);
     assert_eq!(message.headers.get("ack"), None, "auto mode");
+}
+
+/// Queue names that differ only in characters the store escapes, or shows alike in a
+/// consumer's name, are different queues.
+async fn queues_whose_names_escape_alike_stay_apart(store: Store) {
+    const NAMES: [&str; 7] = [
+        "/queue/a.b",
+        "/queue/a%2Eb",
+        "/queue/a_b",
+        "/queue/a b",
+        "/queue/A.B",
+        "/queue/a.b.",
+        "/queue/é.b",
+    ];
+    let broker = Broker::start(store).await;
+    let mut consumer = broker.client(0).await;
+    for (i, name) in NAMES.iter().enumerate() {
+        consumer.subscribe(&format!("s{i}"), name).await;
+    }
+    let mut producer = broker.client(1).await;
+    for (i, name) in NAMES.iter().enumerate() {
+        producer.publish_confirmed(name, &i.to_string()).await;
+    }
+    let mut got = BTreeMap::new();
+    for message in messages(&mut consumer, NAMES.len()).await {
+        let subscription = message.headers.get("subscription").unwrap().to_owned();
+        let destination = message.headers.get("destination").unwrap().to_owned();
+        got.insert(subscription, (destination, body_text(&message)));
+    }
+    let expected: BTreeMap<String, (String, String)> = NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (format!("s{i}"), ((*name).to_owned(), i.to_string())))
+        .collect();
+    assert_eq!(got, expected);
+    consumer.expect_silence(QUIET).await;
 }
 
 async fn expired_messages_are_never_delivered(store: Store) {
