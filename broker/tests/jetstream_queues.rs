@@ -58,6 +58,7 @@ store_tests!(
     unsubscribe_and_disconnect_give_unacked_messages_back_at_once_flagged,
     unsubscribe_returns_unacked_messages_to_a_new_subscription,
     a_message_given_back_by_the_last_consumer_waits_for_the_next,
+    messages_sent_after_the_last_consumer_left_wait_for_the_next,
     client_ack_is_cumulative,
     client_individual_acks_only_that_message,
     nack_redelivers_the_message,
@@ -454,6 +455,35 @@ async fn a_message_given_back_by_the_last_consumer_waits_for_the_next(store: Sto
         (Some("/queue/last"), "m0", true),
         "{}",
         show(&back)
+    );
+    next.expect_silence(QUIET).await;
+}
+
+/// Messages sent just after a queue's last consumer left wait for the next consumer, never
+/// delivered before.
+async fn messages_sent_after_the_last_consumer_left_wait_for_the_next(store: Store) {
+    let broker = Broker::start(store).await;
+    let mut a = broker.client(0).await;
+    a.subscribe_with("s", "/queue/gone", &INDIVIDUAL).await;
+    broker.publish_n("/queue/gone", 1).await;
+    let first = a.expect_body("m0").await;
+    a.settle_confirmed(Command::Ack, &first).await;
+    a.unsubscribe("s").await;
+    broker.publish_n("/queue/gone", 3).await;
+    let mut next = broker.client(1).await;
+    next.subscribe("d", "/queue/gone.dlq").await;
+    next.subscribe("s", "/queue/gone").await;
+    let later = messages(&mut next, 3).await;
+    let later_bodies: Vec<String> = later.iter().map(body_text).collect();
+    assert_eq!(
+        later_bodies,
+        ["m0", "m1", "m2"],
+        "{:?}",
+        later.iter().map(show).collect::<Vec<_>>()
+    );
+    assert!(
+        later.iter().all(|m| !is_redelivered(m)),
+        "never delivered before"
     );
     next.expect_silence(QUIET).await;
 }
