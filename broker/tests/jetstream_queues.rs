@@ -819,6 +819,36 @@ async fn max_ack_pending_bounds_unacked_messages_over_all_nodes() {
     assert_eq!(all.len(), bodies(&all).len(), "three different messages");
 }
 
+/// `jetstream.consumer_idle_ms`: a consumer that holds its one message longer than that (its
+/// node pulls nothing meanwhile) still gets the next one once it acknowledges, once.
+#[tokio::test]
+async fn a_consumer_idle_past_consumer_idle_ms_goes_on() {
+    let nats = jetstream_server().await;
+    let nodes = jetstream_nodes(&nats, &["na", "nb"], "jetstream.consumer_idle_ms = 500").await;
+    let mut a = session(&nodes[0]).await;
+    let one = [("ack", "client-individual"), ("prefetch-count", "1")];
+    a.subscribe_with("s", "/queue/idle", &one).await;
+    let mut producer = session(&nodes[1]).await;
+    producer.publish_confirmed("/queue/idle", "m0").await;
+    producer.publish_confirmed("/queue/idle", "m1").await;
+    let m0 = a.expect_body("m0").await;
+    // The queue's JetStream consumer sees no pull for several idle periods.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    a.settle_confirmed(Command::Ack, &m0).await;
+    let next = a.recv_within(LONG).await;
+    assert_eq!(
+        (body_text(&next).as_str(), is_redelivered(&next)),
+        ("m1", false),
+        "{}",
+        show(&next)
+    );
+    a.settle_confirmed(Command::Ack, &next).await;
+    producer.publish_confirmed("/queue/idle", "m2").await;
+    let last = a.recv_within(LONG).await;
+    assert_eq!(body_text(&last), "m2", "{}", show(&last));
+    a.expect_silence(QUIET).await;
+}
+
 /// Issue 14: a node killed (SIGKILL) while its consumer holds unacknowledged messages; after
 /// the ack wait every one of them reaches the consumer on the other node, flagged.
 #[tokio::test]
