@@ -973,6 +973,35 @@ async fn messages_outlive_a_nats_server_restart() {
     live.expect_silence(QUIET).await;
 }
 
+/// `jetstream.storage = "memory"`: a NATS server restart loses the stream with its messages;
+/// queues work again afterwards without restarting the nodes.
+#[tokio::test]
+async fn queues_work_again_after_a_restart_of_a_nats_server_keeping_them_in_memory() {
+    let mut nats = jetstream_server().await;
+    let mut node = jetstream_nodes(&nats, &["na"], "jetstream.storage = \"memory\"")
+        .await
+        .remove(0);
+    let mut producer = session(&node).await;
+    producer.publish_confirmed("/queue/mem", "lost").await;
+    nats.kill();
+    nats.restart().await;
+    node.wait_for_log("NATS link up again").await;
+    let mut producer = session(&node).await;
+    let send = send_frame("/queue/mem", "kept").header("receipt", "r-kept");
+    producer.send(&send).await;
+    let answer = producer.recv_within(LONG).await;
+    assert_eq!(
+        (answer.command, answer.headers.get("receipt-id")),
+        (Command::Receipt, Some("r-kept")),
+        "{}",
+        show(&answer)
+    );
+    let mut consumer = session(&node).await;
+    consumer.subscribe("s", "/queue/mem").await;
+    let message = consumer.recv_within(LONG).await;
+    assert_eq!(body_text(&message), "kept", "{}", show(&message));
+}
+
 /// A SEND that cannot be stored (the NATS server is down) gets an ERROR, never a RECEIPT;
 /// once the server is back, SENDs are stored and delivered again.
 #[tokio::test]
