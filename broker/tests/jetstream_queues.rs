@@ -1168,6 +1168,39 @@ async fn a_full_stream_refuses_the_send_and_drops_nothing() {
     consumer.expect_silence(QUIET).await;
 }
 
+/// A COMMIT whose SEND the full stream refuses stops there, as with memory queues: ERROR
+/// naming the frame, the SENDs before it stored.
+#[tokio::test]
+async fn a_commit_stops_at_a_send_the_full_stream_refuses() {
+    let nats = jetstream_server().await;
+    let nodes = jetstream_nodes(&nats, &["na", "nb"], "jetstream.max_messages = 1").await;
+    let mut producer = session(&nodes[0]).await;
+    producer.send_with_receipt(begin("t1")).await;
+    for body in ["first", "second"] {
+        producer
+            .send_with_receipt(send_frame("/queue/one", body).header("transaction", "t1"))
+            .await;
+    }
+    producer.send(&commit("t1").header("receipt", "c")).await;
+    let error = producer.recv_within(LONG).await;
+    assert_eq!(
+        (error.command, error.headers.get("receipt-id")),
+        (Command::Error, Some("c")),
+        "{}",
+        show(&error)
+    );
+    assert!(
+        body_text(&error).contains("frame 2 of 2"),
+        "{}",
+        show(&error)
+    );
+    let mut consumer = session(&nodes[1]).await;
+    consumer.subscribe("s", "/queue/one").await;
+    let message = consumer.recv_within(LONG).await;
+    assert_eq!(body_text(&message), "first", "{}", show(&message));
+    consumer.expect_silence(QUIET).await;
+}
+
 /// Issue 14: `store = "jetstream"` against a NATS server without JetStream stops the node at
 /// start, saying so.
 #[tokio::test]
