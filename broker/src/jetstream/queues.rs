@@ -3,14 +3,17 @@
 //! pulls what they have room for and hands it to the node's queue.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use herald_protocol::Headers;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
 use super::{AckHandle, Nacked, Puller, QueueStore, StoreError};
 use crate::config::QueuesJetStreamConfig;
+use crate::metrics::StoreCounts;
 use crate::routing::durable::{DurableStore, Settlement, StoredHandle, Storing};
 use crate::routing::queue::{FeedRoom, Queue, QueuedMessage};
 use crate::routing::router::Refusal;
@@ -24,6 +27,7 @@ pub struct JetStreamQueues {
     store: QueueStore,
     default_prefetch: usize,
     pull_wait: Duration,
+    settling: Arc<Settling>,
 }
 
 impl JetStreamQueues {
@@ -32,7 +36,87 @@ impl JetStreamQueues {
             store,
             default_prefetch: config.default_prefetch,
             pull_wait: Duration::from_millis(config.pull_wait_ms),
+            settling: Settling::start(),
         }
+    }
+
+    /// What the store has done since start.
+    pub fn counts(&self) -> StoreCounts {
+        self.store.counts()
+    }
+
+    /// Completes once every ack and nak handed to JetStream so far has been sent: at
+    /// shutdown, the messages the closing sessions held go back before the link closes.
+    pub async fn settled(&self) {
+        loop {
+            let idle = self.settling.idle.notified();
+            if self.settling.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// Settlements on their way to JetStream. Acks go through one task, in order (one message to
+/// the NATS client each; a task per ack would cost more than the ack); naks, which may have
+/// to store a dead letter first, run on tasks of their own.
+#[derive(Debug)]
+struct Settling {
+    acks: mpsc::UnboundedSender<AckHandle>,
+    pending: AtomicUsize,
+    idle: Notify,
+}
+
+impl Settling {
+    fn start() -> Arc<Settling> {
+        let (acks, mut queued) = mpsc::unbounded_channel::<AckHandle>();
+        let settling = Arc::new(Settling {
+            acks,
+            pending: AtomicUsize::new(0),
+            idle: Notify::new(),
+        });
+        // Holds no strong reference: the task ends once the store (and every handle) is gone.
+        let weak = Arc::downgrade(&settling);
+        tokio::spawn(async move {
+            while let Some(handle) = queued.recv().await {
+                if let Err(e) = handle.ack().await {
+                    debug!(error = %e, "queue store: an ack was not sent; the message comes back after the ack wait");
+                }
+                if let Some(settling) = weak.upgrade() {
+                    settling.done();
+                }
+            }
+        });
+        settling
+    }
+
+    /// Queues an ack for the acking task.
+    fn ack(&self, handle: AckHandle) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.acks.send(handle).is_err() {
+            self.done();
+        }
+    }
+
+    fn done(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Runs `settle` on the runtime; outside one (a queue dropped as the process ends) it is
+    /// not sent, and JetStream redelivers after the ack wait.
+    fn spawn(self: &Arc<Self>, settle: impl std::future::Future<Output = ()> + Send + 'static) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let settling = Arc::clone(self);
+        runtime.spawn(async move {
+            settle.await;
+            settling.done();
+        });
     }
 }
 
@@ -50,7 +134,8 @@ impl DurableStore for JetStreamQueues {
     }
 
     fn feed(&self, queue: Arc<Queue>) {
-        tokio::spawn(feed(self.store.clone(), queue, self.pull_wait));
+        let settling = Arc::clone(&self.settling);
+        tokio::spawn(feed(self.store.clone(), queue, self.pull_wait, settling));
     }
 
     fn default_prefetch(&self) -> usize {
@@ -76,7 +161,7 @@ fn refusal(destination: &str, error: StoreError) -> Refusal {
 
 /// Feeds `queue` until it has no consumers: pulls as many messages as they have room for,
 /// waits for room when they have none.
-async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration) {
+async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Arc<Settling>) {
     let mut failures = 0;
     let puller = loop {
         match store.puller(queue.name()).await {
@@ -98,10 +183,12 @@ async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration) {
             FeedRoom::Room(room) => room,
         };
         if room == 0 {
-            changed.await;
+            // Room may also come from other queues freeing the node's bytes, which does not
+            // wake this one: look again after a pull's wait at the latest.
+            let _ = tokio::time::timeout(wait, changed).await;
             continue;
         }
-        match pull_into(&puller, &queue, room, wait).await {
+        match pull_into(&puller, &queue, room, wait, &settling).await {
             Ok(()) => failures = 0,
             Err(e) => {
                 warn!(queue = %queue.name(), error = %e, "queue store: a pull failed; trying again");
@@ -130,6 +217,7 @@ async fn pull_into(
     queue: &Queue,
     room: usize,
     wait: Duration,
+    settling: &Arc<Settling>,
 ) -> Result<(), StoreError> {
     let mut pull = puller.pull(room, wait).await?;
     while let Some(next) = pull.next().await {
@@ -140,7 +228,10 @@ async fn pull_into(
             queue.name(),
             delivery.headers,
             delivery.body,
-            StoredHandle::new(Box::new(Stored(delivery.handle))),
+            StoredHandle::new(Box::new(Stored {
+                handle: delivery.handle,
+                settling: Arc::clone(settling),
+            })),
         );
         // Refused, it is dropped here, which gives it back.
         let _ = queue.enqueue_stored(Arc::new(message), redelivered);
@@ -151,20 +242,21 @@ async fn pull_into(
 /// A pulled message's settlement. JetStream is told on a task of its own: a queue settles
 /// under its lock, which must not wait for the network.
 #[derive(Debug)]
-struct Stored(AckHandle);
+struct Stored {
+    handle: AckHandle,
+    settling: Arc<Settling>,
+}
 
 impl Settlement for Stored {
     fn ack(self: Box<Self>) {
-        spawn(async move {
-            if let Err(e) = self.0.ack().await {
-                debug!(error = %e, "queue store: an ack was not sent; the message comes back after the ack wait");
-            }
-        });
+        let Stored { handle, settling } = *self;
+        settling.ack(handle);
     }
 
     fn nak(self: Box<Self>) {
-        spawn(async move {
-            match self.0.nak().await {
+        let Stored { handle, settling } = *self;
+        settling.spawn(async move {
+            match handle.nak().await {
                 Ok(Nacked::Redelivered) => {}
                 Ok(Nacked::DeadLettered(queue)) => {
                     debug!(dead_letter_queue = %queue, "queue store: a message was dead-lettered");
@@ -179,13 +271,5 @@ impl Settlement for Stored {
                 }
             }
         });
-    }
-}
-
-/// Runs `settle` on the runtime; outside one (a queue dropped as the process ends) it is not
-/// sent, and JetStream redelivers after the ack wait.
-fn spawn(settle: impl std::future::Future<Output = ()> + Send + 'static) {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(settle);
     }
 }

@@ -21,6 +21,7 @@ use super::settings::{compare, consumer_config, stream_config, stream_name};
 use super::{OpenError, StoreError};
 use crate::cluster::wire::put_stomp_headers;
 use crate::config::QueuesJetStreamConfig;
+use crate::metrics::StoreCounts;
 
 /// A stored message's place in the stream (its JetStream sequence): the same on every
 /// delivery of it, on every node.
@@ -54,29 +55,6 @@ pub(super) struct Inner {
     names: Names,
     pub(super) config: QueuesJetStreamConfig,
     pub(super) counters: Counters,
-}
-
-/// What the store has done since start (monotonic counts).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreCounts {
-    /// Messages stored (dead letters included).
-    pub published: u64,
-    /// Messages handed out by pulls (redeliveries included).
-    pub delivered: u64,
-    /// Of those, redeliveries.
-    pub redelivered: u64,
-    pub acked: u64,
-    pub nacked: u64,
-    pub terminated: u64,
-    /// Messages moved to their dead-letter queue.
-    pub dead_lettered: u64,
-    /// Messages dead-lettered under `dead_letter = "drop"`, from their own dead-letter queue
-    /// (which would loop), or that their dead-letter queue could never store.
-    pub dead_dropped: u64,
-    /// Messages past their `expires` when pulled: acknowledged unseen.
-    pub expired: u64,
-    /// Messages whose `Herald-Header` values do not decode: terminated unseen.
-    pub malformed: u64,
 }
 
 #[derive(Default)]
