@@ -1212,3 +1212,18 @@ async fn a_nats_server_without_jetstream_stops_the_node_naming_the_cause() {
     assert!(output.contains("JetStream"), "{output}");
     assert!(output.contains("-js"), "{output}");
 }
+
+/// The stream must be created or checked before the node serves: with NATS out of reach the
+/// node does not start either, naming the setting that bounded its wait.
+#[tokio::test]
+async fn a_nats_server_out_of_reach_stops_the_node_naming_the_wait() {
+    let nats = NatsServer::unstarted();
+    let (status, output) = HeraldProcess::run_to_exit(
+        "na",
+        &[nats.url()],
+        &jetstream_queues("jetstream.request_timeout_ms = 500"),
+    )
+    .await;
+    assert!(!status.success(), "exited {status}:\n{output}");
+    assert!(output.contains("request_timeout_ms"), "{output}");
+}
