@@ -1119,6 +1119,31 @@ async fn messages_nacked_or_left_unacked_max_deliver_times_are_dead_lettered() {
     dead.expect_silence(QUIET).await;
 }
 
+/// docs/queues.md: "A dead-letter queue's own dead letters are dropped" (they would come back
+/// to it for ever): a dead letter NACKed at its last delivery goes nowhere.
+#[tokio::test]
+async fn the_dead_letters_of_a_dead_letter_queue_are_dropped() {
+    let nats = jetstream_server().await;
+    let nodes = jetstream_nodes(&nats, &["na", "nb"], "jetstream.max_deliver = 1").await;
+    let mut consumer = session(&nodes[0]).await;
+    consumer.subscribe_with("s", "/queue/p", &INDIVIDUAL).await;
+    let mut producer = session(&nodes[1]).await;
+    producer.publish_confirmed("/queue/p", "bad").await;
+    let message = consumer.expect_body("bad").await;
+    consumer.settle_confirmed(Command::Nack, &message).await;
+    let mut dead = session(&nodes[1]).await;
+    dead.subscribe_with("d", "/queue/p.dlq", &INDIVIDUAL).await;
+    let letter = dead.recv_within(LONG).await;
+    assert_eq!(body_text(&letter), "bad", "{}", show(&letter));
+    dead.settle_confirmed(Command::Nack, &letter).await;
+    let mut deeper = session(&nodes[0]).await;
+    deeper.subscribe("e", "/queue/p.dlq.dlq").await;
+    // Nothing to wait for: the message is gone, wherever one looks.
+    for client in [&mut consumer, &mut dead, &mut deeper] {
+        client.expect_silence(Duration::from_secs(1)).await;
+    }
+}
+
 /// `jetstream.max_messages`: a SEND to a full stream is refused with an ERROR, and nothing
 /// stored is dropped to make room; once consumed there is room again.
 #[tokio::test]
