@@ -129,7 +129,7 @@ impl DurableStore for JetStreamQueues {
                 .publish(&destination, &headers, body)
                 .await
                 .map(drop)
-                .map_err(|e| refusal(&destination, e))
+                .map_err(|e| refusal(e, "the message was not stored"))
         })
     }
 
@@ -141,10 +141,17 @@ impl DurableStore for JetStreamQueues {
     fn default_prefetch(&self) -> usize {
         self.default_prefetch
     }
+
+    fn check(&self, destination: &str) -> Result<(), Refusal> {
+        self.store
+            .check(destination)
+            .map_err(|e| refusal(e, "no queue of that name can be kept"))
+    }
 }
 
-/// The ERROR a refused SEND gets.
-fn refusal(destination: &str, error: StoreError) -> Refusal {
+/// The ERROR for a SEND or SUBSCRIBE the store refused, with what it means for the client
+/// (not the destination, which may be the very thing too long).
+fn refusal(error: StoreError, consequence: &str) -> Refusal {
     let message = match error {
         StoreError::TooLarge | StoreError::HeadersTooLarge { .. } => "message too large",
         StoreError::Full(_) => "queue full",
@@ -155,7 +162,7 @@ fn refusal(destination: &str, error: StoreError) -> Refusal {
     };
     Refusal {
         message,
-        detail: format!("{destination}: {error}; the message was not stored"),
+        detail: format!("{error}; {consequence}"),
     }
 }
 

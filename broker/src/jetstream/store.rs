@@ -162,6 +162,11 @@ impl QueueStore {
         })
     }
 
+    /// Whether `queue` can be stored at all (its subject within the longest Herald uses).
+    pub fn check(&self, queue: &str) -> Result<(), StoreError> {
+        self.inner.names.subject(queue).map(drop)
+    }
+
     /// The stream's name.
     pub fn stream_name(&self) -> &str {
         &self.inner.stream_name
