@@ -74,30 +74,37 @@ impl JetStreamQueues {
     }
 }
 
-/// Settlements on their way to JetStream. Acks go through one task, in order (one message to
-/// the NATS client each; a task per ack would cost more than the ack); naks, which may have
-/// to store a dead letter first, run on tasks of their own.
+/// Settlements on their way to JetStream, sent by one task in the order they were made:
+/// messages given back together (a consumer's unacknowledged ones) come back in their order,
+/// and a task per settlement would cost more than the settlement.
 #[derive(Debug)]
 struct Settling {
-    acks: mpsc::UnboundedSender<AckHandle>,
+    queued: mpsc::UnboundedSender<Settle>,
     pending: AtomicUsize,
     idle: Notify,
 }
 
+#[derive(Debug)]
+enum Settle {
+    Ack(AckHandle),
+    Nak(AckHandle),
+}
+
 impl Settling {
     fn start() -> Arc<Settling> {
-        let (acks, mut queued) = mpsc::unbounded_channel::<AckHandle>();
+        let (queued, mut settle) = mpsc::unbounded_channel::<Settle>();
         let settling = Arc::new(Settling {
-            acks,
+            queued,
             pending: AtomicUsize::new(0),
             idle: Notify::new(),
         });
         // Holds no strong reference: the task ends once the store (and every handle) is gone.
         let weak = Arc::downgrade(&settling);
         tokio::spawn(async move {
-            while let Some(handle) = queued.recv().await {
-                if let Err(e) = handle.ack().await {
-                    debug!(error = %e, "queue store: an ack was not sent; the message comes back after the ack wait");
+            while let Some(next) = settle.recv().await {
+                match next {
+                    Settle::Ack(handle) => acknowledge(handle).await,
+                    Settle::Nak(handle) => give_back(handle).await,
                 }
                 if let Some(settling) = weak.upgrade() {
                     settling.done();
@@ -107,10 +114,11 @@ impl Settling {
         settling
     }
 
-    /// Queues an ack for the acking task.
-    fn ack(&self, handle: AckHandle) {
+    fn queue(&self, settle: Settle) {
         self.pending.fetch_add(1, Ordering::AcqRel);
-        if self.acks.send(handle).is_err() {
+        if self.queued.send(settle).is_err() {
+            // The task is gone (the runtime is ending): JetStream redelivers after the ack
+            // wait.
             self.done();
         }
     }
@@ -120,19 +128,28 @@ impl Settling {
             self.idle.notify_waiters();
         }
     }
+}
 
-    /// Runs `settle` on the runtime; outside one (a queue dropped as the process ends) it is
-    /// not sent, and JetStream redelivers after the ack wait.
-    fn spawn(self: &Arc<Self>, settle: impl std::future::Future<Output = ()> + Send + 'static) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        let settling = Arc::clone(self);
-        runtime.spawn(async move {
-            settle.await;
-            settling.done();
-        });
+async fn acknowledge(handle: AckHandle) {
+    if let Err(e) = handle.ack().await {
+        debug!(error = %e, "queue store: an ack was not sent; the message comes back after the ack wait");
+    }
+}
+
+async fn give_back(handle: AckHandle) {
+    match handle.nak().await {
+        Ok(Nacked::Redelivered) => {}
+        Ok(Nacked::DeadLettered(queue)) => {
+            debug!(dead_letter_queue = %queue, "queue store: a message was dead-lettered");
+        }
+        Ok(Nacked::Dropped) => {
+            warn!(
+                "queue store: a message at its last delivery was dropped (queues.jetstream.dead_letter)"
+            );
+        }
+        Err(e) => {
+            debug!(error = %e, "queue store: a nak was not sent; the message comes back after the ack wait");
+        }
     }
 }
 
@@ -295,8 +312,8 @@ async fn pull_into(
     Ok(pulled)
 }
 
-/// A pulled message's settlement. JetStream is told on a task of its own: a queue settles
-/// under its lock, which must not wait for the network.
+/// A pulled message's settlement, handed to the settling task: a queue settles under its lock,
+/// which must not wait for the network.
 #[derive(Debug)]
 struct Stored {
     handle: AckHandle,
@@ -306,26 +323,11 @@ struct Stored {
 impl Settlement for Stored {
     fn ack(self: Box<Self>) {
         let Stored { handle, settling } = *self;
-        settling.ack(handle);
+        settling.queue(Settle::Ack(handle));
     }
 
     fn nak(self: Box<Self>) {
         let Stored { handle, settling } = *self;
-        settling.spawn(async move {
-            match handle.nak().await {
-                Ok(Nacked::Redelivered) => {}
-                Ok(Nacked::DeadLettered(queue)) => {
-                    debug!(dead_letter_queue = %queue, "queue store: a message was dead-lettered");
-                }
-                Ok(Nacked::Dropped) => {
-                    warn!(
-                        "queue store: a message at its last delivery was dropped (queues.jetstream.dead_letter)"
-                    );
-                }
-                Err(e) => {
-                    debug!(error = %e, "queue store: a nak was not sent; the message comes back after the ack wait");
-                }
-            }
-        });
+        settling.queue(Settle::Nak(handle));
     }
 }
