@@ -6,8 +6,10 @@
 //! node with memory queues, and two herald processes sharing one JetStream stream, producer
 //! and consumers spread over both nodes ([`Broker`], `store_tests!`). Then what only
 //! JetStream gives: consumers on several nodes sharing a queue, a node killed while holding
-//! messages, every node restarted, the NATS server restarted, dead letters, and the refusal
-//! to start against a NATS server without JetStream.
+//! messages, every node restarted, the NATS server restarted (file and memory storage), dead
+//! letters, the `[queues.jetstream]` bounds (`max_messages`, `max_ack_pending`,
+//! `default_prefetch`, `consumer_idle_ms`), SENDs the store cannot take, and the refusal to
+//! start against a NATS server without JetStream or out of reach.
 //!
 //! Where JetStream differs from memory queues, the shared cases assert only what both
 //! promise: a NACKed message may come back to the same consumer, and messages handed back by
