@@ -68,6 +68,32 @@ impl Puller {
     }
 }
 
+impl Puller {
+    /// Keeps the queue's consumer in use while the caller has no room for a message: a pull
+    /// that can take none (at most one byte; JetStream answers a waiting message with a
+    /// refusal, not the message), waiting up to `wait`. Without it NATS would delete the
+    /// consumer after `consumer_idle_ms` while messages it handed out await their ACK, and
+    /// hand them out again, unflagged, to the next one.
+    pub async fn keep_alive(&self, wait: Duration) {
+        let request = self
+            .consumer
+            .batch()
+            .max_messages(1)
+            .max_bytes(1)
+            .expires(wait)
+            .messages()
+            .await;
+        if let Ok(mut batch) = request {
+            while let Some(next) = batch.next().await {
+                // A message despite the byte bound: given back at once.
+                if let Ok(message) = next {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
+            }
+        }
+    }
+}
+
 /// One pull request's messages, in arrival order.
 pub struct Pull {
     puller: Puller,
@@ -247,8 +273,10 @@ impl AckHandle {
             "drop" => None,
             template => Some(template.replace("{queue}", &self.queue)),
         };
-        // A dead-letter queue's own dead letters would come back to it forever.
-        let Some(target) = target.filter(|t| **t != *self.queue) else {
+        // A dead letter's own dead letter (it carries the header saying where it came from)
+        // would go on to `x.dlq.dlq` and so on, or back to its queue for ever: dropped.
+        let already_dead = headers.get(QUEUE).is_some();
+        let Some(target) = target.filter(|t| **t != *self.queue && !already_dead) else {
             self.settle(AckKind::Term).await?;
             count(&store.counters.dead_dropped);
             return Ok(Nacked::Dropped);

@@ -26,8 +26,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct JetStreamQueues {
     store: QueueStore,
     default_prefetch: usize,
-    pull_wait: Duration,
+    timing: Timing,
     settling: Arc<Settling>,
+}
+
+/// How a feeder paces its requests.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// How long one pull waits for messages.
+    pull_wait: Duration,
+    /// How often a feeder without room shows NATS its consumer is in use: well within
+    /// `consumer_idle_ms`.
+    keep_alive: Duration,
 }
 
 impl JetStreamQueues {
@@ -35,7 +45,13 @@ impl JetStreamQueues {
         JetStreamQueues {
             store,
             default_prefetch: config.default_prefetch,
-            pull_wait: Duration::from_millis(config.pull_wait_ms),
+            timing: Timing {
+                pull_wait: Duration::from_millis(config.pull_wait_ms),
+                keep_alive: Duration::from_millis(match config.consumer_idle_ms {
+                    0 => config.pull_wait_ms,
+                    idle => config.pull_wait_ms.min(idle / 3).max(1),
+                }),
+            },
             settling: Settling::start(),
         }
     }
@@ -135,7 +151,7 @@ impl DurableStore for JetStreamQueues {
 
     fn feed(&self, queue: Arc<Queue>) {
         let settling = Arc::clone(&self.settling);
-        tokio::spawn(feed(self.store.clone(), queue, self.pull_wait, settling));
+        tokio::spawn(feed(self.store.clone(), queue, self.timing, settling));
     }
 
     fn default_prefetch(&self) -> usize {
@@ -167,21 +183,13 @@ fn refusal(error: StoreError, consequence: &str) -> Refusal {
 }
 
 /// Feeds `queue` until it has no consumers: pulls as many messages as they have room for,
-/// waits for room when they have none.
-async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Arc<Settling>) {
+/// waits for room when they have none. After a failure it opens the queue's consumer again
+/// (NATS may have deleted it after `consumer_idle_ms`, or lost it with a stream kept in
+/// memory).
+async fn feed(store: QueueStore, queue: Arc<Queue>, timing: Timing, settling: Arc<Settling>) {
+    let wait = timing.pull_wait;
     let mut failures = 0;
-    let puller = loop {
-        match store.puller(queue.name()).await {
-            Ok(puller) => break puller,
-            Err(e) => {
-                warn!(queue = %queue.name(), error = %e, "queue store: cannot open the queue's consumer; trying again");
-                if !back_off(&queue, &mut failures).await {
-                    return;
-                }
-            }
-        }
-    };
-    failures = 0;
+    let mut puller: Option<Puller> = None;
     loop {
         // Made before looking at the room, so that room freed in between wakes it.
         let changed = queue.feed_room_changed();
@@ -191,14 +199,47 @@ async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Ar
         };
         if room == 0 {
             // Room may also come from other queues freeing the node's bytes, which does not
-            // wake this one: look again after a pull's wait at the latest.
-            let _ = tokio::time::timeout(wait, changed).await;
+            // wake this one: look again after a pull's wait at the latest. Meanwhile the
+            // consumer is kept in use, so that NATS does not delete it.
+            let keep_alive = async {
+                loop {
+                    let next = tokio::time::Instant::now() + timing.keep_alive;
+                    if let Some(open) = &puller {
+                        open.keep_alive(timing.keep_alive).await;
+                    }
+                    tokio::time::sleep_until(next).await;
+                }
+            };
+            let _ = tokio::time::timeout(wait, async {
+                tokio::select! {
+                    () = changed => {}
+                    () = keep_alive => {}
+                }
+            })
+            .await;
             continue;
         }
-        match pull_into(&puller, &queue, room, wait, &settling).await {
-            Ok(()) => failures = 0,
+        let pulled = match &puller {
+            Some(open) => pull_into(open, &queue, room, wait, &settling).await,
+            None => match store.puller(queue.name()).await {
+                Ok(open) => {
+                    puller = Some(open);
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match pulled {
+            // Nothing came: the consumer may have been deleted by NATS (a pull on a missing
+            // consumer just times out), so it is opened again (a no-op if it exists).
+            Ok(0) => {
+                failures = 0;
+                puller = None;
+            }
+            Ok(_) => failures = 0,
             Err(e) => {
-                warn!(queue = %queue.name(), error = %e, "queue store: a pull failed; trying again");
+                warn!(queue = %queue.name(), error = %e, "queue store: pulling failed; trying again");
+                puller = None;
                 if !back_off(&queue, &mut failures).await {
                     return;
                 }
@@ -217,18 +258,23 @@ async fn back_off(queue: &Queue, failures: &mut u32) -> bool {
 }
 
 /// One pull of at most `room` messages into `queue`, read to its end (messages JetStream sent
-/// for an abandoned pull would come back only after the ack wait). A message the queue no
-/// longer takes (its consumers left meanwhile) goes back to the store at once.
+/// for an abandoned pull would come back only after the ack wait). Messages the queue no
+/// longer takes (its consumers left meanwhile) are given back once the pull is over: given
+/// back at once, JetStream would hand them straight back to this still open pull, and each
+/// round would count as a delivery.
 async fn pull_into(
     puller: &Puller,
     queue: &Queue,
     room: usize,
     wait: Duration,
     settling: &Arc<Settling>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let mut pull = puller.pull(room, wait).await?;
+    let mut refused = Vec::new();
+    let mut pulled = 0;
     while let Some(next) = pull.next().await {
         let delivery = next?;
+        pulled += 1;
         let redelivered = delivery.redelivered();
         let message = QueuedMessage::from_store(
             format!("js-{}", delivery.id),
@@ -240,10 +286,13 @@ async fn pull_into(
                 settling: Arc::clone(settling),
             })),
         );
-        // Refused, it is dropped here, which gives it back.
-        let _ = queue.enqueue_stored(Arc::new(message), redelivered);
+        if let Err(message) = queue.enqueue_stored(Arc::new(message), redelivered) {
+            refused.push(message);
+        }
     }
-    Ok(())
+    // Dropped, each is given back.
+    drop(refused);
+    Ok(pulled)
 }
 
 /// A pulled message's settlement. JetStream is told on a task of its own: a queue settles

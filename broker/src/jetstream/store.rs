@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::context::{
     CreateStreamErrorKind, GetStreamErrorKind, PublishError, PublishErrorKind, RequestErrorKind,
 };
-use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::stream::{Config as StreamConfig, Stream};
 use async_nats::jetstream::{self, Context, ErrorCode};
 use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
@@ -52,6 +52,9 @@ pub(super) struct Inner {
     pub(super) js: Context,
     stream: Stream<()>,
     stream_name: String,
+    /// The stream as configured, to create it again if it disappears (a NATS server keeping
+    /// it in memory restarted).
+    wanted: StreamConfig,
     names: Names,
     pub(super) config: QueuesJetStreamConfig,
     pub(super) counters: Counters,
@@ -155,6 +158,7 @@ impl QueueStore {
                 js,
                 stream,
                 stream_name: name,
+                wanted,
                 names,
                 config: config.clone(),
                 counters: Counters::default(),
@@ -237,13 +241,26 @@ impl Inner {
                 max: MAX_HEADER_BYTES,
             });
         }
-        let ack = self
-            .js
-            .publish_with_headers(subject, map, body)
-            .await
-            .map_err(publish_error)?
-            .await
-            .map_err(publish_error)?;
+        let publish = || async {
+            self.js
+                .publish_with_headers(subject.clone(), map.clone(), body.clone())
+                .await?
+                .await
+        };
+        let ack = match publish().await {
+            Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                // The stream is gone (kept in memory by a NATS server that restarted): made
+                // again, empty, as at start; then this message is stored once more.
+                tracing::warn!(stream = %self.stream_name, "the queue stream is gone; creating it again");
+                self.js
+                    .create_stream(self.wanted.clone())
+                    .await
+                    .map_err(|e| StoreError::JetStream(e.to_string()))?;
+                publish().await
+            }
+            other => other,
+        }
+        .map_err(publish_error)?;
         count(&self.counters.published);
         Ok(StoredId(ack.sequence))
     }
