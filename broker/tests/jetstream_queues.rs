@@ -887,6 +887,38 @@ async fn a_killed_nodes_unacked_messages_go_to_another_node_after_the_ack_wait()
     assert!(!is_redelivered(&fresh), "{}", show(&fresh));
 }
 
+/// A node stopped the graceful way (SIGTERM) gives its consumers' unacknowledged messages
+/// back before it exits: the other node's consumer gets them at once, flagged, not after the
+/// ack wait (a minute here).
+#[tokio::test]
+async fn a_node_stopping_gracefully_gives_its_unacked_messages_back_at_once() {
+    let nats = jetstream_server().await;
+    // `[shutdown]` after the `[queues]` lines: sessions get half a second to finish.
+    let settings = "jetstream.ack_wait_ms = 60000\n[shutdown]\ndrain_ms = 500";
+    let mut nodes = jetstream_nodes(&nats, &["na", "nb"], settings).await;
+    let mut holder = session(&nodes[0]).await;
+    holder
+        .subscribe_with("s", "/queue/drain", &INDIVIDUAL)
+        .await;
+    let mut producer = session(&nodes[1]).await;
+    for n in 0..3 {
+        producer
+            .publish_confirmed("/queue/drain", &format!("m{n}"))
+            .await;
+    }
+    let held = messages(&mut holder, 3).await;
+    assert_eq!(bodies(&held), numbered(0..3));
+    let mut other = session(&nodes[1]).await;
+    other.subscribe_with("s", "/queue/drain", &INDIVIDUAL).await;
+    other.expect_silence(QUIET).await;
+
+    let status = nodes[0].terminate().await;
+    assert!(status.success(), "exited {status}:\n{}", nodes[0].log());
+    let again = messages_within(&mut other, 3, LONG).await;
+    assert_eq!(bodies(&again), numbered(0..3));
+    assert_all_redelivered(&again);
+}
+
 /// Issue 14: every node killed and started again; the messages stored before (a RECEIPT came
 /// for each) are all there, those delivered and unacknowledged at the kill flagged. The memory
 /// queues' bound on waiting messages does not apply to JetStream's.
