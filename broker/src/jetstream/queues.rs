@@ -61,16 +61,27 @@ impl JetStreamQueues {
         self.store.counts()
     }
 
-    /// Completes once every ack and nak handed to JetStream so far has been sent: at
-    /// shutdown, the messages the closing sessions held go back before the link closes.
+    /// Completes once every feeder has ended (their queues have no consumers: at shutdown,
+    /// within `pull_wait_ms`) and every ack and nak handed to JetStream has been sent. At
+    /// shutdown, the messages the closed sessions held go back only after this node's last
+    /// pulls are over: given back while one is open, JetStream would hand them straight to it,
+    /// and they would wait out the ack wait once the process is gone.
     pub async fn settled(&self) {
+        let settling = &self.settling;
         loop {
-            let idle = self.settling.idle.notified();
-            if self.settling.pending.load(Ordering::Acquire) == 0 {
+            let idle = settling.idle.notified();
+            if settling.pending.load(Ordering::Acquire) == 0
+                && settling.feeders.load(Ordering::Acquire) == 0
+            {
                 return;
             }
             idle.await;
         }
+    }
+
+    /// How long [`JetStreamQueues::settled`] may take when NATS answers: a pull's wait.
+    pub fn pull_wait(&self) -> Duration {
+        self.timing.pull_wait
     }
 }
 
@@ -81,6 +92,9 @@ impl JetStreamQueues {
 struct Settling {
     queued: mpsc::UnboundedSender<Settle>,
     pending: AtomicUsize,
+    /// Feeder tasks running.
+    feeders: AtomicUsize,
+    /// Woken when `pending` or `feeders` drops to 0.
     idle: Notify,
 }
 
@@ -96,6 +110,7 @@ impl Settling {
         let settling = Arc::new(Settling {
             queued,
             pending: AtomicUsize::new(0),
+            feeders: AtomicUsize::new(0),
             idle: Notify::new(),
         });
         // Holds no strong reference: the task ends once the store (and every handle) is gone.
@@ -125,6 +140,12 @@ impl Settling {
 
     fn done(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    fn feeder_ended(&self) {
+        if self.feeders.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.notify_waiters();
         }
     }
@@ -168,7 +189,12 @@ impl DurableStore for JetStreamQueues {
 
     fn feed(&self, queue: Arc<Queue>) {
         let settling = Arc::clone(&self.settling);
-        tokio::spawn(feed(self.store.clone(), queue, self.timing, settling));
+        settling.feeders.fetch_add(1, Ordering::AcqRel);
+        let (store, timing) = (self.store.clone(), self.timing);
+        tokio::spawn(async move {
+            feed(store, queue, timing, Arc::clone(&settling)).await;
+            settling.feeder_ended();
+        });
     }
 
     fn default_prefetch(&self) -> usize {

@@ -32,8 +32,9 @@ pub struct QueuedMessage {
     /// message shared by the private queues of several topic subscriptions. Boxed and made
     /// on first use: six empty templates inline would cost ~900 bytes a message.
     templates: OnceLock<Box<[OnceLock<MessageTemplate>; 6]>>,
-    /// Its settlement with the store, for a message of a durable queue.
-    stored: Option<StoredHandle>,
+    /// Its settlement with the store, for a message of a durable queue (boxed: one pointer
+    /// for every memory-queue message rather than the handle's three words).
+    stored: Option<Box<StoredHandle>>,
 }
 
 /// What one held message costs besides its text, approximated from the structures it lives
@@ -81,7 +82,14 @@ impl QueuedMessage {
         stored: StoredHandle,
     ) -> QueuedMessage {
         let expires = expires(&headers);
-        QueuedMessage::build(id, destination, headers, body, expires, Some(stored))
+        QueuedMessage::build(
+            id,
+            destination,
+            headers,
+            body,
+            expires,
+            Some(Box::new(stored)),
+        )
     }
 
     fn build(
@@ -90,7 +98,7 @@ impl QueuedMessage {
         headers: Headers,
         body: Bytes,
         expires: Option<u64>,
-        stored: Option<StoredHandle>,
+        stored: Option<Box<StoredHandle>>,
     ) -> QueuedMessage {
         let header_bytes: usize = headers
             .iter()
