@@ -296,6 +296,8 @@ async fn publish_all(endpoint: &Arc<Endpoint>, run: &TopicRun, deadline: Instant
                 rate,
                 batch,
                 first_seq: None,
+                headers: &[],
+                receipts: None,
             };
             let mut sent = send_paced(&mut conn, &plan, deadline).await;
             let receipt_deadline = deadline.min(Instant::now() + PUBLISHER_TIMEOUT);
