@@ -105,6 +105,12 @@ pub struct Header {
     pub value: String,
 }
 
+impl std::fmt::Display for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.value)
+    }
+}
+
 /// Headers the tool writes itself (or that change how a frame is read): refused as `--header`.
 const OWN_HEADERS: &[&str] = &["destination", "content-type", "content-length", "receipt"];
 

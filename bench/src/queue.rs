@@ -13,7 +13,7 @@ use herald_protocol::{Command, Frame, Version, encode_to_bytes};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::cli::{AckMode, Common, QueueArgs};
+use crate::cli::{AckMode, Common, Header, QueueArgs};
 use crate::conn::Conn;
 use crate::hist::{self, Hist};
 use crate::procfs;
@@ -114,6 +114,7 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         n if args.prefetch > 0 => n.min(args.prefetch),
         n => n,
     };
+    let send_headers: Vec<String> = args.headers.iter().map(Header::to_string).collect();
     report.say(format!(
         "herald-load queue: {} producer(s){}, {} consumer(s) (ack {}, prefetch {}{}), {} message(s) of {} B{} at {}, {} {}",
         args.producers,
@@ -134,10 +135,11 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         },
         args.messages,
         args.size,
-        args.headers
-            .iter()
-            .map(|h| format!(", {}:{}", h.name, h.value))
-            .collect::<String>(),
+        if send_headers.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", send_headers.join(", "))
+        },
         report::pace(args.rate),
         common.url,
         args.destination
@@ -153,13 +155,7 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
     report.set("rate", args.rate);
     report.set("receipt_every", args.receipt_every);
     report.set("receipt_window", args.receipt_window);
-    report.set(
-        "send_headers",
-        args.headers
-            .iter()
-            .map(|h| format!("{}:{}", h.name, h.value))
-            .collect::<Vec<_>>(),
-    );
+    report.set("send_headers", send_headers);
     let rss_before = match args.broker_pid {
         Some(pid) => Some(procfs::rss(pid)?),
         None => None,
