@@ -175,7 +175,7 @@ import json, pathlib, statistics, sys
 
 work = pathlib.Path(sys.argv[1])
 rows = {}
-for path in sorted(work.glob("*.json")):
+for path in sorted(work.glob("*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[1])):
     target, _ = path.stem.rsplit("-", 1)
     figures = json.loads(path.read_text())
     figures["flag"] = path.with_suffix(".flag").read_text().strip()
@@ -250,12 +250,15 @@ import json, pathlib, statistics, sys
 
 work = pathlib.Path(sys.argv[1])
 runs = {}
-for path in sorted(work.glob("*.json")):
-    target, _ = path.stem.rsplit("-", 1)
+for path in work.glob("*.json"):
+    target, run = path.stem.rsplit("-", 1)
     figures = json.loads(path.read_text())
+    figures["run"] = int(run)
     figures["busy_before"] = int(path.with_suffix(".busy").read_text())
     figures["flag"] = path.with_suffix(".flag").read_text().strip()
     runs.setdefault(target, []).append(figures)
+for rows in runs.values():
+    rows.sort(key=lambda r: r["run"])
 
 def med(rows, key):
     values = [r[key] for r in rows if key in r]
@@ -278,8 +281,13 @@ for target in ("memory", "jetstream", "rabbitmq"):
           f"{sum(r.get('lost', 0) for r in rows)} | {100 * med(rows, 'machine_cpu_busy_share'):.0f} % | "
           f"{'/'.join(str(r['busy_before']) for r in rows)} % |")
 print()
+# Ratios of the medians, and of the runs made next to each other (round by round).
 for other in ("memory", "rabbitmq"):
     if "jetstream" in medians and other in medians:
         (jr, jp), (orate, op) = medians["jetstream"], medians[other]
-        print(f"jetstream/{other}: msgs/s {jr / orate:.2f}, p99 {jp / op:.2f} (medians)")
+        theirs = {r["run"]: r for r in runs[other]}
+        rounds = [r["messages_per_s"] / theirs[r["run"]]["messages_per_s"]
+                  for r in runs["jetstream"] if r["run"] in theirs]
+        print(f"jetstream/{other}: msgs/s {jr / orate:.2f}, p99 {jp / op:.2f} (ratios of the medians); "
+              f"msgs/s round by round: {' / '.join(f'{x:.2f}' for x in rounds)}")
 EOF
