@@ -10,11 +10,13 @@
 mod error;
 mod names;
 mod pull;
+mod queues;
 mod settings;
 mod store;
 
 pub use error::{OpenError, StoreError};
 pub use pull::{AckHandle, Delivery, Nacked, Pull, Puller};
+pub use queues::JetStreamQueues;
 pub use store::{QueueStore, StoreCounts, StoredId};
 
 /// Headers a dead-lettered message carries (each set, replacing an earlier value).

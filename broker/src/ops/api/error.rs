@@ -27,6 +27,8 @@ pub(super) enum ApiError {
     AccessDenied(String),
     /// A queue at its bound did not take the message.
     QueueFull(Refusal),
+    /// The queue store (JetStream) did not store the message: out of reach, or failing.
+    StoreUnavailable(Refusal),
 }
 
 impl ApiError {
@@ -64,6 +66,11 @@ impl ApiError {
                 "queue_full",
                 refusal.detail.clone(),
             ),
+            ApiError::StoreUnavailable(refusal) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                refusal.detail.clone(),
+            ),
         }
     }
 }
@@ -74,6 +81,7 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> ApiError {
         match refusal.message {
             "queue full" => ApiError::QueueFull(refusal),
+            "queue store unavailable" => ApiError::StoreUnavailable(refusal),
             "message too large" => ApiError::TooLarge(refusal.detail),
             _ => ApiError::Destination(refusal),
         }
