@@ -19,8 +19,9 @@
 #   HERALD_BIN=... LOAD_BIN=...                # other binaries
 #
 # throughput: the runs go target after target (memory, jetstream, rabbitmq, then again), each
-#   after waiting for the machine to be quiet; the table gives medians of msgs/s, end-to-end p99
-#   and send-to-RECEIPT p99, and the ratios jetstream/memory and jetstream/rabbitmq.
+#   after waiting for the machine to be quiet; the table gives medians of msgs/s, end-to-end p99,
+#   send-to-RECEIPT p99 and the CPU of the broker (and of NATS) as a share of one core, and the
+#   ratios jetstream/memory and jetstream/rabbitmq.
 # memory: for each herald target (ONLY's herald ones), RUNS times: a fresh herald, then
 #   MEMORY_MESSAGES messages of 100 bytes to a queue nobody consumes (RECEIPT on each, as
 #   above); herald-load reads herald's VmRSS before (idle) and after the last RECEIPT.
@@ -211,13 +212,17 @@ for target in $ONLY; do
       start_nats jetstream
       start_target jetstream J "$work/jetstream.log"
       URL[jetstream]=$J_TCP
-      EXTRA[jetstream]="--broker-pid $J_PID"
+      EXTRA[jetstream]="--broker-pid $J_PID --cpu-pid nats=$NATS_PID"
       FLAG[jetstream]=$NOT_IN_EFFECT
       echo "queue-bench: NATS $NATS_URL (pid $NATS_PID), JetStream in $work/js-jetstream"
       ;;
     rabbitmq)
       URL[rabbitmq]=$RABBIT_URL
       EXTRA[rabbitmq]="--login guest --passcode guest --host / --header persistent:true"
+      # Its Erlang VM's process, for its CPU time (rabbitmqctl needs root).
+      if [[ -n "$RABBITMQCTL" ]] && rabbit_pid=$($RABBITMQCTL eval 'os:getpid().' 2>/dev/null); then
+        EXTRA[rabbitmq]+=" --broker-pid ${rabbit_pid//\"/}"
+      fi
       FLAG[rabbitmq]=""
       ;;
   esac
@@ -265,8 +270,13 @@ def med(rows, key):
     return statistics.median(values) if values else float("nan")
 
 print()
-print("| target | runs | msgs/s (runs) | msgs/s median | p99 ms median | RECEIPT p99 ms median | lost (sum) | machine busy | busy before |")
-print("|---|---|---|---|---|---|---|---|---|")
+def cpu(rows, figure):
+    # CPU seconds from first send to done, as a share of one core.
+    shares = [figure(r) / r["cpu_window_s"] for r in rows if figure(r) is not None and r.get("cpu_window_s")]
+    return f"{100 * statistics.median(shares):.0f} %" if shares else "-"
+
+print("| target | runs | msgs/s (runs) | msgs/s median | p99 ms median | RECEIPT p99 ms median | lost (sum) | broker CPU | NATS CPU | machine busy | busy before |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 medians = {}
 for target in ("memory", "jetstream", "rabbitmq"):
     if target not in runs:
@@ -278,7 +288,9 @@ for target in ("memory", "jetstream", "rabbitmq"):
     each = " / ".join(f"{r['messages_per_s']:,.0f}" for r in rows)
     print(f"| {target}{flag} | {len(rows)} | {each} | "
           f"{rate:,.0f} | {p99:.1f} | {med(rows, 'receipt_p99_ms'):.1f} | "
-          f"{sum(r.get('lost', 0) for r in rows)} | {100 * med(rows, 'machine_cpu_busy_share'):.0f} % | "
+          f"{sum(r.get('lost', 0) for r in rows)} | {cpu(rows, lambda r: r.get('broker_cpu_seconds'))} | "
+          f"{cpu(rows, lambda r: r.get('cpu_seconds', {}).get('nats'))} | "
+          f"{100 * med(rows, 'machine_cpu_busy_share'):.0f} % | "
           f"{'/'.join(str(r['busy_before']) for r in rows)} % |")
 print()
 # Ratios of the medians, and of the runs made next to each other (round by round).

@@ -62,8 +62,8 @@ pub struct Common {
         conflicts_with = "vs_url"
     )]
     pub sub_urls: Vec<String>,
-    /// Another process whose CPU time the topic scenarios report over the delivery window,
-    /// as LABEL=PID (repeatable): a cluster's other nodes, its NATS server.
+    /// Another process whose CPU time the topic scenarios and `queue` report over the delivery
+    /// window, as LABEL=PID (repeatable): a cluster's other nodes, its NATS server.
     #[arg(long = "cpu-pid", global = true, value_name = "LABEL=PID", value_parser = parse_cpu_pid)]
     pub cpu_pids: Vec<CpuPid>,
     /// Milliseconds the topic scenarios wait between the last subscriber's RECEIPT and the
@@ -164,23 +164,24 @@ pub struct Versus {
 }
 
 impl Common {
-    /// Refuses flags only the topic scenarios (`fanout`, `broadcast`, `pubsub`) read, so
-    /// `scenario` does not silently measure something other than asked.
-    pub fn refuse_topic_flags(&self, scenario: &str) -> Result<(), String> {
-        let set: Vec<&str> = [
-            ("--cpu-pid", !self.cpu_pids.is_empty()),
-            ("--publish-after-ms", self.publish_after_ms > 0),
+    /// Refuses the flags `scenario` does not read (`--cpu-pid`: only the topic scenarios and
+    /// `queue` do; `--publish-after-ms`: only the topic scenarios), so it does not silently
+    /// measure something other than asked.
+    pub fn refuse_unread_flags(&self, scenario: &str) -> Result<(), String> {
+        const TOPIC: &[&str] = &["fanout", "broadcast", "pubsub"];
+        const CPU: &[&str] = &["fanout", "broadcast", "pubsub", "queue"];
+        let unread: Vec<String> = [
+            ("--cpu-pid", !self.cpu_pids.is_empty(), CPU),
+            ("--publish-after-ms", self.publish_after_ms > 0, TOPIC),
         ]
         .into_iter()
-        .filter_map(|(flag, set)| set.then_some(flag))
+        .filter(|(_, set, readers)| *set && !readers.contains(&scenario))
+        .map(|(flag, _, readers)| format!("{flag} (only {} do)", readers.join(", ")))
         .collect();
-        if set.is_empty() {
+        if unread.is_empty() {
             return Ok(());
         }
-        Err(format!(
-            "{scenario} does not read {}: only fanout, broadcast and pubsub do",
-            set.join(" or ")
-        ))
+        Err(format!("{scenario} does not read {}", unread.join(" or ")))
     }
 
     /// The flags as arguments, for a worker's command line.
@@ -401,7 +402,8 @@ pub struct QueueArgs {
     /// comes (with --receipt-every 1: the messages not yet confirmed). Needs --receipt-every.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub receipt_window: u64,
-    /// Broker process to read VmRSS from (/proc/PID), before and after.
+    /// Broker process to read VmRSS (before and after) and CPU time (first send to done)
+    /// from, in /proc/PID.
     #[arg(long, value_name = "PID")]
     pub broker_pid: Option<u32>,
 }
@@ -635,11 +637,19 @@ mod tests {
             );
         }
         let queue = Cli::try_parse_from(["herald-load", "queue", "--cpu-pid", "nats=17"]).unwrap();
-        let err = queue.common.refuse_topic_flags("queue").unwrap_err();
+        assert!(queue.common.refuse_unread_flags("queue").is_ok());
+        let err = queue.common.refuse_unread_flags("conns").unwrap_err();
         assert!(err.contains("--cpu-pid"), "{err}");
-        assert!(cli.common.refuse_topic_flags("conns").is_err());
+        let queue =
+            Cli::try_parse_from(["herald-load", "queue", "--publish-after-ms", "5"]).unwrap();
+        let err = queue.common.refuse_unread_flags("queue").unwrap_err();
+        assert_eq!(
+            err,
+            "queue does not read --publish-after-ms (only fanout, broadcast, pubsub do)"
+        );
+        assert!(cli.common.refuse_unread_flags("conns").is_err());
         let plain = Cli::try_parse_from(["herald-load", "conns"]).unwrap();
-        assert!(plain.common.refuse_topic_flags("conns").is_ok());
+        assert!(plain.common.refuse_unread_flags("conns").is_ok());
         // The second broker's runs would reuse the first's subscriber URLs: refused.
         let err = Cli::try_parse_from([
             "herald-load",

@@ -24,7 +24,7 @@ pub async fn run(common: &Common, args: &ConnsArgs, report: &mut Report) -> Resu
     for url in &common.sub_urls {
         Url::parse(url)?;
     }
-    common.refuse_topic_flags("conns")?;
+    common.refuse_unread_flags("conns")?;
     let shares = cli::shares(
         args.connections,
         common.workers,

@@ -21,6 +21,7 @@ use crate::produce::{Plan, ReceiptPlan, Sent, send_paced};
 use crate::report::{self, Report, round3};
 use crate::stamp;
 use crate::target::Endpoint;
+use crate::watched::Watched;
 
 /// Bound on one connection's CONNECT (and SUBSCRIBE) and on a closing DISCONNECT's receipt.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,7 +94,7 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
     if !common.sub_urls.is_empty() {
         return Err("queue does not read --sub-url: all its connections use --url".to_owned());
     }
-    common.refuse_topic_flags("queue")?;
+    common.refuse_unread_flags("queue")?;
     if !args.destination.starts_with("/queue/") {
         report.say(format!(
             "note: {} is not a /queue/ destination; the broker may broadcast it",
@@ -220,6 +221,9 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
     let shared = Arc::new(Shared::new(args.messages));
     let (stop_tx, stop_rx) = watch::channel(false);
     let machine_before = procfs::MachineCpu::now().ok();
+    let watched = Watched::start(&common.cpu_pids)?;
+    let broker_cpu_before = args.broker_pid.map(procfs::cpu_seconds).transpose()?;
+    let cpu_window = Instant::now();
     let mut consumer_tasks = JoinSet::new();
     for conn in consumers {
         consumer_tasks.spawn(consume(
@@ -283,6 +287,12 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         }
     }
     let machine_after = procfs::MachineCpu::now().ok();
+    let spent = watched.stop();
+    let cpu_window_s = cpu_window.elapsed().as_secs_f64();
+    let broker_cpu = match (args.broker_pid, broker_cpu_before) {
+        (Some(pid), Some(before)) => Some(procfs::cpu_seconds(pid)? - before),
+        _ => None,
+    };
     let _ = stop_tx.send(true);
     let mut consumed = Vec::new();
     let _ = tokio::time::timeout(STOP_GRACE * 2, async {
@@ -401,6 +411,15 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
     if let (Some(before), Some(after)) = (machine_before, machine_after) {
         report::machine_cpu(report, before.busy_share_until(after), "first send to done");
     }
+    if let Some(cpu) = broker_cpu {
+        report.say(format!(
+            "broker CPU: {cpu:.2} s from first send to done ({:.0}% of one core)",
+            100.0 * cpu / cpu_window_s.max(1e-9)
+        ));
+        report.set("broker_cpu_seconds", round3(cpu));
+    }
+    spent.report(report, cpu_window_s, "first send to done");
+    report.set("cpu_window_s", round3(cpu_window_s));
     report::own_cpu(report);
     if let Some(e) = &consumer_error {
         report.say(format!("first consumer error: {e}"));
