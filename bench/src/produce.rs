@@ -16,7 +16,7 @@ use crate::stamp;
 const RECEIPT_ID_LEN: usize = 16;
 
 /// An encoded SEND, stamped and sent again and again.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Template {
     pub bytes: BytesMut,
     /// Where the body starts (the sender overwrites its first bytes per message).

@@ -18,7 +18,7 @@ use crate::conn::Conn;
 use crate::hist::{self, Hist};
 use crate::procfs;
 use crate::produce::{Plan, ReceiptPlan, Sent, send_paced};
-use crate::report::{self, Report, round3};
+use crate::report::{self, MIB, Report, round3};
 use crate::stamp;
 use crate::target::Endpoint;
 use crate::watched::Watched;
@@ -27,7 +27,6 @@ use crate::watched::Watched;
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time the consumers get to send their last ACKs and DISCONNECT once stopped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-const MIB: f64 = 1024.0 * 1024.0;
 
 /// What every consumer adds to.
 #[derive(Debug)]
