@@ -17,7 +17,7 @@ mod store;
 pub use error::{OpenError, StoreError};
 pub use pull::{AckHandle, Delivery, Nacked, Pull, Puller};
 pub use queues::JetStreamQueues;
-pub use store::{QueueStore, StoreCounts, StoredId};
+pub use store::{QueueStore, StoredId};
 
 /// Headers a dead-lettered message carries (each set, replacing an earlier value).
 pub mod dead_letter_headers {
