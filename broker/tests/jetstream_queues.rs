@@ -459,8 +459,8 @@ async fn a_message_given_back_by_the_last_consumer_waits_for_the_next(store: Sto
     next.expect_silence(QUIET).await;
 }
 
-/// Messages sent just after a queue's last consumer left wait for the next consumer, never
-/// delivered before.
+/// Messages sent just after a queue's last consumer left wait for the next consumer, in
+/// order, and are not dead-lettered.
 async fn messages_sent_after_the_last_consumer_left_wait_for_the_next(store: Store) {
     let broker = Broker::start(store).await;
     let mut a = broker.client(0).await;
@@ -481,10 +481,15 @@ async fn messages_sent_after_the_last_consumer_left_wait_for_the_next(store: Sto
         "{:?}",
         later.iter().map(show).collect::<Vec<_>>()
     );
-    assert!(
-        later.iter().all(|m| !is_redelivered(m)),
-        "never delivered before"
-    );
+    // Under JetStream a message that reached the node while its last consumer was leaving is
+    // given back and comes with `redelivered:true` (docs/queues.md): only the memory store
+    // can promise the flag is never set for a message no consumer saw.
+    if matches!(store, Store::Memory) {
+        assert!(
+            later.iter().all(|m| !is_redelivered(m)),
+            "never delivered before"
+        );
+    }
     next.expect_silence(QUIET).await;
 }
 

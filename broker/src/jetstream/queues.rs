@@ -26,8 +26,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct JetStreamQueues {
     store: QueueStore,
     default_prefetch: usize,
-    pull_wait: Duration,
+    timing: Timing,
     settling: Arc<Settling>,
+}
+
+/// How a feeder paces its requests.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// How long one pull waits for messages.
+    pull_wait: Duration,
+    /// How often a feeder without room shows NATS its consumer is in use: well within
+    /// `consumer_idle_ms`.
+    keep_alive: Duration,
 }
 
 impl JetStreamQueues {
@@ -35,7 +45,13 @@ impl JetStreamQueues {
         JetStreamQueues {
             store,
             default_prefetch: config.default_prefetch,
-            pull_wait: Duration::from_millis(config.pull_wait_ms),
+            timing: Timing {
+                pull_wait: Duration::from_millis(config.pull_wait_ms),
+                keep_alive: Duration::from_millis(match config.consumer_idle_ms {
+                    0 => config.pull_wait_ms,
+                    idle => config.pull_wait_ms.min(idle / 3).max(1),
+                }),
+            },
             settling: Settling::start(),
         }
     }
@@ -135,7 +151,7 @@ impl DurableStore for JetStreamQueues {
 
     fn feed(&self, queue: Arc<Queue>) {
         let settling = Arc::clone(&self.settling);
-        tokio::spawn(feed(self.store.clone(), queue, self.pull_wait, settling));
+        tokio::spawn(feed(self.store.clone(), queue, self.timing, settling));
     }
 
     fn default_prefetch(&self) -> usize {
@@ -170,7 +186,8 @@ fn refusal(error: StoreError, consequence: &str) -> Refusal {
 /// waits for room when they have none. After a failure it opens the queue's consumer again
 /// (NATS may have deleted it after `consumer_idle_ms`, or lost it with a stream kept in
 /// memory).
-async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Arc<Settling>) {
+async fn feed(store: QueueStore, queue: Arc<Queue>, timing: Timing, settling: Arc<Settling>) {
+    let wait = timing.pull_wait;
     let mut failures = 0;
     let mut puller: Option<Puller> = None;
     loop {
@@ -182,8 +199,24 @@ async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Ar
         };
         if room == 0 {
             // Room may also come from other queues freeing the node's bytes, which does not
-            // wake this one: look again after a pull's wait at the latest.
-            let _ = tokio::time::timeout(wait, changed).await;
+            // wake this one: look again after a pull's wait at the latest. Meanwhile the
+            // consumer is kept in use, so that NATS does not delete it.
+            let keep_alive = async {
+                loop {
+                    let next = tokio::time::Instant::now() + timing.keep_alive;
+                    if let Some(open) = &puller {
+                        open.keep_alive(timing.keep_alive).await;
+                    }
+                    tokio::time::sleep_until(next).await;
+                }
+            };
+            let _ = tokio::time::timeout(wait, async {
+                tokio::select! {
+                    () = changed => {}
+                    () = keep_alive => {}
+                }
+            })
+            .await;
             continue;
         }
         let pulled = match &puller {
@@ -197,7 +230,13 @@ async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Ar
             },
         };
         match pulled {
-            Ok(()) => failures = 0,
+            // Nothing came: the consumer may have been deleted by NATS (a pull on a missing
+            // consumer just times out), so it is opened again (a no-op if it exists).
+            Ok(0) => {
+                failures = 0;
+                puller = None;
+            }
+            Ok(_) => failures = 0,
             Err(e) => {
                 warn!(queue = %queue.name(), error = %e, "queue store: pulling failed; trying again");
                 puller = None;
@@ -229,11 +268,13 @@ async fn pull_into(
     room: usize,
     wait: Duration,
     settling: &Arc<Settling>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let mut pull = puller.pull(room, wait).await?;
     let mut refused = Vec::new();
+    let mut pulled = 0;
     while let Some(next) = pull.next().await {
         let delivery = next?;
+        pulled += 1;
         let redelivered = delivery.redelivered();
         let message = QueuedMessage::from_store(
             format!("js-{}", delivery.id),
@@ -251,7 +292,7 @@ async fn pull_into(
     }
     // Dropped, each is given back.
     drop(refused);
-    Ok(())
+    Ok(pulled)
 }
 
 /// A pulled message's settlement. JetStream is told on a task of its own: a queue settles
