@@ -23,6 +23,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/herald-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 HERALD_BIN="${HERALD_BIN:-$CARGO_TARGET_DIR/release/herald}"
 source scripts/lib/herald.sh
+source scripts/lib/bench.sh
 
 RUNS="${RUNS:-3}"
 ONLY="${ONLY:-fanout pairs hop pairs20k}"
@@ -46,44 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
-
-# Waits up to 30 s for a line matching $2 in log $1; prints the first match.
-wait_for_line() {
-  local deadline=$((SECONDS + 30))
-  until grep -m1 -E -- "$2" "$1"; do
-    if ((SECONDS >= deadline)); then
-      echo "cluster-bench: no line matching '$2' in $1:" >&2
-      cat "$1" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-}
-
-# The share of all cores busy over the next second, in percent (from /proc/stat).
-busy_percent() {
-  local a b
-  read -r -a a < <(head -1 /proc/stat)
-  sleep 1
-  read -r -a b < <(head -1 /proc/stat)
-  local total=0 idle i
-  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-  idle=$((b[4] - a[4] + b[5] - a[5]))
-  echo $((100 * (total - idle) / (total > 0 ? total : 1)))
-}
-
-# On a machine shared with builds, waits (up to QUIET_WAIT seconds, default 30) until under
-# QUIET_BELOW percent (default 30) of the cores are busy before a run; prints what it saw last.
-wait_quiet() {
-  local deadline=$((SECONDS + ${QUIET_WAIT:-30})) busy
-  while :; do
-    busy=$(busy_percent)
-    if ((busy < ${QUIET_BELOW:-30})) || ((SECONDS >= deadline)); then
-      echo "$busy"
-      return
-    fi
-  done
-}
 
 # NATS on a port of its own choosing (-p -1), read back from its log.
 : >"$work/nats.log"

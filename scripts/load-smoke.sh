@@ -68,6 +68,14 @@ run queue --url "$A_TCP" --producers 2 --consumers 2 --messages 2000 --destinati
 expect "lost: 0; duplicates: 0"
 run queue --url "$A_WS" --consumers 2 --ack client --messages 1000 --destination "/queue/smoke-ws-$$"
 expect "lost: 0; duplicates: 0"
+run queue --url "$A_TCP" --consumers 2 --messages 2000 --receipt-every 1 --receipt-window 64 \
+  --header x-smoke:1 --destination "/queue/smoke-receipts-$$"
+expect "receipts: 2000 of 2000 asked"
+expect "lost: 0; duplicates: 0"
+run queue --url "$A_TCP" --consumers 0 --messages 1000 --receipt-every 100 --receipt-window 2 \
+  --broker-pid "$A_PID" --destination "/queue/smoke-waiting-$$"
+expect "receipts: 10 of 10 asked"
+expect "broker memory per waiting message: "
 run fanout --url "$A_WS" --label Herald-A --vs "$B_WS" --vs-label Herald-B --vs-pairs 2 \
   --subscribers 20 --messages 100 --broker-pid "$A_PID" --vs-broker-pid "$B_PID" --json "$work/vs.json"
 expect "deliveries_per_s: median A/B over 2 pair(s)"

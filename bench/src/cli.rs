@@ -62,8 +62,8 @@ pub struct Common {
         conflicts_with = "vs_url"
     )]
     pub sub_urls: Vec<String>,
-    /// Another process whose CPU time the topic scenarios report over the delivery window,
-    /// as LABEL=PID (repeatable): a cluster's other nodes, its NATS server.
+    /// Another process whose CPU time the topic scenarios and `queue` report over the delivery
+    /// window, as LABEL=PID (repeatable): a cluster's other nodes, its NATS server.
     #[arg(long = "cpu-pid", global = true, value_name = "LABEL=PID", value_parser = parse_cpu_pid)]
     pub cpu_pids: Vec<CpuPid>,
     /// Milliseconds the topic scenarios wait between the last subscriber's RECEIPT and the
@@ -95,6 +95,38 @@ fn parse_cpu_pid(text: &str) -> Result<CpuPid, String> {
     Ok(CpuPid {
         label: label.to_owned(),
         pid,
+    })
+}
+
+/// A header every SEND carries, given as `NAME:VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+impl std::fmt::Display for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.value)
+    }
+}
+
+/// Headers the tool writes itself (or that change how a frame is read): refused as `--header`.
+const OWN_HEADERS: &[&str] = &["destination", "content-type", "content-length", "receipt"];
+
+fn parse_header(text: &str) -> Result<Header, String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not NAME:VALUE"))?;
+    if name.is_empty() {
+        return Err(format!("{text:?} has an empty name"));
+    }
+    if OWN_HEADERS.contains(&name) {
+        return Err(format!("{name} is written by herald-load itself"));
+    }
+    Ok(Header {
+        name: name.to_owned(),
+        value: value.to_owned(),
     })
 }
 
@@ -132,23 +164,24 @@ pub struct Versus {
 }
 
 impl Common {
-    /// Refuses flags only the topic scenarios (`fanout`, `broadcast`, `pubsub`) read, so
-    /// `scenario` does not silently measure something other than asked.
-    pub fn refuse_topic_flags(&self, scenario: &str) -> Result<(), String> {
-        let set: Vec<&str> = [
-            ("--cpu-pid", !self.cpu_pids.is_empty()),
-            ("--publish-after-ms", self.publish_after_ms > 0),
+    /// Refuses the flags `scenario` does not read (`--cpu-pid`: only the topic scenarios and
+    /// `queue` do; `--publish-after-ms`: only the topic scenarios), so it does not silently
+    /// measure something other than asked.
+    pub fn refuse_unread_flags(&self, scenario: &str) -> Result<(), String> {
+        const TOPIC: &[&str] = &["fanout", "broadcast", "pubsub"];
+        const CPU: &[&str] = &["fanout", "broadcast", "pubsub", "queue"];
+        let unread: Vec<String> = [
+            ("--cpu-pid", !self.cpu_pids.is_empty(), CPU),
+            ("--publish-after-ms", self.publish_after_ms > 0, TOPIC),
         ]
         .into_iter()
-        .filter_map(|(flag, set)| set.then_some(flag))
+        .filter(|(_, set, readers)| *set && !readers.contains(&scenario))
+        .map(|(flag, _, readers)| format!("{flag} (only {} do)", readers.join(", ")))
         .collect();
-        if set.is_empty() {
+        if unread.is_empty() {
             return Ok(());
         }
-        Err(format!(
-            "{scenario} does not read {}: only fanout, broadcast and pubsub do",
-            set.join(" or ")
-        ))
+        Err(format!("{scenario} does not read {}", unread.join(" or ")))
     }
 
     /// The flags as arguments, for a worker's command line.
@@ -328,8 +361,9 @@ pub struct QueueArgs {
     /// Producer connections; the messages are split among them.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub producers: u64,
-    /// Consumer connections, each with one subscription to the queue.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    /// Consumer connections, each with one subscription to the queue; 0: nothing consumes,
+    /// the messages stay in the broker (with --broker-pid: its memory per waiting message).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub consumers: u64,
     /// Messages sent in total (over all producers).
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
@@ -358,6 +392,20 @@ pub struct QueueArgs {
     /// Seconds to wait after the last send for messages still in flight.
     #[arg(long, default_value_t = 10)]
     pub drain: u64,
+    /// A header every SEND carries, as NAME:VALUE (repeatable), e.g. `persistent:true`.
+    #[arg(long = "header", value_name = "NAME:VALUE", value_parser = parse_header)]
+    pub headers: Vec<Header>,
+    /// Every N-th SEND of a producer (and its last) asks for a RECEIPT; 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub receipt_every: u64,
+    /// RECEIPTs a producer may wait for at once; at that many it sends nothing more until one
+    /// comes (with --receipt-every 1: the messages not yet confirmed). Needs --receipt-every.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub receipt_window: u64,
+    /// Broker process to read VmRSS (before and after) and CPU time (first send to done)
+    /// from, in /proc/PID.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
 }
 
 /// One worker's share: its connections subscribe, then count what arrives.
@@ -589,11 +637,19 @@ mod tests {
             );
         }
         let queue = Cli::try_parse_from(["herald-load", "queue", "--cpu-pid", "nats=17"]).unwrap();
-        let err = queue.common.refuse_topic_flags("queue").unwrap_err();
+        assert!(queue.common.refuse_unread_flags("queue").is_ok());
+        let err = queue.common.refuse_unread_flags("conns").unwrap_err();
         assert!(err.contains("--cpu-pid"), "{err}");
-        assert!(cli.common.refuse_topic_flags("conns").is_err());
+        let queue =
+            Cli::try_parse_from(["herald-load", "queue", "--publish-after-ms", "5"]).unwrap();
+        let err = queue.common.refuse_unread_flags("queue").unwrap_err();
+        assert_eq!(
+            err,
+            "queue does not read --publish-after-ms (only fanout, broadcast, pubsub do)"
+        );
+        assert!(cli.common.refuse_unread_flags("conns").is_err());
         let plain = Cli::try_parse_from(["herald-load", "conns"]).unwrap();
-        assert!(plain.common.refuse_topic_flags("conns").is_ok());
+        assert!(plain.common.refuse_unread_flags("conns").is_ok());
         // The second broker's runs would reuse the first's subscriber URLs: refused.
         let err = Cli::try_parse_from([
             "herald-load",
@@ -634,8 +690,57 @@ mod tests {
         assert_eq!(queue.ack, AckMode::Client);
         assert_eq!(queue.prefetch, 100);
         assert_eq!(queue.destination, "/queue/load");
+        assert!(queue.headers.is_empty());
+        assert_eq!((queue.receipt_every, queue.receipt_window), (0, 1));
+        assert_eq!(queue.broker_pid, None);
         assert!(Cli::try_parse_from(["herald-load", "queue", "--size", "20"]).is_err());
         assert!(Cli::try_parse_from(["herald-load", "queue", "--ack", "none"]).is_err());
+    }
+
+    #[test]
+    fn queue_headers_receipts_and_no_consumers_parse() {
+        let cli = Cli::try_parse_from([
+            "herald-load",
+            "queue",
+            "--consumers",
+            "0",
+            "--header",
+            "persistent:true",
+            "--header",
+            "x-note:a:b",
+            "--receipt-every",
+            "1",
+            "--receipt-window",
+            "256",
+            "--broker-pid",
+            "17",
+        ])
+        .unwrap();
+        let Scenario::Queue(queue) = cli.scenario else {
+            panic!("expected queue")
+        };
+        assert_eq!(queue.consumers, 0);
+        assert_eq!(
+            queue.headers,
+            [
+                Header {
+                    name: "persistent".to_owned(),
+                    value: "true".to_owned()
+                },
+                Header {
+                    name: "x-note".to_owned(),
+                    value: "a:b".to_owned()
+                }
+            ]
+        );
+        assert_eq!((queue.receipt_every, queue.receipt_window), (1, 256));
+        assert_eq!(queue.broker_pid, Some(17));
+        for bad in ["persistent", ":x", "receipt:1", "destination:/queue/b"] {
+            assert!(
+                Cli::try_parse_from(["herald-load", "queue", "--header", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -8,11 +8,10 @@ use crate::cli::{self, Common, ConnsArgs};
 use crate::hist;
 use crate::pool::Pool;
 use crate::procfs;
-use crate::report::{self, Report, round3};
+use crate::report::{self, MIB, Report, round3};
 use crate::target::Url;
 use crate::wire::{Finished, Ready};
 
-const MIB: f64 = 1024.0 * 1024.0;
 /// Time the workers get to close their connections and report once stopped.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -24,7 +23,7 @@ pub async fn run(common: &Common, args: &ConnsArgs, report: &mut Report) -> Resu
     for url in &common.sub_urls {
         Url::parse(url)?;
     }
-    common.refuse_topic_flags("conns")?;
+    common.refuse_unread_flags("conns")?;
     let shares = cli::shares(
         args.connections,
         common.workers,

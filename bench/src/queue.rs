@@ -1,6 +1,8 @@
 //! Scenario `queue`: P producers send M messages in total to one queue destination, C consumers
 //! subscribe with an ack mode and a prefetch, ACK what they get and record end-to-end latency.
 //! Every message carries a sequence number, so duplicates and losses are counted exactly.
+//! Producers may ask for RECEIPTs (every N-th SEND, a window of them outstanding). With no
+//! consumers the messages stay in the broker, and its memory per waiting message is read.
 //! Runs in this one process: a handful of connections needs no workers.
 
 use std::sync::Arc;
@@ -11,14 +13,15 @@ use herald_protocol::{Command, Frame, Version, encode_to_bytes};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::cli::{AckMode, Common, QueueArgs};
+use crate::cli::{AckMode, Common, Header, QueueArgs};
 use crate::conn::Conn;
 use crate::hist::{self, Hist};
 use crate::procfs;
-use crate::produce::{Plan, Sent, send_paced};
-use crate::report::{self, Report, round3};
+use crate::produce::{Plan, ReceiptPlan, Sent, send_paced};
+use crate::report::{self, MIB, Report, round3};
 use crate::stamp;
 use crate::target::Endpoint;
+use crate::watched::Watched;
 
 /// Bound on one connection's CONNECT (and SUBSCRIBE) and on a closing DISCONNECT's receipt.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,22 +93,38 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
     if !common.sub_urls.is_empty() {
         return Err("queue does not read --sub-url: all its connections use --url".to_owned());
     }
-    common.refuse_topic_flags("queue")?;
+    common.refuse_unread_flags("queue")?;
     if !args.destination.starts_with("/queue/") {
         report.say(format!(
             "note: {} is not a /queue/ destination; the broker may broadcast it",
             args.destination
         ));
     }
+    if args.receipt_every == 0 && args.receipt_window != 1 {
+        return Err("--receipt-window needs --receipt-every".to_owned());
+    }
+    let receipts = (args.receipt_every > 0).then_some(ReceiptPlan {
+        every: args.receipt_every,
+        window: args.receipt_window,
+    });
+    let consuming = args.consumers > 0;
     let endpoint = Endpoint::resolve(common).await?;
     let ack_every = match args.ack_every {
         0 => (args.prefetch / 2).max(1),
         n if args.prefetch > 0 => n.min(args.prefetch),
         n => n,
     };
+    let send_headers: Vec<String> = args.headers.iter().map(Header::to_string).collect();
     report.say(format!(
-        "herald-load queue: {} producer(s), {} consumer(s) (ack {}, prefetch {}{}), {} message(s) of {} B at {}, {} {}",
+        "herald-load queue: {} producer(s){}, {} consumer(s) (ack {}, prefetch {}{}), {} message(s) of {} B{} at {}, {} {}",
         args.producers,
+        match receipts {
+            Some(r) => format!(
+                " (RECEIPT every {} SEND(s), at most {} outstanding)",
+                r.every, r.window
+            ),
+            None => String::new(),
+        },
         args.consumers,
         args.ack.as_str(),
         args.prefetch,
@@ -116,6 +135,11 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         },
         args.messages,
         args.size,
+        if send_headers.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", send_headers.join(", "))
+        },
         report::pace(args.rate),
         common.url,
         args.destination
@@ -129,6 +153,17 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
     report.set("ack", args.ack.as_str());
     report.set("prefetch", args.prefetch);
     report.set("rate", args.rate);
+    report.set("receipt_every", args.receipt_every);
+    report.set("receipt_window", args.receipt_window);
+    report.set("send_headers", send_headers);
+    let rss_before = match args.broker_pid {
+        Some(pid) => Some(procfs::rss(pid)?),
+        None => None,
+    };
+    if let Some(rss) = rss_before {
+        report.say(format!("broker RSS before: {:.1} MiB", rss as f64 / MIB));
+        report.set("broker_rss_before_bytes", rss);
+    }
 
     // Consumers first, each subscribed (RECEIPT) before any message is sent.
     let mut consumers = Vec::new();
@@ -185,6 +220,9 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
     let shared = Arc::new(Shared::new(args.messages));
     let (stop_tx, stop_rx) = watch::channel(false);
     let machine_before = procfs::MachineCpu::now().ok();
+    let watched = Watched::start(&common.cpu_pids)?;
+    let broker_cpu_before = args.broker_pid.map(procfs::cpu_seconds).transpose()?;
+    let cpu_window = Instant::now();
     let mut consumer_tasks = JoinSet::new();
     for conn in consumers {
         consumer_tasks.spawn(consume(
@@ -208,6 +246,7 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         producer_tasks.spawn(produce(
             conn,
             args.clone(),
+            receipts,
             first_seq,
             count,
             rate,
@@ -234,7 +273,12 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
     }
     producer_tasks.abort_all();
     let sent_at = Instant::now();
-    if !received_all && shared.unique.load(Ordering::Relaxed) < args.messages {
+    // Without consumers the producers' end is the run's: what they sent waits in the broker.
+    let rss_after = match args.broker_pid {
+        Some(pid) => Some(procfs::rss(pid)?),
+        None => None,
+    };
+    if consuming && !received_all && shared.unique.load(Ordering::Relaxed) < args.messages {
         let drain_deadline = (sent_at + Duration::from_secs(args.drain)).min(deadline);
         tokio::select! {
             () = &mut all_received => {}
@@ -242,6 +286,12 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         }
     }
     let machine_after = procfs::MachineCpu::now().ok();
+    let spent = watched.stop();
+    let cpu_window_s = cpu_window.elapsed().as_secs_f64();
+    let broker_cpu = match (args.broker_pid, broker_cpu_before) {
+        (Some(pid), Some(before)) => Some(procfs::cpu_seconds(pid)? - before),
+        _ => None,
+    };
     let _ = stop_tx.send(true);
     let mut consumed = Vec::new();
     let _ = tokio::time::timeout(STOP_GRACE * 2, async {
@@ -273,7 +323,12 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
     let duplicates = shared.duplicates.load(Ordering::Relaxed);
     let malformed = shared.malformed.load(Ordering::Relaxed);
     let redelivered = shared.redelivered.load(Ordering::Relaxed);
-    let lost = sent.saturating_sub(unique);
+    // Without consumers nothing is lost: everything sent is waiting.
+    let lost = if consuming {
+        sent.saturating_sub(unique)
+    } else {
+        0
+    };
     let window_s = last_receive.saturating_sub(first_send) as f64 / 1e9;
     let send_s = last_send.saturating_sub(first_send) as f64 / 1e9;
     let rate = unique as f64 / window_s.max(1e-9);
@@ -291,13 +346,37 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
             None => String::new(),
         }
     ));
-    report.say(format!(
-        "received: {unique} distinct of {sent} sent, {received} MESSAGE frame(s), in {window_s:.3} s; {acks} ACK frame(s) sent"
-    ));
-    report.say(format!(
-        "messages/s: {rate:.1} (distinct messages received / first send to last receive)"
-    ));
-    report.say(format!("latency: {}", hist::summary(&latency)));
+    let mut receipt_latency = hist::new();
+    let (mut receipts_requested, mut receipts_received) = (0, 0);
+    for r in produced.iter().filter_map(|p| p.receipts.as_ref()) {
+        receipts_requested += r.requested;
+        receipts_received += r.received;
+        let _ = receipt_latency.add(&r.latency);
+    }
+    if receipts.is_some() {
+        report.say(format!(
+            "receipts: {receipts_received} of {receipts_requested} asked; send to RECEIPT: {}",
+            hist::summary(&receipt_latency)
+        ));
+        report.set("receipts_requested", receipts_requested);
+        report.set("receipts_received", receipts_received);
+        report.set("receipt_p50_ms", hist::ms(&receipt_latency, 0.5));
+        report.set("receipt_p99_ms", hist::ms(&receipt_latency, 0.99));
+    }
+    if consuming {
+        report.say(format!(
+            "received: {unique} distinct of {sent} sent, {received} MESSAGE frame(s), in {window_s:.3} s; {acks} ACK frame(s) sent"
+        ));
+        report.say(format!(
+            "messages/s: {rate:.1} (distinct messages received / first send to last receive)"
+        ));
+        report.say(format!("latency: {}", hist::summary(&latency)));
+    } else {
+        report.say(format!(
+            "no consumers: the {sent} message(s) sent wait in the broker; send rate {:.1} msgs/s",
+            sent as f64 / send_s.max(1e-9)
+        ));
+    }
     let per_consumer: Vec<String> = consumed.iter().map(|c| c.received.to_string()).collect();
     report.say(format!(
         "per consumer: {}",
@@ -311,9 +390,35 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
         "lost: {lost}; duplicates: {duplicates}; redelivered: {redelivered}; malformed: {malformed}; \
          consumers closed early: {closed_early}, ERROR frames: {error_frames}"
     ));
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        let delta = after as i64 - before as i64;
+        report.say(format!(
+            "broker RSS after the producers: {:.1} MiB ({:+.1} MiB)",
+            after as f64 / MIB,
+            delta as f64 / MIB
+        ));
+        report.set("broker_rss_after_bytes", after);
+        report.set("broker_rss_delta_bytes", delta);
+        if !consuming && sent > 0 {
+            let per_message = delta as f64 / sent as f64;
+            report.say(format!(
+                "broker memory per waiting message: {per_message:.0} bytes ({sent} waiting)"
+            ));
+            report.set("broker_bytes_per_waiting_message", per_message.round());
+        }
+    }
     if let (Some(before), Some(after)) = (machine_before, machine_after) {
         report::machine_cpu(report, before.busy_share_until(after), "first send to done");
     }
+    if let Some(cpu) = broker_cpu {
+        report.say(format!(
+            "broker CPU: {cpu:.2} s from first send to done ({:.0}% of one core)",
+            100.0 * cpu / cpu_window_s.max(1e-9)
+        ));
+        report.set("broker_cpu_seconds", round3(cpu));
+    }
+    spent.report(report, cpu_window_s, "first send to done");
+    report.set("cpu_window_s", round3(cpu_window_s));
     report::own_cpu(report);
     if let Some(e) = &consumer_error {
         report.say(format!("first consumer error: {e}"));
@@ -355,10 +460,12 @@ pub async fn run(common: &Common, args: &QueueArgs, report: &mut Report) -> Resu
 
 /// Sends `count` messages with sequence numbers from `first_seq`, each stamped with its send
 /// time, at `rate` per second (token bucket, at most `--batch` per write) or, at 0, as fast as
-/// the socket takes them; then DISCONNECTs with a receipt.
+/// the socket takes them, asking for `receipts` and waiting for them all; then DISCONNECTs with
+/// a receipt.
 async fn produce(
     mut conn: Conn,
     args: QueueArgs,
+    receipts: Option<ReceiptPlan>,
     first_seq: u64,
     count: u64,
     rate: f64,
@@ -371,6 +478,8 @@ async fn produce(
         rate,
         batch: args.batch,
         first_seq: Some(first_seq),
+        headers: &args.headers,
+        receipts,
     };
     let mut out = send_paced(&mut conn, &plan, deadline).await;
     if out.error.is_none() {

@@ -7,6 +7,9 @@ use serde_json::{Map, Value};
 use crate::cli::Common;
 use crate::procfs;
 
+/// Bytes in a MiB, for memory figures.
+pub const MIB: f64 = 1024.0 * 1024.0;
+
 #[derive(Debug, Default)]
 pub struct Report {
     figures: Map<String, Value>,

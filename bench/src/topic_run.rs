@@ -13,13 +13,12 @@ use crate::hist;
 use crate::pool::Pool;
 use crate::procfs;
 use crate::produce::{Plan, Sent, send_paced};
-use crate::report::{self, Report, round3};
+use crate::report::{self, MIB, Report, round3};
 use crate::target::Endpoint;
 use crate::watched::Watched;
 use crate::wire::{Finished, Ready};
 use crate::worker::{INDEX_PLACEHOLDER, destination_of};
 
-const MIB: f64 = 1024.0 * 1024.0;
 /// Bound on a publisher's CONNECT and on its final DISCONNECT receipt.
 const PUBLISHER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time the workers get to close their connections and report once stopped.
@@ -296,6 +295,8 @@ async fn publish_all(endpoint: &Arc<Endpoint>, run: &TopicRun, deadline: Instant
                 rate,
                 batch,
                 first_seq: None,
+                headers: &[],
+                receipts: None,
             };
             let mut sent = send_paced(&mut conn, &plan, deadline).await;
             let receipt_deadline = deadline.min(Instant::now() + PUBLISHER_TIMEOUT);
