@@ -13,6 +13,7 @@ use crate::auth::Authenticator;
 use crate::cluster::connect::{ConnectError, connect};
 use crate::cluster::{Inbound, LinkSettings, NatsLink, Renew};
 use crate::config::{Config, QueueStoreKind};
+use crate::jetstream::{OfflineJetStream, OpenError};
 use crate::metrics::Stats;
 use crate::outbox::Outbox;
 use crate::routing::cluster::{ClusterLink, Crossing, NoCluster, Presence};
@@ -49,7 +50,7 @@ impl Node {
     /// A node of a cluster when `[cluster]` is configured (its NATS client connects in the
     /// background: a node whose NATS is out of reach still serves local traffic), else a
     /// single node.
-    pub async fn start(config: Config) -> Result<Arc<Node>, ConnectError> {
+    pub async fn start(config: Config) -> Result<Arc<Node>, StartError> {
         if config.queues.store == QueueStoreKind::Jetstream {
             // Accepted so configurations can be written ahead; said at every start so nobody
             // believes their queues durable meanwhile.
@@ -68,6 +69,7 @@ impl Node {
         };
         let stats = Arc::new(Stats::default());
         let client = connect(&cluster, &id, Arc::clone(&stats)).await?;
+        let offline_client = client.clone();
         let link = Arc::new(NatsLink::new(
             client,
             LinkSettings::from_config(&config, &cluster, &id),
@@ -102,6 +104,15 @@ impl Node {
         link.renew_with(renew);
         let inbound: Weak<dyn Inbound> = Arc::downgrade(&node) as Weak<dyn Inbound>;
         link.start(inbound);
+        if !node.config.users.offline.is_empty() {
+            let name = node.config.cluster.as_ref().map_or("", |c| c.name.as_str());
+            let store = OfflineJetStream::open(offline_client, name, &node.config).await?;
+            node.router.offline.set_store(Arc::new(store));
+            info!(
+                destinations = node.config.users.offline.len(),
+                "offline delivery on JetStream"
+            );
+        }
         Ok(node)
     }
 
@@ -161,6 +172,16 @@ impl Node {
         let random = OsRng.next_u64();
         (key, format!("{}-{random:016x}", self.id))
     }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The offline delivery store (`[[users.offline]]`).
+    #[error("users.offline: {0}")]
+    Offline(#[from] OpenError),
 }
 
 /// Messages from other nodes enter this node's routing here.

@@ -9,11 +9,13 @@
 
 mod error;
 mod names;
+mod offline;
 mod pull;
 mod settings;
 mod store;
 
 pub use error::{OpenError, StoreError};
+pub use offline::OfflineJetStream;
 pub use pull::{AckHandle, Delivery, Nacked, Pull, Puller};
 pub use store::{QueueStore, StoreCounts, StoredId};
 

@@ -5,6 +5,7 @@ mod cache;
 pub mod cluster;
 pub mod kicks;
 mod node;
+pub mod offline;
 pub mod publish;
 pub mod queue;
 pub mod rates;
