@@ -136,7 +136,9 @@ async fn without_the_opt_in_a_send_to_an_offline_user_is_dropped() {
     let (mut alice, _) = b.login(Transport::Tcp, "alice").await;
     alice.subscribe("o", "/user/queue/other").await;
     alice.subscribe("n", "/user/queue/notify").await;
-    alice.expect_message("n", "/user/queue/notify", "kept").await;
+    alice
+        .expect_message("n", "/user/queue/notify", "kept")
+        .await;
     alice.expect_silence(QUIET).await;
 }
 
@@ -154,7 +156,8 @@ async fn two_tabs_online_get_live_messages_both() {
     let mut probe = 0;
     loop {
         probe += 1;
-        bob.publish_confirmed(NOTIFY, &format!("probe{probe}")).await;
+        bob.publish_confirmed(NOTIFY, &format!("probe{probe}"))
+            .await;
         assert_eq!(bodies(&mut tab_a, 1).await, [format!("probe{probe}")]);
         let reached = tokio::time::timeout(QUIET, tab_b.expect(Command::Message)).await;
         if let Ok(frame) = reached {

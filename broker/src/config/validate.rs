@@ -672,7 +672,10 @@ fn users(check: &mut Checker, config: &Config) {
             check.fail(key("keep_ms"), format!("{} is too large", block.keep_ms));
         }
         if block.max_per_user > i64::MAX as u64 {
-            check.fail(key("max_per_user"), format!("{} is too large", block.max_per_user));
+            check.fail(
+                key("max_per_user"),
+                format!("{} is too large", block.max_per_user),
+            );
         }
     }
 }

@@ -123,8 +123,7 @@ impl OfflineJetStream {
                 },
                 num_replicas: settings.replicas,
                 max_age: keep,
-                max_messages_per_subject: i64::try_from(offline.max_per_user)
-                    .unwrap_or(i64::MAX),
+                max_messages_per_subject: i64::try_from(offline.max_per_user).unwrap_or(i64::MAX),
                 discard: DiscardPolicy::Old,
                 ..Default::default()
             };

@@ -544,38 +544,38 @@ impl Router {
         published: &mut Published,
     ) -> Result<(), Refusal> {
         match user::session_node(name) {
-                Some(node) if node != self.node_id => {
-                    self.forward(
-                        Audience::Session {
-                            node,
-                            session: name,
-                        },
-                        destination,
-                        headers,
-                        body,
-                        published,
-                    )?;
-                    return Ok(());
-                }
-                Some(_) => {}
-                None if self.clustered() => self.forward(
-                    Audience::User { name },
+            Some(node) if node != self.node_id => {
+                self.forward(
+                    Audience::Session {
+                        node,
+                        session: name,
+                    },
                     destination,
                     headers,
                     body,
                     published,
-                )?,
-                None => {}
+                )?;
+                return Ok(());
             }
-            let targets = self.users.targets(name, destination);
-            if targets.is_empty() && !self.clustered() {
-                self.stats.record_user_unrouted();
-            }
-            published.queues.extend(
-                targets
-                    .iter()
-                    .map(|session| user::resolve(destination, session)),
-            );
+            Some(_) => {}
+            None if self.clustered() => self.forward(
+                Audience::User { name },
+                destination,
+                headers,
+                body,
+                published,
+            )?,
+            None => {}
+        }
+        let targets = self.users.targets(name, destination);
+        if targets.is_empty() && !self.clustered() {
+            self.stats.record_user_unrouted();
+        }
+        published.queues.extend(
+            targets
+                .iter()
+                .map(|session| user::resolve(destination, session)),
+        );
         Ok(())
     }
 
@@ -619,7 +619,10 @@ impl Router {
             let decision = store.store_unless_online(send.clone()).await.map_err(|e| {
                 Refusal::new(
                     "offline delivery failed",
-                    format!("{} has no session subscribed to {} and the message could not be kept: {e}", send.user, send.destination),
+                    format!(
+                        "{} has no session subscribed to {} and the message could not be kept: {e}",
+                        send.user, send.destination
+                    ),
                 )
             })?;
             if decision == Decision::Stored {
