@@ -34,7 +34,7 @@ pub const CLOSE_LABELS: [&str; 11] = [
 
 /// What became of messages kept for offline users (`[[users.offline]]`): the `outcome`
 /// labels, in [`OfflineOutcome`] order.
-pub const OFFLINE_LABELS: [&str; 3] = ["stored", "delivered", "expired"];
+pub const OFFLINE_LABELS: [&str; 4] = ["stored", "delivered", "expired", "dropped"];
 
 /// One [`OFFLINE_LABELS`] entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub enum OfflineOutcome {
     Delivered,
     /// Found older than its `keep_ms`, or past its `expires`, when drained: never delivered.
     Expired,
+    /// The user's oldest, dropped at `max_per_user` for a newer one.
+    Dropped,
 }
 
 #[derive(Debug)]

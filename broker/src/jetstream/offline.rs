@@ -25,7 +25,7 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, Stream
 use async_nats::jetstream::{self, AckKind, Context, Message};
 use async_nats::{Client, HeaderMap, RequestErrorKind};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use herald_protocol::Headers;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -70,6 +70,7 @@ struct Block {
     /// `<c>.online.<n>.`
     online: String,
     keep: Duration,
+    max_per_user: u64,
 }
 
 #[derive(Debug)]
@@ -157,6 +158,7 @@ impl OfflineJetStream {
                 stored: format!("{cluster}.off.{n}."),
                 online: format!("{cluster}.online.{n}."),
                 keep,
+                max_per_user: offline.max_per_user,
             });
         }
         Ok(OfflineJetStream {
@@ -243,15 +245,25 @@ impl Inner {
                 ));
             }
         }
+        let subject = Block::subject(&block.stored, &send.user)?;
+        // At max_per_user JetStream drops the user's oldest to store this one: counted from
+        // the user's count before (best effort: a failed look or a concurrent SEND may miss
+        // one).
+        let kept = match block.stream.info_with_subjects(&subject).await {
+            Ok(mut info) => info.try_next().await.ok().flatten().map_or(0, |(_, n)| n),
+            Err(_) => 0,
+        };
         let mut map = HeaderMap::new();
         put_stomp_headers(&mut map, &send.headers);
         self.js
-            .publish_with_headers(Block::subject(&block.stored, &send.user)?, map, send.body)
+            .publish_with_headers(subject, map, send.body)
             .await
             .map_err(|e| e.to_string())?
             .await
             .map_err(|e| e.to_string())?;
-        Ok(Decision::Stored)
+        Ok(Decision::Stored {
+            dropped_oldest: kept as u64 >= block.max_per_user,
+        })
     }
 
     /// Offers `user`'s stored messages of block `block` to `target`, in order, for twice the

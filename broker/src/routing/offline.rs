@@ -17,7 +17,7 @@ use bytes::Bytes;
 use herald_protocol::Headers;
 
 use super::cluster::BoxFuture;
-use super::publish::{MessageIds, expires};
+use super::publish::{MessageIds, expires, is_expired, now_ms};
 use super::queue::{Enqueued, Queue, QueuedMessage};
 use crate::config::Config;
 use crate::metrics::Stats;
@@ -38,8 +38,9 @@ pub struct OfflineSend {
 /// What the store did with an [`OfflineSend`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Kept: no session of the user subscribes to it anywhere.
-    Stored,
+    /// Kept: no session of the user subscribes to it anywhere. `dropped_oldest`: the user
+    /// had `max_per_user` kept, and the oldest was dropped for it.
+    Stored { dropped_oldest: bool },
     /// Not kept: a session of the user subscribes to it on another node.
     Online,
 }
@@ -93,13 +94,13 @@ impl StoredTarget {
         if !self.is_open() {
             return Taken::No;
         }
-        let message = QueuedMessage::new(
-            self.ids.next(),
-            self.queue.name(),
-            headers,
-            body,
-            expires(headers),
-        );
+        let expires = expires(headers);
+        if is_expired(expires, now_ms()) {
+            self.stats.record_offline(OfflineOutcome::Expired);
+            return Taken::Expired;
+        }
+        let message =
+            QueuedMessage::new(self.ids.next(), self.queue.name(), headers, body, expires);
         match self.queue.enqueue(Arc::new(message)) {
             Ok(Enqueued::Accepted) => {
                 self.stats.record_offline(OfflineOutcome::Delivered);

@@ -625,8 +625,11 @@ impl Router {
                     ),
                 )
             })?;
-            if decision == Decision::Stored {
+            if let Decision::Stored { dropped_oldest } = decision {
                 self.stats.record_offline(OfflineOutcome::Stored);
+                if dropped_oldest {
+                    self.stats.record_offline(OfflineOutcome::Dropped);
+                }
                 return Ok(published);
             }
         }
