@@ -536,7 +536,7 @@ async fn opted_in_user_sends_are_held_then_stored_or_routed_and_drained_into_sub
     // Now a SEND to alice reaches her session here: routed live, not held.
     let live = send("/user/alice/queue/notify");
     assert!(live.offline.is_none());
-    assert_eq!(live.queues, [route.destination.clone()]);
+    assert_eq!(live.queues, [route.destination.as_str()]);
 
     router.unsubscribe(session.id, &route, &spec(1, "n", &out).subscriber);
     assert_eq!(*store.unsubscribed.lock(), [(0, "alice".to_owned())]);
