@@ -17,13 +17,22 @@ const NOTIFY: &str = "/user/alice/queue/notify";
 /// One NATS server with JetStream and nodes `na` and `nb`, `/user/*/queue/notify` opted in
 /// with `keep_ms` and `max_per_user`.
 async fn two_nodes(keep_ms: u64, max_per_user: u64) -> (NatsServer, HeraldProcess, HeraldProcess) {
+    two_nodes_with(keep_ms, max_per_user, "").await
+}
+
+/// [`two_nodes`] with more TOML (`[queues.jetstream]` keys) for both nodes.
+async fn two_nodes_with(
+    keep_ms: u64,
+    max_per_user: u64,
+    jetstream: &str,
+) -> (NatsServer, HeraldProcess, HeraldProcess) {
     let nats = NatsServer::start_with(NatsOptions {
         jetstream: true,
         ..NatsOptions::default()
     })
     .await;
     let config = format!(
-        "[queues]\nstore = \"jetstream\"\n\
+        "[queues]\nstore = \"jetstream\"\n[queues.jetstream]\n{jetstream}\n\
          [[users.offline]]\ndestination = \"/user/*/queue/notify\"\n\
          keep_ms = {keep_ms}\nmax_per_user = {max_per_user}\n"
     );
@@ -222,4 +231,24 @@ async fn a_stored_message_is_delivered_once_per_user_to_two_sessions_subscribing
     }
     tab_a.expect_silence(QUIET).await;
     tab_b.expect_silence(QUIET).await;
+}
+
+/// A SEND that can be neither routed nor stored (NATS gone) is refused with an ERROR naming
+/// its receipt, not confirmed.
+#[tokio::test]
+async fn a_send_that_cannot_be_stored_is_refused_with_its_receipt() {
+    let (mut nats, a, _b) = two_nodes_with(60_000, 100, "request_timeout_ms = 300").await;
+    let (mut bob, _) = a.login(Transport::Tcp, "bob").await;
+    bob.publish_confirmed(NOTIFY, "stored").await;
+    nats.kill();
+    bob.send(&send_frame(NOTIFY, "lost").header("receipt", "r-lost"))
+        .await;
+    let error = bob.expect_error("offline delivery failed").await;
+    assert_eq!(
+        error.headers.get("receipt-id"),
+        Some("r-lost"),
+        "{}",
+        show(&error)
+    );
+    assert!(body_text(&error).contains("alice"), "{}", show(&error));
 }

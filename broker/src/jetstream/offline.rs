@@ -8,7 +8,10 @@
 //! - Whether a user is online: a node holding a session of the user subscribed to block `n`'s
 //!   destination answers requests on `<c>.online.<n>.<user>`; a SEND's node asks there, and
 //!   NATS's "no responders" means nobody anywhere (the link's `no_echo` keeps a node from
-//!   answering itself, which its own user directory does).
+//!   answering itself, which its own user directory does). No answer within
+//!   `cluster.presence_timeout_ms` counts as offline too: a node whose last such subscription
+//!   just ended may still be subscribed without answering, and a message stored for a user who
+//!   is online after all is delivered late rather than lost.
 //! - A subscription drains the user's durable consumer (`u-<user>-<hash>`, one for every
 //!   node, so each stored message goes to one session) into its queue, acknowledging each
 //!   message the queue took, for a window long enough for a SEND that found the user offline
@@ -57,6 +60,8 @@ struct Inner {
     /// Users this node answers for, by block: its subscriptions of each, and the task
     /// answering on the user's online subject.
     answering: Mutex<HashMap<(usize, String), Answering>>,
+    /// How long the other nodes get to answer whether a user is online.
+    ask_timeout: Duration,
     request_timeout: Duration,
     ack_wait: Duration,
     consumer_idle: Duration,
@@ -167,6 +172,14 @@ impl OfflineJetStream {
                 js,
                 blocks,
                 answering: Mutex::new(HashMap::new()),
+                ask_timeout: Duration::from_millis(
+                    config
+                        .cluster
+                        .as_ref()
+                        .map_or(request_timeout.as_millis() as u64, |c| {
+                            c.presence_timeout_ms
+                        }),
+                ),
                 request_timeout,
                 ack_wait: Duration::from_millis(settings.ack_wait_ms),
                 consumer_idle: Duration::from_millis(settings.consumer_idle_ms),
@@ -229,21 +242,18 @@ impl Inner {
     async fn store_unless_online(&self, send: OfflineSend) -> Result<Decision, String> {
         let block = self.blocks.get(send.block).ok_or("no such block")?;
         let online = Block::subject(&block.online, &send.user)?;
-        let asked = tokio::time::timeout(
-            self.request_timeout,
-            self.client.request(online, Bytes::new()),
-        )
-        .await;
+        let asked =
+            tokio::time::timeout(self.ask_timeout, self.client.request(online, Bytes::new())).await;
         match asked {
             Ok(Ok(_)) => return Ok(Decision::Online),
-            Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {}
+            // Nobody subscribed, or nobody answered in time: stored.
+            Ok(Err(e))
+                if matches!(
+                    e.kind(),
+                    RequestErrorKind::NoResponders | RequestErrorKind::TimedOut
+                ) => {}
+            Err(_) => {}
             Ok(Err(e)) => return Err(format!("cannot ask the other nodes: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "the other nodes did not answer within queues.jetstream.request_timeout_ms ({} ms)",
-                    self.request_timeout.as_millis()
-                ));
-            }
         }
         let subject = Block::subject(&block.stored, &send.user)?;
         // At max_per_user JetStream drops the user's oldest to store this one: counted from
@@ -266,9 +276,10 @@ impl Inner {
         })
     }
 
-    /// Offers `user`'s stored messages of block `block` to `target`, in order, for twice the
-    /// request timeout: a SEND that found the user offline just before this subscription
-    /// was made (asked, then stored, each within the timeout) is still delivered.
+    /// Offers `user`'s stored messages of block `block` to `target`, in order, for the time a
+    /// SEND may take to ask and store (`presence_timeout_ms` + `request_timeout_ms`, twice
+    /// over): one that found the user offline just before this subscription was made is
+    /// still delivered.
     async fn drain(&self, block: usize, user: &str, target: &StoredTarget) -> Result<(), String> {
         let Some(b) = self.blocks.get(block) else {
             return Ok(());
@@ -287,7 +298,7 @@ impl Inner {
             })
             .await
             .map_err(|e| e.to_string())?;
-        let until = Instant::now() + self.request_timeout * 2;
+        let until = Instant::now() + (self.ask_timeout + self.request_timeout) * 2;
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left < MIN_PULL || !target.is_open() {
