@@ -27,6 +27,8 @@ pub(super) enum ApiError {
     AccessDenied(String),
     /// A queue at its bound did not take the message.
     QueueFull(Refusal),
+    /// A message for an offline user could be neither routed nor stored.
+    OfflineStore(Refusal),
 }
 
 impl ApiError {
@@ -64,6 +66,11 @@ impl ApiError {
                 "queue_full",
                 refusal.detail.clone(),
             ),
+            ApiError::OfflineStore(refusal) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "offline_delivery_failed",
+                refusal.detail.clone(),
+            ),
         }
     }
 }
@@ -74,6 +81,7 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> ApiError {
         match refusal.message {
             "queue full" => ApiError::QueueFull(refusal),
+            "offline delivery failed" => ApiError::OfflineStore(refusal),
             "message too large" => ApiError::TooLarge(refusal.detail),
             _ => ApiError::Destination(refusal),
         }
