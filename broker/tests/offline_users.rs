@@ -252,3 +252,23 @@ async fn a_send_that_cannot_be_stored_is_refused_with_its_receipt() {
     );
     assert!(body_text(&error).contains("alice"), "{}", show(&error));
 }
+
+/// A SEND in a transaction is settled after its COMMIT (which does not wait for it): stored
+/// all the same, and delivered even to a subscription made right after the COMMIT's RECEIPT.
+#[tokio::test]
+async fn a_committed_send_to_an_offline_user_is_stored() {
+    let (_nats, a, b) = two_nodes(60_000, 100).await;
+    let (mut bob, _) = a.login(Transport::Tcp, "bob").await;
+    bob.send(&Frame::new(Command::Begin).header("transaction", "t"))
+        .await;
+    bob.send(&send_frame(NOTIFY, "in a transaction").header("transaction", "t"))
+        .await;
+    bob.send_with_receipt(Frame::new(Command::Commit).header("transaction", "t"))
+        .await;
+    let (mut alice, _) = b.login(Transport::Tcp, "alice").await;
+    alice.subscribe("n", "/user/queue/notify").await;
+    alice
+        .expect_message("n", "/user/queue/notify", "in a transaction")
+        .await;
+    alice.expect_silence(QUIET).await;
+}
