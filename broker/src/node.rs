@@ -6,17 +6,18 @@ use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::access::Access;
 use crate::auth::Authenticator;
 use crate::cluster::connect::{ConnectError, connect};
 use crate::cluster::{Inbound, LinkSettings, NatsLink, Renew};
 use crate::config::{Config, QueueStoreKind};
-use crate::jetstream::{OfflineJetStream, OpenError};
+use crate::jetstream::{JetStreamQueues, OfflineJetStream, OpenError, QueueStore};
 use crate::metrics::Stats;
 use crate::outbox::Outbox;
 use crate::routing::cluster::{ClusterLink, Crossing, NoCluster, Presence};
+use crate::routing::durable::DurableStore;
 use crate::routing::kicks::Kicks;
 use crate::routing::router::Router;
 use crate::routing::user::{LocalUsers, UserDirectory};
@@ -49,15 +50,9 @@ pub struct Node {
 impl Node {
     /// A node of a cluster when `[cluster]` is configured (its NATS client connects in the
     /// background: a node whose NATS is out of reach still serves local traffic), else a
-    /// single node.
+    /// single node. Under `queues.store = "jetstream"` the queue stream is created or checked
+    /// first: a node that cannot keep its queues durable does not start.
     pub async fn start(config: Config) -> Result<Arc<Node>, StartError> {
-        if config.queues.store == QueueStoreKind::Jetstream {
-            // Accepted so configurations can be written ahead; said at every start so nobody
-            // believes their queues durable meanwhile.
-            warn!(
-                "queues.store = \"jetstream\" is not in effect yet: queues stay in this node's memory (docs/queues.md)"
-            );
-        }
         let Some(cluster) = config.cluster.clone() else {
             let node = Node::new(config);
             info!(node = %node.id, "single node: no [cluster] configured");
@@ -70,6 +65,15 @@ impl Node {
         let stats = Arc::new(Stats::default());
         let client = connect(&cluster, &id, Arc::clone(&stats)).await?;
         let offline_client = client.clone();
+        let durable = match config.queues.store {
+            QueueStoreKind::Memory => None,
+            QueueStoreKind::Jetstream => {
+                let js = &config.queues.jetstream;
+                let store = QueueStore::open(client.clone(), &cluster.name, js).await?;
+                info!(stream = %store.stream_name(), "queues are kept in NATS JetStream");
+                Some(Arc::new(JetStreamQueues::new(store, js)) as Arc<dyn DurableStore>)
+            }
+        };
         let link = Arc::new(NatsLink::new(
             client,
             LinkSettings::from_config(&config, &cluster, &id),
@@ -78,7 +82,8 @@ impl Node {
             node = %id,
             cluster = %cluster.name,
             servers = ?cluster.servers,
-            "clustered over NATS; queues stay on the node that holds them (node-local)"
+            queues = ?config.queues.store,
+            "clustered over NATS"
         );
         let node = Arc::new(Node::build(
             config,
@@ -87,6 +92,7 @@ impl Node {
             Arc::new(LocalUsers::default()),
             Arc::clone(&link) as Arc<dyn ClusterLink>,
             Some(Arc::clone(&link)),
+            durable,
         ));
         // A client whose connection task ended for good (a NATS client bug, say) is replaced
         // by a new one made the same way.
@@ -106,7 +112,9 @@ impl Node {
         link.start(inbound);
         if !node.config.users.offline.is_empty() {
             let name = node.config.cluster.as_ref().map_or("", |c| c.name.as_str());
-            let store = OfflineJetStream::open(offline_client, name, &node.config).await?;
+            let store = OfflineJetStream::open(offline_client, name, &node.config)
+                .await
+                .map_err(StartError::Offline)?;
             node.router.offline.set_store(Arc::new(store));
             info!(
                 destinations = node.config.users.offline.len(),
@@ -133,7 +141,15 @@ impl Node {
         users: Arc<dyn UserDirectory>,
         link: Arc<dyn ClusterLink>,
     ) -> Node {
-        Node::build(config, id, Arc::new(Stats::default()), users, link, None)
+        Node::build(
+            config,
+            id,
+            Arc::new(Stats::default()),
+            users,
+            link,
+            None,
+            None,
+        )
     }
 
     fn build(
@@ -143,12 +159,16 @@ impl Node {
         users: Arc<dyn UserDirectory>,
         link: Arc<dyn ClusterLink>,
         cluster: Option<Arc<NatsLink>>,
+        durable: Option<Arc<dyn DurableStore>>,
     ) -> Node {
         let auth = Authenticator::new(&config.auth, &config.jwt);
         let access = Access::new(&config.access);
         let login_throttle =
             LoginThrottle::new(Duration::from_millis(config.auth.failure_delay_ms));
-        let router = Router::new(&config, id, users, link, Arc::clone(&stats));
+        let mut router = Router::new(&config, id, users, link, Arc::clone(&stats));
+        if let Some(store) = durable {
+            router = router.with_durable_store(store);
+        }
         Node {
             config,
             id: id.to_owned(),
@@ -174,16 +194,6 @@ impl Node {
     }
 }
 
-/// Why a node could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// The offline delivery store (`[[users.offline]]`).
-    #[error("users.offline: {0}")]
-    Offline(#[from] OpenError),
-}
-
 /// Messages from other nodes enter this node's routing here.
 impl Inbound for Node {
     fn deliver(&self, message: Crossing<'_>) -> Vec<Arc<Outbox>> {
@@ -197,6 +207,18 @@ impl Inbound for Node {
     fn kick(&self, user: &str, reason: &str) -> usize {
         self.kicks.kick(user, reason)
     }
+}
+
+/// Why a node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("queues.store = \"jetstream\": {0}")]
+    QueueStore(#[from] OpenError),
+    /// The offline delivery store (`[[users.offline]]`).
+    #[error("users.offline: {0}")]
+    Offline(OpenError),
 }
 
 /// A node id for a node not given one: eight random lowercase hex digits.

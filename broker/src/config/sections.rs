@@ -437,6 +437,16 @@ pub struct QueuesJetStreamConfig {
     pub consumer_idle_ms: u64,
     /// How long a request to JetStream (a publish's acknowledgement among them) may take.
     pub request_timeout_ms: u64,
+    /// Unacknowledged messages at most for a client-ack subscription without
+    /// `prefetch-count` (and messages handed over at a time to an auto-ack one).
+    pub default_prefetch: usize,
+    /// How long one pull waits for messages before the node asks again.
+    pub pull_wait_ms: u64,
+    /// SENDs per session the store has not confirmed yet, at most: past it the session is
+    /// not read until the store catches up.
+    pub max_unconfirmed_sends: usize,
+    /// Body bytes of those SENDs per session, at most (one SEND always goes).
+    pub max_unconfirmed_bytes: usize,
 }
 
 impl Default for QueuesJetStreamConfig {
@@ -454,6 +464,10 @@ impl Default for QueuesJetStreamConfig {
             max_ack_pending: 10_000,
             consumer_idle_ms: 3_600_000,
             request_timeout_ms: 5_000,
+            default_prefetch: 100,
+            pull_wait_ms: 2_000,
+            max_unconfirmed_sends: 256,
+            max_unconfirmed_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -550,6 +550,22 @@ fn jetstream(check: &mut Checker, js: &QueuesJetStreamConfig, queue_prefixes: &[
     check.positive("queues.jetstream.max_deliver", js.max_deliver);
     check.positive("queues.jetstream.max_ack_pending", js.max_ack_pending);
     check.positive("queues.jetstream.request_timeout_ms", js.request_timeout_ms);
+    check.positive("queues.jetstream.default_prefetch", js.default_prefetch);
+    check.positive(
+        "queues.jetstream.max_unconfirmed_sends",
+        js.max_unconfirmed_sends,
+    );
+    check.positive(
+        "queues.jetstream.max_unconfirmed_bytes",
+        js.max_unconfirmed_bytes,
+    );
+    // A pull's wait travels as i64 nanoseconds; nats-server wants at least a millisecond.
+    if !(10..=60_000).contains(&js.pull_wait_ms) {
+        check.fail(
+            "queues.jetstream.pull_wait_ms",
+            format!("{} must be from 10 to 60000 (a minute)", js.pull_wait_ms),
+        );
+    }
     for (key, value) in [
         ("queues.jetstream.max_age_ms", js.max_age_ms),
         ("queues.jetstream.consumer_idle_ms", js.consumer_idle_ms),

@@ -3,6 +3,7 @@
 
 mod cache;
 pub mod cluster;
+pub mod durable;
 pub mod kicks;
 mod node;
 pub mod offline;

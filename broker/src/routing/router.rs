@@ -20,6 +20,7 @@ use super::cluster::{
     Audience, ClusterLink, Crossing, LinkState, Presence, RemoteDisconnect, Unforwardable,
 };
 use super::destination::{DestinationKind, Destinations};
+use super::durable::{DurableStore, Storing};
 use super::has_wildcards;
 use super::offline::{Decision, OfflineOutcome, OfflineRouting, OfflineSend, StoredTarget};
 use super::publish::{MessageIds, expires, forwarded_headers, is_expired, now_ms};
@@ -29,7 +30,7 @@ use super::subscriber::Subscriber;
 use super::topic::{Fanout, TopicMessage, TopicRouter, TopicSubscriber};
 use super::user::{self, UserDirectory};
 use crate::config::Config;
-use crate::metrics::Stats;
+use crate::metrics::{QueueStats, Stats};
 use crate::outbox::Outbox;
 
 /// Why the router refused a destination: the ERROR frame's `message` and its body.
@@ -162,6 +163,8 @@ pub struct Router {
     pub rates: TopDestinations,
     /// User destinations opted in to offline delivery, and their store.
     pub offline: OfflineRouting,
+    /// Where named queues keep their messages under `queues.store = "jetstream"`.
+    durable: Option<Arc<dyn DurableStore>>,
 }
 
 impl Router {
@@ -197,7 +200,22 @@ impl Router {
             remote_creator: Creator::default(),
             rates: TopDestinations::default(),
             offline: OfflineRouting::new(config),
+            durable: None,
         }
+    }
+
+    /// Keeps named queues' messages in `store` rather than in this node's memory.
+    pub fn with_durable_store(mut self, store: Arc<dyn DurableStore>) -> Router {
+        self.durable = Some(store);
+        self
+    }
+
+    /// The store of the queue `destination`, if it is durable: a named queue (a session's
+    /// resolved user queue stays in memory: it lives and dies with its session).
+    fn durable_store(&self, destination: &str) -> Option<&Arc<dyn DurableStore>> {
+        self.durable
+            .as_ref()
+            .filter(|_| user::resolved_session(destination).is_none())
     }
 
     pub fn destinations(&self) -> &Destinations {
@@ -348,10 +366,17 @@ impl Router {
                 })
             }
             SubscribeRoute::Queue(destination) => {
+                let durable = self.durable_store(destination);
+                if let (Some(store), 0) = (durable, spec.prefetch) {
+                    spec.prefetch = store.default_prefetch();
+                }
                 let queue = self
                     .queues
-                    .subscribe(destination, spec, session.creator)
+                    .subscribe(destination, spec, session.creator, durable.is_some())
                     .map_err(|bound| Refusal::queue_full(destination, bound))?;
+                if let Some(store) = durable.filter(|_| queue.claim_feed()) {
+                    store.feed(Arc::clone(&queue));
+                }
                 self.interest_changed(Interest::Queue, destination, true);
                 Ok(Route {
                     destination: destination.to_owned(),
@@ -369,7 +394,7 @@ impl Router {
                 spec.shown_destination = Some(Arc::from(shown));
                 let queue = self
                     .queues
-                    .subscribe(&resolved, spec, session.creator)
+                    .subscribe(&resolved, spec, session.creator, false)
                     .map_err(|bound| Refusal::queue_full(&resolved, bound))?;
                 self.interest_changed(Interest::Queue, &resolved, true);
                 if !self.users.is_live(session.id) {
@@ -754,6 +779,27 @@ impl Router {
                 "the user name is too long to reach other nodes",
             ),
         }
+    }
+
+    /// Hands a SEND for the durable queue `destination` to its store; `None` if the queue is
+    /// not durable (then [`Router::enqueue`] it). The caller confirms the SEND once the
+    /// store has it.
+    pub fn store(&self, destination: &str, headers: &Headers, body: &Bytes) -> Option<Storing> {
+        let store = self.durable_store(destination)?;
+        if is_expired(expires(headers), now_ms()) {
+            self.stats.record_expired();
+            return Some(Box::pin(std::future::ready(Ok(()))));
+        }
+        let stats = &self.stats;
+        QueueStats::count(&stats.queues.sends, 1);
+        QueueStats::count(&stats.messages_published, 1);
+        // Copied: the body is a slice of the connection's read buffer, which it must not pin
+        // while the store confirms it.
+        Some(store.store(
+            destination,
+            forwarded_headers(headers).into_owned(),
+            Bytes::copy_from_slice(body),
+        ))
     }
 
     /// Puts a SEND in the queue `destination` (created for `creator` if needed).

@@ -51,6 +51,7 @@ impl Session {
         // it still names the receipt, which helps clients that sent one anyway.
         let receipt = frame.headers.get("receipt").map(str::to_owned);
         let answers_receipt = !matches!(frame.command, Command::Connect | Command::Stomp);
+        let stores_before = self.stores_made();
         let result = match (self.version, frame.command) {
             // A CONNECT before the session is connected never gets here: `serve` awaits
             // `on_connect` for it.
@@ -81,10 +82,16 @@ impl Session {
         };
         match result {
             Ok(()) => {
+                let stored = self.stores_made() > stores_before;
                 if let Some(slot) = self.pause.as_mut().and_then(|p| p.receipt_slot()) {
                     // A SEND waiting for queue room, or for its offline-or-live decision, is
                     // confirmed once settled.
                     *slot = receipt;
+                } else if let (true, Some(unconfirmed)) = (stored, self.unconfirmed.as_mut()) {
+                    // Confirmed once the store has what the frame sent (a SEND, a COMMIT).
+                    if let Some(receipt) = receipt {
+                        unconfirmed.answer_with_last(receipt);
+                    }
                 } else if let (Some(receipt), Some(version), true) =
                     (receipt, self.version, answers_receipt)
                 {
@@ -250,14 +257,31 @@ impl Session {
         Ok(published.queues)
     }
 
+    /// Stores made for this session's SENDs so far (see `unconfirmed`).
+    fn stores_made(&self) -> u64 {
+        self.unconfirmed.as_ref().map_or(0, |u| u.made())
+    }
+
     /// Publishes `frame` to each queue of `targets` in turn, removing those that took it;
-    /// stops at a queue that has no room under policy `block` and returns where to wait.
+    /// stops at a queue that has no room under policy `block` and returns where to wait. A
+    /// durable queue's store takes it without waiting; it is confirmed later.
     pub(super) fn publish_to_queues(
-        &self,
+        &mut self,
         frame: &Frame,
         targets: &mut VecDeque<String>,
     ) -> Result<Option<Room>, CloseReason> {
         while let Some(destination) = targets.front() {
+            if let Some(storing) = self
+                .node
+                .router
+                .store(destination, &frame.headers, &frame.body)
+            {
+                self.unconfirmed
+                    .get_or_insert_with(Box::default)
+                    .push(storing, frame.body.len());
+                targets.pop_front();
+                continue;
+            }
             match self
                 .node
                 .router

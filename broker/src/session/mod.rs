@@ -10,6 +10,7 @@ mod pause;
 #[cfg(test)]
 mod tests;
 mod transaction;
+mod unconfirmed;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -78,6 +79,8 @@ pub struct Session {
     /// Reading is paused until what this session routed has room (back-pressure).
     /// Boxed: rare, and inline it would enlarge every idle session.
     pause: Option<Box<pause::Pause>>,
+    /// SENDs to durable queues the store has not confirmed yet.
+    unconfirmed: Option<Box<unconfirmed::Unconfirmed>>,
     /// `finish` ran to its end: `Drop` has nothing left to clean up.
     closed: bool,
     /// Counts the queues this session created, against `queues.max_queues_per_session`.
@@ -154,6 +157,7 @@ impl Session {
             transactions: transaction::Transactions::default(),
             pumps: Vec::new(),
             pause: None,
+            unconfirmed: None,
             closed: false,
             creator: Creator::default(),
             kick: None,
@@ -196,6 +200,7 @@ impl Session {
         loop {
             let was_connected = self.version.is_some();
             let was_paused = self.pause.is_some();
+            let was_held_back = self.held_back();
             let unread = input.len();
             tokio::select! {
                 biased;
@@ -204,14 +209,24 @@ impl Session {
                     if let Err(reason) = self.settle_pause() {
                         return reason;
                     }
-                    if self.pause.is_none() {
+                    if !self.held_back() {
                         // The frames read before the pause come first.
                         if let Err(reason) = self.consume_input(&mut input).await {
                             return reason;
                         }
                     }
                 }
-                read = io.read(&mut input), if !was_paused => {
+                confirmed = next_confirmed(self.unconfirmed.as_deref_mut()) => {
+                    if let Err(reason) = self.on_confirmed(confirmed) {
+                        return reason;
+                    }
+                    if was_held_back && !self.held_back() {
+                        if let Err(reason) = self.consume_input(&mut input).await {
+                            return reason;
+                        }
+                    }
+                }
+                read = io.read(&mut input), if !was_held_back => {
                     match read {
                         Ok(true) => {}
                         Ok(false) => return CloseReason::PeerClosed,
@@ -264,7 +279,11 @@ impl Session {
             if let (false, Some(kick)) = (was_connected, &self.kick) {
                 shutdown = kick.token().clone();
             }
-            if (!was_connected && self.version.is_some()) || was_paused != self.pause.is_some() {
+            if was_held_back && !self.held_back() {
+                // Nothing was read meanwhile: the client's heart-beats wait in the socket.
+                self.last_read = Instant::now();
+            }
+            if (!was_connected && self.version.is_some()) || was_held_back != self.held_back() {
                 // CONNECT accepted: the read window is now the heart-beat window. A pause
                 // suspends it (nothing is read), and its end starts it afresh.
                 read_timer
@@ -293,6 +312,44 @@ impl Session {
         if input.is_empty() {
             // Idle connections keep no read buffer; the next read reserves one.
             *input = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    /// Whether reading waits: a pause, or the stores in flight (a full window, or a frame
+    /// that waits for them).
+    fn held_back(&self) -> bool {
+        let js = &self.node.config.queues.jetstream;
+        self.pause.is_some()
+            || self.unconfirmed.as_ref().is_some_and(|unconfirmed| {
+                unconfirmed.holds_back(js.max_unconfirmed_sends, js.max_unconfirmed_bytes)
+            })
+    }
+
+    /// A store was confirmed (its RECEIPT goes out) or refused (ERROR, and the session
+    /// ends: the client must not believe later SENDs stored either). Once none is in flight,
+    /// the frame that waited for them is handled.
+    fn on_confirmed(&mut self, confirmed: unconfirmed::Confirmed) -> Result<(), CloseReason> {
+        let version = self.version.unwrap_or(Version::V1_2);
+        match confirmed.result {
+            Ok(()) => {
+                if let Some(receipt) = confirmed.receipt {
+                    self.outbox.push_control(frames::receipt(&receipt, version));
+                }
+            }
+            Err(refusal) => {
+                warn!(session = %self.id, peer = %self.peer, detail = %refusal.detail, "queue store refused a SEND");
+                return Err(CloseReason::Protocol(
+                    ErrorReply::new(refusal.message, refusal.detail)
+                        .for_receipt(confirmed.receipt.as_deref()),
+                ));
+            }
+        }
+        if let Some(frame) = self.unconfirmed.as_mut().and_then(|u| u.release()) {
+            self.handle(frame)?;
+        }
+        if self.unconfirmed.as_ref().is_some_and(|u| u.is_done()) {
+            self.unconfirmed = None;
         }
         Ok(())
     }
@@ -349,7 +406,7 @@ impl Session {
         if self.version.is_none() {
             return Some(connect_by);
         }
-        if self.pause.is_some() {
+        if self.held_back() {
             return None;
         }
         self.heartbeat
@@ -370,7 +427,7 @@ impl Session {
     /// session not yet connected, which is returned for `serve` to await.
     fn process_input(&mut self, input: &mut BytesMut) -> Result<Option<Frame>, CloseReason> {
         loop {
-            if self.pause.is_some() {
+            if self.held_back() {
                 // The rest of `input` waits until the pause ends.
                 return Ok(None);
             }
@@ -386,7 +443,10 @@ impl Session {
                 {
                     return Ok(Some(frame));
                 }
-                Ok(Some(Decoded::Frame(frame))) => self.handle(frame)?,
+                Ok(Some(Decoded::Frame(frame))) => match self.unconfirmed.as_mut() {
+                    Some(unconfirmed) if unconfirmed.must_wait(&frame) => unconfirmed.hold(frame),
+                    _ => self.handle(frame)?,
+                },
                 Ok(Some(Decoded::HeartBeat)) => {}
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(self.parse_error(e)),
@@ -477,6 +537,8 @@ impl Session {
         self.transactions.abort_all();
         self.pumps.clear();
         self.pause = None;
+        // Stores in flight may still complete; their RECEIPTs are never sent.
+        self.unconfirmed = None;
         let subscriptions = std::mem::take(&mut self.subscriptions);
         self.node.router.unsubscribe_session(
             &self.id,
@@ -598,6 +660,16 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)")
+}
+
+/// The next store confirmed (never, while none is in flight).
+async fn next_confirmed(
+    unconfirmed: Option<&mut unconfirmed::Unconfirmed>,
+) -> unconfirmed::Confirmed {
+    match unconfirmed {
+        Some(unconfirmed) => unconfirmed.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Completes when a paused session may go on (never when it is not paused).

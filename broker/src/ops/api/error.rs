@@ -27,8 +27,8 @@ pub(super) enum ApiError {
     AccessDenied(String),
     /// A queue at its bound did not take the message.
     QueueFull(Refusal),
-    /// A message for an offline user could be neither routed nor stored.
-    OfflineStore(Refusal),
+    /// The queue store (JetStream) did not store the message: out of reach, or failing.
+    StoreUnavailable(Refusal),
 }
 
 impl ApiError {
@@ -66,9 +66,9 @@ impl ApiError {
                 "queue_full",
                 refusal.detail.clone(),
             ),
-            ApiError::OfflineStore(refusal) => (
+            ApiError::StoreUnavailable(refusal) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "offline_delivery_failed",
+                "store_unavailable",
                 refusal.detail.clone(),
             ),
         }
@@ -81,7 +81,9 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> ApiError {
         match refusal.message {
             "queue full" => ApiError::QueueFull(refusal),
-            "offline delivery failed" => ApiError::OfflineStore(refusal),
+            "queue store unavailable" | "offline delivery failed" => {
+                ApiError::StoreUnavailable(refusal)
+            }
             "message too large" => ApiError::TooLarge(refusal.detail),
             _ => ApiError::Destination(refusal),
         }

@@ -231,13 +231,18 @@ async fn wait_for_room(node: &Node, congested: Vec<Arc<Outbox>>) {
 }
 
 /// Puts the message in `queue`, waiting for room under policy `block` up to
-/// `queues.block_timeout_ms`. Returns whether the queue took it (not expired or dropped).
+/// `queues.block_timeout_ms`, or for a durable queue's store to have it. Returns whether the
+/// queue took it (not expired or dropped).
 async fn enqueue(
     node: &Node,
     queue: &str,
     message: &Message,
     creator: &Creator,
 ) -> Result<bool, ApiError> {
+    if let Some(storing) = node.router.store(queue, &message.headers, &message.body) {
+        storing.await?;
+        return Ok(true);
+    }
     let deadline = Instant::now() + Duration::from_millis(node.config.queues.block_timeout_ms);
     let attempt = || {
         node.router

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use super::Shared;
 use super::consumer::{AckId, Consumer, ConsumerSpec, Pending};
@@ -115,6 +116,11 @@ pub struct Queue {
     /// The session that made it, whose `max_queues_per_session` count it holds (named
     /// queues only).
     creator: Option<Creator>,
+    /// Its messages live in a store, which feeds this queue as its consumers have room
+    /// (`routing::durable`): it holds only what it was fed.
+    durable: bool,
+    /// Wakes the store's feeder when its consumers may have room for more.
+    feed_wake: Notify,
     state: Mutex<State>,
 }
 
@@ -147,14 +153,27 @@ struct State {
     deleted: bool,
     /// When this queue last logged that it is full, so a flood logs once per interval.
     last_full_warning: Option<Instant>,
+    /// A durable queue's store is feeding it (see `Queue::claim_feed`).
+    feeding: bool,
+}
+
+/// How many messages a durable queue's feeder may hand over now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedRoom {
+    /// This many: what its consumers have room for, minus what already waits.
+    Room(usize),
+    /// It has no consumers left: the feeder stops (a new consumer starts another).
+    Stop,
 }
 
 impl Queue {
     /// A named queue made for `creator`; its overhead is charged to the node's total until
     /// [`Queue::release_quota`].
-    pub(super) fn named(name: &str, creator: Creator, shared: Arc<Shared>) -> Queue {
+    pub(super) fn named(name: &str, creator: Creator, shared: Arc<Shared>, durable: bool) -> Queue {
         shared.charge(Queue::overhead(name));
-        Queue::new(name, false, Some(creator), shared)
+        let mut queue = Queue::new(name, false, Some(creator), shared);
+        queue.durable = durable;
+        queue
     }
 
     /// The private queue of a client-ack topic subscription: bounded with the subscription
@@ -174,6 +193,8 @@ impl Queue {
             shared,
             room: Room::default(),
             creator,
+            durable: false,
+            feed_wake: Notify::new(),
             state: Mutex::new(state),
         }
     }
@@ -338,6 +359,7 @@ impl Queue {
         let key = self.shared.next_consumer.fetch_add(1, Ordering::Relaxed);
         st.consumers.push(Consumer::new(key, spec));
         self.note_idle(&mut st);
+        self.wake_feed();
         Ok(())
     }
 
@@ -360,6 +382,19 @@ impl Queue {
         let held = consumer.unacked.len();
         let pending: Vec<Pending> = consumer.unacked.into_values().collect();
         self.forget_unacked(&mut st, &pending);
+        if self.durable {
+            // Back to the store at once, for a consumer here or on any node.
+            self.give_back(pending);
+            if st.consumers.is_empty() {
+                while let Some(p) = self.pop_ready(&mut st) {
+                    self.give_back(vec![p]);
+                }
+            }
+            self.dispatch(&mut st);
+            self.note_idle(&mut st);
+            self.wake_feed();
+            return held;
+        }
         if self.private {
             self.freed(pending.iter().map(|p| p.msg.size()).sum());
             self.discard_ready(&mut st);
@@ -406,10 +441,14 @@ impl Queue {
         match settle {
             Settle::Ack => {
                 self.freed(settled.iter().map(|p| p.msg.size()).sum());
+                settled.iter().for_each(|p| p.msg.ack_stored());
                 QueueStats::count(&self.stats().acked, n as u64);
             }
+            // The store redelivers it (flagged, from its delivery count), or dead-letters it.
+            Settle::Nack if self.durable => self.give_back(settled),
             Settle::Nack => self.requeue(&mut st, settled, Some(key)),
         }
+        self.wake_feed();
         Ok(n)
     }
 
@@ -446,6 +485,7 @@ impl Queue {
             c.blocked = false;
         }
         self.dispatch(&mut st);
+        self.wake_feed();
     }
 
     pub fn depth(&self) -> QueueDepth {
@@ -469,6 +509,7 @@ impl Queue {
         st.ready.retain(|p| {
             if is_expired(p.msg.expires(), now_ms) {
                 freed += p.msg.size();
+                p.msg.ack_stored();
                 return false;
             }
             expiring += usize::from(p.msg.expires().is_some());
@@ -488,9 +529,10 @@ impl Queue {
     /// Marks the queue deleted if it has been empty, without consumers, for `grace`.
     pub(super) fn delete_if_idle(&self, now: Instant, grace: Duration) -> bool {
         let mut st = self.state.lock();
-        let idle = st
-            .idle_since
-            .is_some_and(|since| now.saturating_duration_since(since) >= grace);
+        let idle = !st.feeding
+            && st
+                .idle_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= grace);
         if idle && !st.deleted {
             st.deleted = true;
             return true;
@@ -508,6 +550,7 @@ impl Queue {
                 if is_expired(head.msg.expires(), now) {
                     if let Some(p) = self.pop_ready(st) {
                         self.freed(p.msg.size());
+                        p.msg.ack_stored();
                         QueueStats::count(&self.shared.stats.messages_expired, 1);
                     }
                     continue;
@@ -611,8 +654,87 @@ impl Queue {
             consumer.unacked.insert(seq, pending);
         } else {
             self.freed(pending.msg.size());
+            pending.msg.ack_stored();
+            // Its consumer's credit is back (see `Queue::feed_room`).
+            self.wake_feed();
         }
         true
+    }
+
+    /// Gives messages of a durable queue back to their store, at once.
+    fn give_back(&self, pending: Vec<Pending>) {
+        QueueStats::count(&self.stats().requeued, pending.len() as u64);
+        for p in pending {
+            self.freed(p.msg.size());
+            p.msg.nak_stored();
+        }
+    }
+
+    fn wake_feed(&self) {
+        if self.durable {
+            self.feed_wake.notify_one();
+        }
+    }
+
+    /// Whether the caller is to start this durable queue's feeder: it has consumers and
+    /// nobody feeds it yet. Claimed under the queue's lock, so one feeder at a time.
+    pub fn claim_feed(&self) -> bool {
+        let mut st = self.state.lock();
+        if !self.durable || st.feeding || st.deleted || st.consumers.is_empty() {
+            return false;
+        }
+        st.feeding = true;
+        true
+    }
+
+    /// What the feeder may hand over now: per consumer with room, its prefetch (of a client
+    /// mode, less what it holds unacknowledged), minus what already waits here. `Stop` once
+    /// no consumer is left: the feeder ends, and the next consumer claims a new one.
+    pub fn feed_room(&self) -> FeedRoom {
+        let mut st = self.state.lock();
+        if st.consumers.is_empty() || st.deleted {
+            st.feeding = false;
+            return FeedRoom::Stop;
+        }
+        let credit: usize = st
+            .consumers
+            .iter()
+            .filter(|c| c.has_room())
+            .map(|c| {
+                let held = if c.ack.is_client() {
+                    c.unacked.len()
+                } else {
+                    0
+                };
+                c.prefetch.saturating_sub(held)
+            })
+            .sum();
+        FeedRoom::Room(credit.saturating_sub(st.ready.len()))
+    }
+
+    /// Completes when the consumers may have room for more (see [`Queue::feed_room`]). A
+    /// wake-up between two waits is kept, so none is lost.
+    pub async fn feed_room_changed(&self) {
+        self.feed_wake.notified().await;
+    }
+
+    /// A message the store handed over, delivered like any other. Refused (and so given
+    /// back to the store when dropped) once the queue has no consumers.
+    pub fn enqueue_stored(
+        &self,
+        msg: Arc<QueuedMessage>,
+        redelivered: bool,
+    ) -> Result<(), Arc<QueuedMessage>> {
+        let mut st = self.state.lock();
+        if st.deleted || st.consumers.is_empty() {
+            return Err(msg);
+        }
+        self.shared.charge(msg.size());
+        let mut pending = Pending::new(msg);
+        pending.redelivered = redelivered;
+        self.push_ready(&mut st, pending, false);
+        self.dispatch(&mut st);
+        Ok(())
     }
 
     /// Puts settled or orphaned messages back at the head, in their order, redelivered.

@@ -9,6 +9,8 @@ use herald_protocol::{Headers, MessageTemplate, Version};
 
 use super::consumer::Pending;
 use crate::outbox::OutFrame;
+use crate::routing::durable::StoredHandle;
+use crate::routing::publish::expires;
 
 /// One published message in a queue. Shared (`Arc`) between the queue, the consumers holding
 /// it unacknowledged, and the private queues of every client-ack topic subscription it
@@ -30,6 +32,8 @@ pub struct QueuedMessage {
     /// message shared by the private queues of several topic subscriptions. Boxed and made
     /// on first use: six empty templates inline would cost ~900 bytes a message.
     templates: OnceLock<Box<[OnceLock<MessageTemplate>; 6]>>,
+    /// Its settlement with the store, for a message of a durable queue.
+    stored: Option<StoredHandle>,
 }
 
 /// What one held message costs besides its text, approximated from the structures it lives
@@ -58,6 +62,36 @@ impl QueuedMessage {
         body: &[u8],
         expires: Option<u64>,
     ) -> QueuedMessage {
+        QueuedMessage::build(
+            id,
+            destination,
+            headers.clone(),
+            Bytes::copy_from_slice(body),
+            expires,
+            None,
+        )
+    }
+
+    /// A message a durable queue's store handed over, settled through `stored`.
+    pub fn from_store(
+        id: String,
+        destination: &str,
+        headers: Headers,
+        body: Bytes,
+        stored: StoredHandle,
+    ) -> QueuedMessage {
+        let expires = expires(&headers);
+        QueuedMessage::build(id, destination, headers, body, expires, Some(stored))
+    }
+
+    fn build(
+        id: String,
+        destination: &str,
+        headers: Headers,
+        body: Bytes,
+        expires: Option<u64>,
+        stored: Option<StoredHandle>,
+    ) -> QueuedMessage {
         let header_bytes: usize = headers
             .iter()
             .map(|(n, v)| n.len() + v.len() + 2 + HEADER_ENTRY)
@@ -66,11 +100,26 @@ impl QueuedMessage {
             size: MESSAGE_OVERHEAD + body.len() + header_bytes + destination.len() + id.len(),
             id,
             destination: destination.to_owned(),
-            headers: headers.clone(),
-            body: Bytes::copy_from_slice(body),
+            headers,
+            text: std::str::from_utf8(&body).is_ok(),
+            body,
             expires,
-            text: std::str::from_utf8(body).is_ok(),
             templates: Default::default(),
+            stored,
+        }
+    }
+
+    /// Settles it with its store as done (a message of a durable queue; nothing otherwise).
+    pub fn ack_stored(&self) {
+        if let Some(stored) = &self.stored {
+            stored.ack();
+        }
+    }
+
+    /// Gives it back to its store for another delivery (a message of a durable queue).
+    pub fn nak_stored(&self) {
+        if let Some(stored) = &self.stored {
+            stored.nak();
         }
     }
 

@@ -29,7 +29,7 @@ use herald_protocol::Headers;
 use parking_lot::RwLock;
 
 pub use consumer::{AckId, AckMode, ConsumerSpec};
-pub use fifo::{Bound, Deleted, Enqueued, Queue, QueueDepth, Settle, UnknownAck};
+pub use fifo::{Bound, Deleted, Enqueued, FeedRoom, Queue, QueueDepth, Settle, UnknownAck};
 pub use message::QueuedMessage;
 pub use quota::Creator;
 pub use room::Room;
@@ -124,8 +124,13 @@ impl QueueRouter {
     }
 
     /// The queue named `name`, created for `creator` if it does not exist and the queue
-    /// count bounds allow.
-    fn get_or_create(&self, name: &str, creator: &Creator) -> Result<Arc<Queue>, Bound> {
+    /// count bounds allow; `durable` if a store feeds it (see `Queue::enqueue_stored`).
+    fn get_or_create(
+        &self,
+        name: &str,
+        creator: &Creator,
+        durable: bool,
+    ) -> Result<Arc<Queue>, Bound> {
         let shard = self.shard(name);
         if let Some(queue) = shard.read().get(name) {
             return Ok(Arc::clone(queue));
@@ -147,6 +152,7 @@ impl QueueRouter {
             name,
             creator.clone(),
             Arc::clone(&self.shared),
+            durable,
         ));
         map.insert(Arc::from(name), Arc::clone(&queue));
         Ok(queue)
@@ -175,7 +181,7 @@ impl QueueRouter {
             expires,
         ));
         loop {
-            let queue = match self.get_or_create(destination, creator) {
+            let queue = match self.get_or_create(destination, creator, false) {
                 Ok(queue) => queue,
                 Err(bound) => {
                     QueueStats::count(&self.shared.stats.queues.rejected_sends, 1);
@@ -197,15 +203,17 @@ impl QueueRouter {
     /// Adds a consumer to the queue `destination` (created for `creator` if needed) and
     /// returns the queue, which the session keeps for its acknowledgements; or the queue
     /// count bound that kept it from being created. The consumer gets messages once the
-    /// session calls [`Queue::resume`].
+    /// session calls [`Queue::resume`]. A `durable` queue is fed by its store (the caller
+    /// starts the feeding, see [`Queue::claim_feed`]).
     pub fn subscribe(
         &self,
         destination: &str,
         spec: ConsumerSpec,
         creator: &Creator,
+        durable: bool,
     ) -> Result<Arc<Queue>, Bound> {
         loop {
-            let queue = self.get_or_create(destination, creator)?;
+            let queue = self.get_or_create(destination, creator, durable)?;
             if queue.add_consumer(spec.clone()).is_ok() {
                 return Ok(queue);
             }

@@ -54,7 +54,7 @@ impl Consumer {
     /// Subscribes and lets the queue deliver (as the session does after its RECEIPT).
     fn join(&self, router: &QueueRouter, name: &str, ack: AckMode, prefetch: usize) -> Arc<Queue> {
         let queue = router
-            .subscribe(name, self.spec(ack, prefetch), &Creator::default())
+            .subscribe(name, self.spec(ack, prefetch), &Creator::default(), false)
             .unwrap();
         queue.resume(&self.subscriber);
         queue
@@ -135,7 +135,12 @@ fn buffers_until_a_consumer_comes_then_delivers_in_order() {
     assert_eq!(gauge(&router, &stats).0, 3);
     let c = Consumer::new(1, 1 << 20);
     let queue = router
-        .subscribe("/queue/a", c.spec(AckMode::Auto, 0), &Creator::default())
+        .subscribe(
+            "/queue/a",
+            c.spec(AckMode::Auto, 0),
+            &Creator::default(),
+            false,
+        )
         .unwrap();
     assert!(c.bodies().is_empty(), "nothing before resume");
     queue.resume(&c.subscriber);
@@ -625,7 +630,7 @@ fn a_send_that_would_create_one_queue_too_many_is_refused() {
     let spec = c.spec(AckMode::Auto, 0);
     assert_eq!(
         router
-            .subscribe("/queue/b2", spec.clone(), &bob)
+            .subscribe("/queue/b2", spec.clone(), &bob, false)
             .unwrap_err(),
         Bound::Queues
     );
