@@ -272,3 +272,26 @@ async fn a_committed_send_to_an_offline_user_is_stored() {
         .await;
     alice.expect_silence(QUIET).await;
 }
+
+/// RECEIPTs keep their order when a SEND for an offline user follows SENDs still on their way
+/// into the queue store.
+#[tokio::test]
+async fn receipts_stay_in_order_after_durable_queue_sends() {
+    let (_nats, a, b) = two_nodes(60_000, 100).await;
+    let (mut bob, _) = a.login(Transport::Tcp, "bob").await;
+    for (destination, receipt) in [
+        ("/queue/jobs", "r1"),
+        ("/queue/jobs", "r2"),
+        (NOTIFY, "r3"),
+        ("/queue/jobs", "r4"),
+    ] {
+        bob.send(&send_frame(destination, receipt).header("receipt", receipt))
+            .await;
+    }
+    for receipt in ["r1", "r2", "r3", "r4"] {
+        bob.expect_receipt(receipt).await;
+    }
+    let (mut alice, _) = b.login(Transport::Tcp, "alice").await;
+    alice.subscribe("n", "/user/queue/notify").await;
+    alice.expect_message("n", "/user/queue/notify", "r3").await;
+}

@@ -404,9 +404,19 @@ impl Session {
         {
             self.block(frame, targets, room).map_err(with_receipt)?;
         }
-        match self.pause.as_mut().and_then(|p| p.blocked.as_mut()) {
-            Some(blocked) => blocked.receipt = receipt,
-            None => {
+        match (
+            self.pause.as_mut().and_then(|p| p.blocked.as_mut()),
+            self.unconfirmed.as_mut().filter(|u| !u.is_done()),
+        ) {
+            (Some(blocked), _) => blocked.receipt = receipt,
+            // Earlier SENDs still on their way into the queue store answer first.
+            (None, Some(unconfirmed)) => {
+                if let Some(receipt) = receipt {
+                    unconfirmed.push(Box::pin(std::future::ready(Ok(()))), 0);
+                    unconfirmed.answer_with_last(receipt);
+                }
+            }
+            (None, None) => {
                 if let (Some(receipt), Some(version)) = (receipt, self.version) {
                     self.outbox.push_control(frames::receipt(&receipt, version));
                 }
