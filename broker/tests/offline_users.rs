@@ -28,6 +28,7 @@ async fn two_nodes_with(
 ) -> (NatsServer, HeraldProcess, HeraldProcess) {
     let nats = NatsServer::start_with(NatsOptions {
         jetstream: true,
+        monitor: true,
         ..NatsOptions::default()
     })
     .await;
@@ -57,6 +58,19 @@ async fn bodies(client: &mut Client, n: usize) -> Vec<String> {
         bodies.push(body_text(&frame));
     }
     bodies
+}
+
+/// The offline stream of block 0 as the NATS server reports it: its configuration and state.
+async fn offline_stream(nats: &NatsServer) -> serde_json::Value {
+    let jsz = nats.monitor("/jsz?streams=true&config=true").await;
+    jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+        .find(|stream| stream["name"] == "herald_offline_0")
+        .cloned()
+        .unwrap_or_else(|| panic!("no stream herald_offline_0 in {jsz}"))
 }
 
 fn numbered(range: std::ops::RangeInclusive<u32>) -> Vec<String> {
@@ -115,13 +129,36 @@ async fn stored_messages_older_than_keep_ms_are_not_delivered() {
 /// At most `max_per_user` are kept per user: the oldest go. Other users keep their own.
 #[tokio::test]
 async fn at_most_max_per_user_kept_the_oldest_dropped() {
-    let (_nats, a, b) = two_nodes(60_000, 2).await;
+    let (nats, a, b) = two_nodes(60_000, 2).await;
     let (mut bob, _) = a.login(Transport::Tcp, "bob").await;
     for i in 1..=5 {
         bob.publish_confirmed(NOTIFY, &format!("m{i}")).await;
     }
     bob.publish_confirmed("/user/carol/queue/notify", "for carol")
         .await;
+    let stream = offline_stream(&nats).await;
+    let config = &stream["config"];
+    assert_eq!(
+        (
+            &config["subjects"][0],
+            &config["retention"],
+            &config["discard"],
+            &config["max_msgs_per_subject"],
+            &config["max_age"],
+        ),
+        (
+            &serde_json::json!("herald.off.0.>"),
+            &serde_json::json!("workqueue"),
+            &serde_json::json!("old"),
+            &serde_json::json!(2),
+            &serde_json::json!(60_000_000_000u64),
+        ),
+        "{stream}"
+    );
+    assert_eq!(
+        stream["state"]["messages"], 3,
+        "alice's last two, carol's one"
+    );
     let (mut alice, _) = b.login(Transport::Tcp, "alice").await;
     alice.subscribe("n", "/user/queue/notify").await;
     assert_eq!(bodies(&mut alice, 2).await, numbered(4..=5));
@@ -131,6 +168,13 @@ async fn at_most_max_per_user_kept_the_oldest_dropped() {
     carol
         .expect_message("n", "/user/queue/notify", "for carol")
         .await;
+    // Each acknowledged once its queue took it: deleted from the work-queue stream.
+    within(TIMEOUT, "the delivered messages to be deleted", async {
+        while offline_stream(&nats).await["state"]["messages"] != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }
 
 /// A user destination without the opt-in keeps today's behaviour: a SEND nobody subscribes
