@@ -20,6 +20,7 @@ use super::cluster::BoxFuture;
 use super::publish::{MessageIds, expires, is_expired, now_ms};
 use super::queue::{Enqueued, Queue, QueuedMessage};
 use crate::config::Config;
+pub use crate::metrics::OfflineOutcome;
 use crate::metrics::Stats;
 
 /// A SEND to an opted-in user destination, waiting for its offline-or-live decision.
@@ -119,8 +120,6 @@ impl StoredTarget {
         self.stats.record_offline(OfflineOutcome::Expired);
     }
 }
-
-pub use crate::metrics::OfflineOutcome;
 
 /// The opted-in destinations of the node, and the store once the node has opened it.
 #[derive(Debug, Default)]
