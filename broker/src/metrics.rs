@@ -11,7 +11,7 @@ use herald_protocol::Command;
 use prometheus::{Histogram, HistogramOpts};
 
 mod export;
-pub use export::{LinkSample, Outside, render};
+pub use export::{LinkSample, Outside, StoreCounts, render};
 
 /// The transports sessions arrive on, as `transport` labels.
 pub const TRANSPORT_LABELS: [&str; 2] = ["ws", "tcp"];

@@ -40,6 +40,8 @@ pub struct Node {
     pub stats: Arc<Stats>,
     /// The NATS link to the other nodes, when clustered.
     pub cluster: Option<Arc<NatsLink>>,
+    /// Where named queues keep their messages under `queues.store = "jetstream"`.
+    pub queue_store: Option<Arc<JetStreamQueues>>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Sessions of named users, for the operator to close.
@@ -65,13 +67,13 @@ impl Node {
         let stats = Arc::new(Stats::default());
         let client = connect(&cluster, &id, Arc::clone(&stats)).await?;
         let offline_client = client.clone();
-        let durable = match config.queues.store {
+        let queue_store = match config.queues.store {
             QueueStoreKind::Memory => None,
             QueueStoreKind::Jetstream => {
                 let js = &config.queues.jetstream;
                 let store = QueueStore::open(client.clone(), &cluster.name, js).await?;
                 info!(stream = %store.stream_name(), "queues are kept in NATS JetStream");
-                Some(Arc::new(JetStreamQueues::new(store, js)) as Arc<dyn DurableStore>)
+                Some(Arc::new(JetStreamQueues::new(store, js)))
             }
         };
         let link = Arc::new(NatsLink::new(
@@ -92,7 +94,7 @@ impl Node {
             Arc::new(LocalUsers::default()),
             Arc::clone(&link) as Arc<dyn ClusterLink>,
             Some(Arc::clone(&link)),
-            durable,
+            queue_store,
         ));
         // A client whose connection task ended for good (a NATS client bug, say) is replaced
         // by a new one made the same way.
@@ -159,15 +161,15 @@ impl Node {
         users: Arc<dyn UserDirectory>,
         link: Arc<dyn ClusterLink>,
         cluster: Option<Arc<NatsLink>>,
-        durable: Option<Arc<dyn DurableStore>>,
+        queue_store: Option<Arc<JetStreamQueues>>,
     ) -> Node {
         let auth = Authenticator::new(&config.auth, &config.jwt);
         let access = Access::new(&config.access);
         let login_throttle =
             LoginThrottle::new(Duration::from_millis(config.auth.failure_delay_ms));
         let mut router = Router::new(&config, id, users, link, Arc::clone(&stats));
-        if let Some(store) = durable {
-            router = router.with_durable_store(store);
+        if let Some(store) = &queue_store {
+            router = router.with_durable_store(Arc::clone(store) as Arc<dyn DurableStore>);
         }
         Node {
             config,
@@ -178,6 +180,7 @@ impl Node {
             router,
             stats,
             cluster,
+            queue_store,
             shutdown: CancellationToken::new(),
             kicks: Kicks::default(),
             next_session: AtomicU64::new(1),

@@ -178,6 +178,18 @@ impl Server {
                 "drain time over; closing the remaining sessions"
             );
         }
+        if let Some(store) = &self.node.queue_store {
+            // The messages the closed sessions held go back to JetStream now, not after the
+            // ack wait (unless NATS is out of reach).
+            if tokio::time::timeout(LINK_CLOSE_TIME, store.settled())
+                .await
+                .is_err()
+            {
+                warn!(
+                    "queue store: some acks and naks were not sent; JetStream redelivers those messages after the ack wait"
+                );
+            }
+        }
         if let Some(link) = &self.node.cluster {
             // What the sessions published last still goes out, unless NATS is out of reach.
             if tokio::time::timeout(LINK_CLOSE_TIME, link.close())

@@ -19,7 +19,7 @@ pub use error::{OpenError, StoreError};
 pub use offline::OfflineJetStream;
 pub use pull::{AckHandle, Delivery, Nacked, Pull, Puller};
 pub use queues::JetStreamQueues;
-pub use store::{QueueStore, StoreCounts, StoredId};
+pub use store::{QueueStore, StoredId};
 
 /// Headers a dead-lettered message carries (each set, replacing an earlier value).
 pub mod dead_letter_headers {

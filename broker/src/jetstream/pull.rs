@@ -247,8 +247,10 @@ impl AckHandle {
             "drop" => None,
             template => Some(template.replace("{queue}", &self.queue)),
         };
-        // A dead-letter queue's own dead letters would come back to it forever.
-        let Some(target) = target.filter(|t| **t != *self.queue) else {
+        // A dead letter's own dead letter (it carries the header saying where it came from)
+        // would go on to `x.dlq.dlq` and so on, or back to its queue for ever: dropped.
+        let already_dead = headers.get(QUEUE).is_some();
+        let Some(target) = target.filter(|t| **t != *self.queue && !already_dead) else {
             self.settle(AckKind::Term).await?;
             count(&store.counters.dead_dropped);
             return Ok(Nacked::Dropped);

@@ -3,14 +3,17 @@
 //! pulls what they have room for and hands it to the node's queue.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use herald_protocol::Headers;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
 use super::{AckHandle, Nacked, Puller, QueueStore, StoreError};
 use crate::config::QueuesJetStreamConfig;
+use crate::metrics::StoreCounts;
 use crate::routing::durable::{DurableStore, Settlement, StoredHandle, Storing};
 use crate::routing::queue::{FeedRoom, Queue, QueuedMessage};
 use crate::routing::router::Refusal;
@@ -24,6 +27,7 @@ pub struct JetStreamQueues {
     store: QueueStore,
     default_prefetch: usize,
     pull_wait: Duration,
+    settling: Arc<Settling>,
 }
 
 impl JetStreamQueues {
@@ -32,7 +36,87 @@ impl JetStreamQueues {
             store,
             default_prefetch: config.default_prefetch,
             pull_wait: Duration::from_millis(config.pull_wait_ms),
+            settling: Settling::start(),
         }
+    }
+
+    /// What the store has done since start.
+    pub fn counts(&self) -> StoreCounts {
+        self.store.counts()
+    }
+
+    /// Completes once every ack and nak handed to JetStream so far has been sent: at
+    /// shutdown, the messages the closing sessions held go back before the link closes.
+    pub async fn settled(&self) {
+        loop {
+            let idle = self.settling.idle.notified();
+            if self.settling.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// Settlements on their way to JetStream. Acks go through one task, in order (one message to
+/// the NATS client each; a task per ack would cost more than the ack); naks, which may have
+/// to store a dead letter first, run on tasks of their own.
+#[derive(Debug)]
+struct Settling {
+    acks: mpsc::UnboundedSender<AckHandle>,
+    pending: AtomicUsize,
+    idle: Notify,
+}
+
+impl Settling {
+    fn start() -> Arc<Settling> {
+        let (acks, mut queued) = mpsc::unbounded_channel::<AckHandle>();
+        let settling = Arc::new(Settling {
+            acks,
+            pending: AtomicUsize::new(0),
+            idle: Notify::new(),
+        });
+        // Holds no strong reference: the task ends once the store (and every handle) is gone.
+        let weak = Arc::downgrade(&settling);
+        tokio::spawn(async move {
+            while let Some(handle) = queued.recv().await {
+                if let Err(e) = handle.ack().await {
+                    debug!(error = %e, "queue store: an ack was not sent; the message comes back after the ack wait");
+                }
+                if let Some(settling) = weak.upgrade() {
+                    settling.done();
+                }
+            }
+        });
+        settling
+    }
+
+    /// Queues an ack for the acking task.
+    fn ack(&self, handle: AckHandle) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.acks.send(handle).is_err() {
+            self.done();
+        }
+    }
+
+    fn done(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Runs `settle` on the runtime; outside one (a queue dropped as the process ends) it is
+    /// not sent, and JetStream redelivers after the ack wait.
+    fn spawn(self: &Arc<Self>, settle: impl std::future::Future<Output = ()> + Send + 'static) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let settling = Arc::clone(self);
+        runtime.spawn(async move {
+            settle.await;
+            settling.done();
+        });
     }
 }
 
@@ -45,21 +129,29 @@ impl DurableStore for JetStreamQueues {
                 .publish(&destination, &headers, body)
                 .await
                 .map(drop)
-                .map_err(|e| refusal(&destination, e))
+                .map_err(|e| refusal(e, "the message was not stored"))
         })
     }
 
     fn feed(&self, queue: Arc<Queue>) {
-        tokio::spawn(feed(self.store.clone(), queue, self.pull_wait));
+        let settling = Arc::clone(&self.settling);
+        tokio::spawn(feed(self.store.clone(), queue, self.pull_wait, settling));
     }
 
     fn default_prefetch(&self) -> usize {
         self.default_prefetch
     }
+
+    fn check(&self, destination: &str) -> Result<(), Refusal> {
+        self.store
+            .check(destination)
+            .map_err(|e| refusal(e, "no queue of that name can be kept"))
+    }
 }
 
-/// The ERROR a refused SEND gets.
-fn refusal(destination: &str, error: StoreError) -> Refusal {
+/// The ERROR for a SEND or SUBSCRIBE the store refused, with what it means for the client
+/// (not the destination, which may be the very thing too long).
+fn refusal(error: StoreError, consequence: &str) -> Refusal {
     let message = match error {
         StoreError::TooLarge | StoreError::HeadersTooLarge { .. } => "message too large",
         StoreError::Full(_) => "queue full",
@@ -70,26 +162,17 @@ fn refusal(destination: &str, error: StoreError) -> Refusal {
     };
     Refusal {
         message,
-        detail: format!("{destination}: {error}; the message was not stored"),
+        detail: format!("{error}; {consequence}"),
     }
 }
 
 /// Feeds `queue` until it has no consumers: pulls as many messages as they have room for,
-/// waits for room when they have none.
-async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration) {
+/// waits for room when they have none. After a failure it opens the queue's consumer again
+/// (NATS may have deleted it after `consumer_idle_ms`, or lost it with a stream kept in
+/// memory).
+async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Arc<Settling>) {
     let mut failures = 0;
-    let puller = loop {
-        match store.puller(queue.name()).await {
-            Ok(puller) => break puller,
-            Err(e) => {
-                warn!(queue = %queue.name(), error = %e, "queue store: cannot open the queue's consumer; trying again");
-                if !back_off(&queue, &mut failures).await {
-                    return;
-                }
-            }
-        }
-    };
-    failures = 0;
+    let mut puller: Option<Puller> = None;
     loop {
         // Made before looking at the room, so that room freed in between wakes it.
         let changed = queue.feed_room_changed();
@@ -98,13 +181,26 @@ async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration) {
             FeedRoom::Room(room) => room,
         };
         if room == 0 {
-            changed.await;
+            // Room may also come from other queues freeing the node's bytes, which does not
+            // wake this one: look again after a pull's wait at the latest.
+            let _ = tokio::time::timeout(wait, changed).await;
             continue;
         }
-        match pull_into(&puller, &queue, room, wait).await {
+        let pulled = match &puller {
+            Some(open) => pull_into(open, &queue, room, wait, &settling).await,
+            None => match store.puller(queue.name()).await {
+                Ok(open) => {
+                    puller = Some(open);
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match pulled {
             Ok(()) => failures = 0,
             Err(e) => {
-                warn!(queue = %queue.name(), error = %e, "queue store: a pull failed; trying again");
+                warn!(queue = %queue.name(), error = %e, "queue store: pulling failed; trying again");
+                puller = None;
                 if !back_off(&queue, &mut failures).await {
                     return;
                 }
@@ -123,15 +219,19 @@ async fn back_off(queue: &Queue, failures: &mut u32) -> bool {
 }
 
 /// One pull of at most `room` messages into `queue`, read to its end (messages JetStream sent
-/// for an abandoned pull would come back only after the ack wait). A message the queue no
-/// longer takes (its consumers left meanwhile) goes back to the store at once.
+/// for an abandoned pull would come back only after the ack wait). Messages the queue no
+/// longer takes (its consumers left meanwhile) are given back once the pull is over: given
+/// back at once, JetStream would hand them straight back to this still open pull, and each
+/// round would count as a delivery.
 async fn pull_into(
     puller: &Puller,
     queue: &Queue,
     room: usize,
     wait: Duration,
+    settling: &Arc<Settling>,
 ) -> Result<(), StoreError> {
     let mut pull = puller.pull(room, wait).await?;
+    let mut refused = Vec::new();
     while let Some(next) = pull.next().await {
         let delivery = next?;
         let redelivered = delivery.redelivered();
@@ -140,31 +240,38 @@ async fn pull_into(
             queue.name(),
             delivery.headers,
             delivery.body,
-            StoredHandle::new(Box::new(Stored(delivery.handle))),
+            StoredHandle::new(Box::new(Stored {
+                handle: delivery.handle,
+                settling: Arc::clone(settling),
+            })),
         );
-        // Refused, it is dropped here, which gives it back.
-        let _ = queue.enqueue_stored(Arc::new(message), redelivered);
+        if let Err(message) = queue.enqueue_stored(Arc::new(message), redelivered) {
+            refused.push(message);
+        }
     }
+    // Dropped, each is given back.
+    drop(refused);
     Ok(())
 }
 
 /// A pulled message's settlement. JetStream is told on a task of its own: a queue settles
 /// under its lock, which must not wait for the network.
 #[derive(Debug)]
-struct Stored(AckHandle);
+struct Stored {
+    handle: AckHandle,
+    settling: Arc<Settling>,
+}
 
 impl Settlement for Stored {
     fn ack(self: Box<Self>) {
-        spawn(async move {
-            if let Err(e) = self.0.ack().await {
-                debug!(error = %e, "queue store: an ack was not sent; the message comes back after the ack wait");
-            }
-        });
+        let Stored { handle, settling } = *self;
+        settling.ack(handle);
     }
 
     fn nak(self: Box<Self>) {
-        spawn(async move {
-            match self.0.nak().await {
+        let Stored { handle, settling } = *self;
+        settling.spawn(async move {
+            match handle.nak().await {
                 Ok(Nacked::Redelivered) => {}
                 Ok(Nacked::DeadLettered(queue)) => {
                     debug!(dead_letter_queue = %queue, "queue store: a message was dead-lettered");
@@ -179,13 +286,5 @@ impl Settlement for Stored {
                 }
             }
         });
-    }
-}
-
-/// Runs `settle` on the runtime; outside one (a queue dropped as the process ends) it is not
-/// sent, and JetStream redelivers after the ack wait.
-fn spawn(settle: impl std::future::Future<Output = ()> + Send + 'static) {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(settle);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::context::{
     CreateStreamErrorKind, GetStreamErrorKind, PublishError, PublishErrorKind, RequestErrorKind,
 };
-use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::stream::{Config as StreamConfig, Stream};
 use async_nats::jetstream::{self, Context, ErrorCode};
 use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
@@ -21,6 +21,7 @@ use super::settings::{compare, consumer_config, stream_config, stream_name};
 use super::{OpenError, StoreError};
 use crate::cluster::wire::put_stomp_headers;
 use crate::config::QueuesJetStreamConfig;
+use crate::metrics::StoreCounts;
 
 /// A stored message's place in the stream (its JetStream sequence): the same on every
 /// delivery of it, on every node.
@@ -51,32 +52,12 @@ pub(super) struct Inner {
     pub(super) js: Context,
     stream: Stream<()>,
     stream_name: String,
+    /// The stream as configured, to create it again if it disappears (a NATS server keeping
+    /// it in memory restarted).
+    wanted: StreamConfig,
     names: Names,
     pub(super) config: QueuesJetStreamConfig,
     pub(super) counters: Counters,
-}
-
-/// What the store has done since start (monotonic counts).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreCounts {
-    /// Messages stored (dead letters included).
-    pub published: u64,
-    /// Messages handed out by pulls (redeliveries included).
-    pub delivered: u64,
-    /// Of those, redeliveries.
-    pub redelivered: u64,
-    pub acked: u64,
-    pub nacked: u64,
-    pub terminated: u64,
-    /// Messages moved to their dead-letter queue.
-    pub dead_lettered: u64,
-    /// Messages dead-lettered under `dead_letter = "drop"`, from their own dead-letter queue
-    /// (which would loop), or that their dead-letter queue could never store.
-    pub dead_dropped: u64,
-    /// Messages past their `expires` when pulled: acknowledged unseen.
-    pub expired: u64,
-    /// Messages whose `Herald-Header` values do not decode: terminated unseen.
-    pub malformed: u64,
 }
 
 #[derive(Default)]
@@ -177,11 +158,17 @@ impl QueueStore {
                 js,
                 stream,
                 stream_name: name,
+                wanted,
                 names,
                 config: config.clone(),
                 counters: Counters::default(),
             }),
         })
+    }
+
+    /// Whether `queue` can be stored at all (its subject within the longest Herald uses).
+    pub fn check(&self, queue: &str) -> Result<(), StoreError> {
+        self.inner.names.subject(queue).map(drop)
     }
 
     /// The stream's name.
@@ -254,13 +241,26 @@ impl Inner {
                 max: MAX_HEADER_BYTES,
             });
         }
-        let ack = self
-            .js
-            .publish_with_headers(subject, map, body)
-            .await
-            .map_err(publish_error)?
-            .await
-            .map_err(publish_error)?;
+        let publish = || async {
+            self.js
+                .publish_with_headers(subject.clone(), map.clone(), body.clone())
+                .await?
+                .await
+        };
+        let ack = match publish().await {
+            Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                // The stream is gone (kept in memory by a NATS server that restarted): made
+                // again, empty, as at start; then this message is stored once more.
+                tracing::warn!(stream = %self.stream_name, "the queue stream is gone; creating it again");
+                self.js
+                    .create_stream(self.wanted.clone())
+                    .await
+                    .map_err(|e| StoreError::JetStream(e.to_string()))?;
+                publish().await
+            }
+            other => other,
+        }
+        .map_err(publish_error)?;
         count(&self.counters.published);
         Ok(StoredId(ack.sequence))
     }

@@ -20,6 +20,31 @@ pub struct Outside {
     pub connection_limit: usize,
     /// The link to the other nodes; `None` on a single node.
     pub link: Option<LinkSample>,
+    /// The JetStream queue store; `None` under `queues.store = "memory"`.
+    pub store: Option<StoreCounts>,
+}
+
+/// What the JetStream queue store has done since start (monotonic counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Messages stored (dead letters included).
+    pub published: u64,
+    /// Messages handed out by pulls (redeliveries included).
+    pub delivered: u64,
+    /// Of those, redeliveries.
+    pub redelivered: u64,
+    pub acked: u64,
+    pub nacked: u64,
+    pub terminated: u64,
+    /// Messages moved to their dead-letter queue.
+    pub dead_lettered: u64,
+    /// Messages dead-lettered under `dead_letter = "drop"`, from their own dead-letter queue
+    /// (which would loop), or that their dead-letter queue could never store.
+    pub dead_dropped: u64,
+    /// Messages past their `expires` when pulled: acknowledged unseen.
+    pub expired: u64,
+    /// Messages whose `Herald-Header` values do not decode: terminated unseen.
+    pub malformed: u64,
 }
 
 /// The cluster link's state and message counts since it started.
@@ -230,6 +255,7 @@ pub fn render(stats: &Stats, outside: &Outside) -> String {
         i64::from(outside.ready),
     );
     cluster(&out, stats, outside.link.as_ref());
+    queue_store(&out, outside.store.unwrap_or_default());
     out.histogram(&stats.fanout);
     out.histogram(&stats.write_latency);
     out.finish()
@@ -282,6 +308,30 @@ fn cluster(out: &Exposition, stats: &Stats, link: Option<&LinkSample>) {
         "herald_cluster_connect_errors_total",
         "Failed attempts to reach a NATS server.",
         get(&stats.cluster_connect_errors),
+    );
+}
+
+/// The JetStream queue store's traffic (zeros under the memory store).
+fn queue_store(out: &Exposition, store: StoreCounts) {
+    out.counters(
+        "herald_queue_store_messages_total",
+        "Queue messages through JetStream (queues.store = \"jetstream\"), by event: stored, \
+         pulled (delivered to this node), redelivered (of those), acked, nacked, terminated, \
+         dead_lettered, dead_dropped (dropped at their last delivery), expired (past expires \
+         when pulled), malformed (undecodable headers, terminated).",
+        "event",
+        [
+            ("stored", store.published),
+            ("pulled", store.delivered),
+            ("redelivered", store.redelivered),
+            ("acked", store.acked),
+            ("nacked", store.nacked),
+            ("terminated", store.terminated),
+            ("dead_lettered", store.dead_lettered),
+            ("dead_dropped", store.dead_dropped),
+            ("expired", store.expired),
+            ("malformed", store.malformed),
+        ],
     );
 }
 

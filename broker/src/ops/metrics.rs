@@ -27,6 +27,7 @@ pub(super) async fn metrics(State(state): State<super::State>) -> impl IntoRespo
         ready: state.readiness().is_ready(),
         connection_limit: node.config.limits.max_connections,
         link,
+        store: node.queue_store.as_ref().map(|store| store.counts()),
     };
     ([(CONTENT_TYPE, TEXT_FORMAT)], render(&node.stats, &outside))
 }

@@ -37,6 +37,10 @@ pub trait DurableStore: Send + Sync + fmt::Debug {
     /// Unacknowledged messages at most for a subscription that names no `prefetch-count`:
     /// without a bound a consumer would pull the whole queue into this process.
     fn default_prefetch(&self) -> usize;
+
+    /// Refuses a queue the store can never hold (its name too long for it), so that a
+    /// SUBSCRIBE to it is refused rather than fed never.
+    fn check(&self, destination: &str) -> Result<(), Refusal>;
 }
 
 /// Settles one stored message with its store, once.

@@ -367,8 +367,11 @@ impl Router {
             }
             SubscribeRoute::Queue(destination) => {
                 let durable = self.durable_store(destination);
-                if let (Some(store), 0) = (durable, spec.prefetch) {
-                    spec.prefetch = store.default_prefetch();
+                if let Some(store) = durable {
+                    store.check(destination)?;
+                    if spec.prefetch == 0 {
+                        spec.prefetch = store.default_prefetch();
+                    }
                 }
                 let queue = self
                     .queues

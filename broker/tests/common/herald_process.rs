@@ -2,9 +2,11 @@
 //! its own configuration file, both listeners on free loopback ports, and a `[cluster]`
 //! section naming the NATS servers. Killed when dropped; a failing test prints their logs.
 
+use std::fs::File;
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,40 +51,52 @@ impl HeraldProcess {
         servers: &[String],
         config: &str,
     ) -> HeraldProcess {
-        let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
-        let cluster = format!(
-            "[cluster]\nservers = [{}]\nnode_id = {node_id:?}\n{config}",
-            servers.join(", ")
-        );
+        let cluster = cluster_config(node_id, servers, config);
         HeraldProcess::start_with(node_id, &cluster, "info").await
+    }
+
+    /// Runs node `node_id` of the cluster whose NATS servers are `servers`, with `config`
+    /// added, expecting it to stop by itself (a start it refuses); returns how it exited and
+    /// everything it logged. Fails if it is still running after [`NODE_START`].
+    pub async fn run_to_exit(
+        node_id: &str,
+        servers: &[String],
+        config: &str,
+    ) -> (ExitStatus, String) {
+        let dir = tempfile::tempdir().expect("temporary directory for herald");
+        let output = dir.path().join("output.log");
+        let log = File::create(&output).unwrap();
+        let mut child = command(
+            dir.path(),
+            &cluster_config(node_id, servers, config),
+            "info",
+        )
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawn herald");
+        let deadline = tokio::time::Instant::now() + NODE_START;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "node {node_id} still running after {NODE_START:?}:\n{}",
+                    std::fs::read_to_string(&output).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        (status, std::fs::read_to_string(&output).unwrap())
     }
 
     /// Starts a node with `config` added to its listeners' section, logging at `log_level`.
     pub async fn start_with(node_id: &str, config: &str, log_level: &str) -> HeraldProcess {
         let dir = tempfile::tempdir().expect("temporary directory for herald");
-        let config_file = dir.path().join("herald.toml");
-        std::fs::write(
-            &config_file,
-            format!(
-                "[websocket]\nbind = \"127.0.0.1:0\"\n\
-                 [tcp]\nbind = \"127.0.0.1:0\"\n{config}"
-            ),
-        )
-        .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
-        command
-            .arg("--config")
-            .arg(&config_file)
-            .args(["--log-level", log_level]);
-        for user in USERS {
-            command
-                .arg("--user")
-                .arg(format!("{user}:{}", password_of(user)));
-        }
-        let mut child = command
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+        let mut child = command(dir.path(), config, log_level)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -192,6 +206,44 @@ impl Drop for HeraldProcess {
             eprintln!("---- herald node {} log ----\n{}", self.node_id, self.log());
         }
     }
+}
+
+/// The `[cluster]` section naming `servers` and `node_id`, followed by `config`.
+fn cluster_config(node_id: &str, servers: &[String], config: &str) -> String {
+    let servers: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
+    format!(
+        "[cluster]\nservers = [{}]\nnode_id = {node_id:?}\n{config}",
+        servers.join(", ")
+    )
+}
+
+/// The `herald` command for a node whose configuration file, written in `dir`, has `config`
+/// added to its listeners' section; stdin closed, stdout and stderr left to the caller.
+fn command(dir: &Path, config: &str, log_level: &str) -> Command {
+    let config_file = dir.join("herald.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[websocket]\nbind = \"127.0.0.1:0\"\n\
+             [tcp]\nbind = \"127.0.0.1:0\"\n{config}"
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .arg("--config")
+        .arg(&config_file)
+        .args(["--log-level", log_level]);
+    for user in USERS {
+        command
+            .arg("--user")
+            .arg(format!("{user}:{}", password_of(user)));
+    }
+    command
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    command
 }
 
 /// Parses `addr=127.0.0.1:PORT` out of a `listening` log line.

@@ -548,6 +548,16 @@ impl Client {
 
     /// The next frame (heart-beats and pongs skipped) and the WebSocket message type it came in.
     pub async fn recv_with_kind(&mut self) -> (Frame, Option<MessageKind>) {
+        self.recv_with_kind_within(TIMEOUT).await
+    }
+
+    /// The next frame, heart-beats skipped, given `limit` to come: for an event the broker
+    /// legitimately takes longer than [`TIMEOUT`] to cause (a redelivery after an ack wait).
+    pub async fn recv_within(&mut self, limit: Duration) -> Frame {
+        self.recv_with_kind_within(limit).await.0
+    }
+
+    async fn recv_with_kind_within(&mut self, limit: Duration) -> (Frame, Option<MessageKind>) {
         let transport = self.transport;
         let next = async {
             loop {
@@ -558,13 +568,7 @@ impl Client {
                 }
             }
         };
-        match within(
-            TIMEOUT,
-            &format!("a frame on the {transport:?} client"),
-            next,
-        )
-        .await
-        {
+        match within(limit, &format!("a frame on the {transport:?} client"), next).await {
             Ok(received) => received,
             Err(closed) => panic!(
                 "{transport:?}: expected a frame, the connection closed: {closed:?}; {} bytes of an incomplete frame",

@@ -98,6 +98,8 @@ pub struct NatsServer {
     pub port: u16,
     /// The monitoring port, when started with [`NatsOptions::monitor`].
     pub monitor_port: Option<u16>,
+    /// Its server name, when it is a cluster member.
+    pub name: Option<String>,
     args: Vec<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -135,8 +137,14 @@ impl NatsServer {
         if let Some(monitor) = monitor_port {
             args.extend(["-m".into(), monitor.to_string()]);
         }
-        if let Some((name, route_port, others)) = &options.cluster {
-            args.extend(["--cluster_name".into(), name.clone()]);
+        let name = options
+            .cluster
+            .as_ref()
+            .map(|(cluster, route_port, _)| format!("{cluster}-{route_port}"));
+        if let (Some((cluster, route_port, others)), Some(name)) = (&options.cluster, &name) {
+            args.extend(["--cluster_name".into(), cluster.clone()]);
+            // JetStream in a cluster needs every server named.
+            args.extend(["--name".into(), name.clone()]);
             args.extend(["--cluster".into(), format!("nats://127.0.0.1:{route_port}")]);
             let routes: Vec<String> = others
                 .iter()
@@ -147,6 +155,7 @@ impl NatsServer {
         NatsServer {
             port,
             monitor_port,
+            name,
             args,
             dir,
             child: None,
@@ -300,6 +309,11 @@ impl NatsCluster {
     /// Starts three servers routed to each other and waits until every one has routes to
     /// both others.
     pub async fn start() -> NatsCluster {
+        NatsCluster::start_with(false).await
+    }
+
+    /// [`NatsCluster::start`], with JetStream on every server if `jetstream`.
+    pub async fn start_with(jetstream: bool) -> NatsCluster {
         const SIZE: u64 = 3;
         let name = format!("herald-test-{}", free_port());
         let route_ports: Vec<u16> = (0..SIZE).map(|_| free_port()).collect();
@@ -312,9 +326,9 @@ impl NatsCluster {
                 .map(|(_, &p)| p)
                 .collect();
             let options = NatsOptions {
+                jetstream,
                 monitor: true,
                 cluster: Some((name.clone(), route_port, others)),
-                ..NatsOptions::default()
             };
             servers.push(NatsServer::start_with(options).await);
         }

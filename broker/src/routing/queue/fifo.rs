@@ -709,6 +709,15 @@ impl Queue {
                 c.prefetch.saturating_sub(held)
             })
             .sum();
+        // What it holds is bounded like any queue's (large prefetch counts, large messages).
+        let limits = &self.shared.limits;
+        if st.ready_bytes + st.unacked_bytes >= limits.max_bytes
+            || self.shared.total_bytes() >= limits.max_total_bytes
+        {
+            return FeedRoom::Room(0);
+        }
+        let held = st.ready.len() + st.unacked;
+        let credit = credit.min(limits.max_messages.saturating_sub(held));
         FeedRoom::Room(credit.saturating_sub(st.ready.len()))
     }
 

@@ -17,6 +17,8 @@ mod quota;
 mod room;
 
 #[cfg(test)]
+mod durable_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

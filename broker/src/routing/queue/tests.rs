@@ -16,24 +16,24 @@ use crate::metrics::Stats;
 use crate::outbox::Outbox;
 use crate::routing::subscriber::Subscriber;
 
-fn router_with(config: QueuesConfig) -> (QueueRouter, Arc<Stats>) {
+pub(super) fn router_with(config: QueuesConfig) -> (QueueRouter, Arc<Stats>) {
     let stats = Arc::new(Stats::default());
     let ids = Arc::new(MessageIds::new("t"));
     (QueueRouter::new(&config, ids, Arc::clone(&stats)), stats)
 }
 
-fn router() -> (QueueRouter, Arc<Stats>) {
+pub(super) fn router() -> (QueueRouter, Arc<Stats>) {
     router_with(QueuesConfig::default())
 }
 
 /// A consumer on its own outbox of `outbox_bytes`.
-struct Consumer {
-    subscriber: Subscriber,
+pub(super) struct Consumer {
+    pub(super) subscriber: Subscriber,
     outbox: Arc<Outbox>,
 }
 
 impl Consumer {
-    fn new(session: u64, outbox_bytes: usize) -> Consumer {
+    pub(super) fn new(session: u64, outbox_bytes: usize) -> Consumer {
         let outbox = Arc::new(Outbox::new(outbox_bytes, OverflowPolicy::Close));
         Consumer {
             subscriber: Subscriber::new(session, "s", Version::V1_2, Arc::clone(&outbox)),
@@ -41,7 +41,7 @@ impl Consumer {
         }
     }
 
-    fn spec(&self, ack: AckMode, prefetch: usize) -> ConsumerSpec {
+    pub(super) fn spec(&self, ack: AckMode, prefetch: usize) -> ConsumerSpec {
         ConsumerSpec {
             subscriber: self.subscriber.clone(),
             ack,
@@ -61,7 +61,7 @@ impl Consumer {
     }
 
     /// Every MESSAGE queued for this consumer, decoded; `drained.refused` alongside.
-    fn take(&self) -> (Vec<Frame>, bool) {
+    pub(super) fn take(&self) -> (Vec<Frame>, bool) {
         let drained = self.outbox.drain();
         let mut decoder = Decoder::new(ParseOptions::default());
         let mut frames = Vec::new();
@@ -75,7 +75,7 @@ impl Consumer {
         (frames, drained.refused)
     }
 
-    fn bodies(&self) -> Vec<String> {
+    pub(super) fn bodies(&self) -> Vec<String> {
         self.take().0.iter().map(body).collect()
     }
 }
@@ -84,7 +84,7 @@ fn body(frame: &Frame) -> String {
     String::from_utf8(frame.body.to_vec()).unwrap()
 }
 
-fn seq(frame: &Frame) -> u64 {
+pub(super) fn seq(frame: &Frame) -> u64 {
     AckId::parse(frame.headers.get("ack").expect("ack header"))
         .unwrap()
         .seq
