@@ -6,8 +6,10 @@
 //! node with memory queues, and two herald processes sharing one JetStream stream, producer
 //! and consumers spread over both nodes ([`Broker`], `store_tests!`). Then what only
 //! JetStream gives: consumers on several nodes sharing a queue, a node killed while holding
-//! messages, every node restarted, the NATS server restarted, dead letters, and the refusal
-//! to start against a NATS server without JetStream.
+//! messages, every node restarted, the NATS server restarted (file and memory storage), dead
+//! letters, the `[queues.jetstream]` bounds (`max_messages`, `max_ack_pending`,
+//! `default_prefetch`, `consumer_idle_ms`), SENDs the store cannot take, and the refusal to
+//! start against a NATS server without JetStream or out of reach.
 //!
 //! Where JetStream differs from memory queues, the shared cases assert only what both
 //! promise: a NACKed message may come back to the same consumer, and messages handed back by
@@ -459,8 +461,8 @@ async fn a_message_given_back_by_the_last_consumer_waits_for_the_next(store: Sto
     next.expect_silence(QUIET).await;
 }
 
-/// Messages sent just after a queue's last consumer left wait for the next consumer, never
-/// delivered before.
+/// Messages sent just after a queue's last consumer left wait for the next consumer and are
+/// not dead-lettered.
 async fn messages_sent_after_the_last_consumer_left_wait_for_the_next(store: Store) {
     let broker = Broker::start(store).await;
     let mut a = broker.client(0).await;
@@ -474,17 +476,20 @@ async fn messages_sent_after_the_last_consumer_left_wait_for_the_next(store: Sto
     next.subscribe("d", "/queue/gone.dlq").await;
     next.subscribe("s", "/queue/gone").await;
     let later = messages(&mut next, 3).await;
-    let later_bodies: Vec<String> = later.iter().map(body_text).collect();
-    assert_eq!(
-        later_bodies,
-        ["m0", "m1", "m2"],
-        "{:?}",
-        later.iter().map(show).collect::<Vec<_>>()
-    );
-    assert!(
-        later.iter().all(|m| !is_redelivered(m)),
-        "never delivered before"
-    );
+    let shown: Vec<String> = later.iter().map(show).collect();
+    assert_eq!(bodies(&later), numbered(0..3), "{shown:?}");
+    // Under JetStream a message that reached the node while its last consumer was leaving is
+    // given back: it comes again with `redelivered:true`, and redeliveries do not keep the
+    // queue's order (docs/queues.md, "Message order"). Only the memory store promises both
+    // the order and that the flag is never set on a message no consumer saw.
+    if matches!(store, Store::Memory) {
+        let later_bodies: Vec<String> = later.iter().map(body_text).collect();
+        assert_eq!(later_bodies, ["m0", "m1", "m2"], "{shown:?}");
+        assert!(
+            later.iter().all(|m| !is_redelivered(m)),
+            "never delivered before"
+        );
+    }
     next.expect_silence(QUIET).await;
 }
 
@@ -880,6 +885,38 @@ async fn a_killed_nodes_unacked_messages_go_to_another_node_after_the_ack_wait()
     producer.publish_confirmed("/queue/jobs", "m5").await;
     let fresh = other.expect_body("m5").await;
     assert!(!is_redelivered(&fresh), "{}", show(&fresh));
+}
+
+/// A node stopped the graceful way (SIGTERM) gives its consumers' unacknowledged messages
+/// back before it exits: the other node's consumer gets them at once, flagged, not after the
+/// ack wait (a minute here).
+#[tokio::test]
+async fn a_node_stopping_gracefully_gives_its_unacked_messages_back_at_once() {
+    let nats = jetstream_server().await;
+    // `[shutdown]` after the `[queues]` lines: sessions get half a second to finish.
+    let settings = "jetstream.ack_wait_ms = 60000\n[shutdown]\ndrain_ms = 500";
+    let mut nodes = jetstream_nodes(&nats, &["na", "nb"], settings).await;
+    let mut holder = session(&nodes[0]).await;
+    holder
+        .subscribe_with("s", "/queue/drain", &INDIVIDUAL)
+        .await;
+    let mut producer = session(&nodes[1]).await;
+    for n in 0..3 {
+        producer
+            .publish_confirmed("/queue/drain", &format!("m{n}"))
+            .await;
+    }
+    let held = messages(&mut holder, 3).await;
+    assert_eq!(bodies(&held), numbered(0..3));
+    let mut other = session(&nodes[1]).await;
+    other.subscribe_with("s", "/queue/drain", &INDIVIDUAL).await;
+    other.expect_silence(QUIET).await;
+
+    let status = nodes[0].terminate().await;
+    assert!(status.success(), "exited {status}:\n{}", nodes[0].log());
+    let again = messages_within(&mut other, 3, LONG).await;
+    assert_eq!(bodies(&again), numbered(0..3));
+    assert_all_redelivered(&again);
 }
 
 /// Issue 14: every node killed and started again; the messages stored before (a RECEIPT came

@@ -467,7 +467,7 @@ impl Default for QueuesJetStreamConfig {
             default_prefetch: 100,
             pull_wait_ms: 2_000,
             max_unconfirmed_sends: 256,
-            max_unconfirmed_bytes: 8 * 1024 * 1024,
+            max_unconfirmed_bytes: 1024 * 1024,
         }
     }
 }

@@ -68,6 +68,32 @@ impl Puller {
     }
 }
 
+impl Puller {
+    /// Keeps the queue's consumer in use while the caller has no room for a message: a pull
+    /// that can take none (at most one byte; JetStream answers a waiting message with a
+    /// refusal, not the message), waiting up to `wait`. Without it NATS would delete the
+    /// consumer after `consumer_idle_ms` while messages it handed out await their ACK, and
+    /// hand them out again, unflagged, to the next one.
+    pub async fn keep_alive(&self, wait: Duration) {
+        let request = self
+            .consumer
+            .batch()
+            .max_messages(1)
+            .max_bytes(1)
+            .expires(wait)
+            .messages()
+            .await;
+        if let Ok(mut batch) = request {
+            while let Some(next) = batch.next().await {
+                // A message despite the byte bound: given back at once.
+                if let Ok(message) = next {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
+            }
+        }
+    }
+}
+
 /// One pull request's messages, in arrival order.
 pub struct Pull {
     puller: Puller,

@@ -26,8 +26,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct JetStreamQueues {
     store: QueueStore,
     default_prefetch: usize,
-    pull_wait: Duration,
+    timing: Timing,
     settling: Arc<Settling>,
+}
+
+/// How a feeder paces its requests.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// How long one pull waits for messages.
+    pull_wait: Duration,
+    /// How often a feeder without room shows NATS its consumer is in use: well within
+    /// `consumer_idle_ms`.
+    keep_alive: Duration,
 }
 
 impl JetStreamQueues {
@@ -35,7 +45,13 @@ impl JetStreamQueues {
         JetStreamQueues {
             store,
             default_prefetch: config.default_prefetch,
-            pull_wait: Duration::from_millis(config.pull_wait_ms),
+            timing: Timing {
+                pull_wait: Duration::from_millis(config.pull_wait_ms),
+                keep_alive: Duration::from_millis(match config.consumer_idle_ms {
+                    0 => config.pull_wait_ms,
+                    idle => config.pull_wait_ms.min(idle / 3).max(1),
+                }),
+            },
             settling: Settling::start(),
         }
     }
@@ -58,30 +74,37 @@ impl JetStreamQueues {
     }
 }
 
-/// Settlements on their way to JetStream. Acks go through one task, in order (one message to
-/// the NATS client each; a task per ack would cost more than the ack); naks, which may have
-/// to store a dead letter first, run on tasks of their own.
+/// Settlements on their way to JetStream, sent by one task in the order they were made:
+/// messages given back together (a consumer's unacknowledged ones) come back in their order,
+/// and a task per settlement would cost more than the settlement.
 #[derive(Debug)]
 struct Settling {
-    acks: mpsc::UnboundedSender<AckHandle>,
+    queued: mpsc::UnboundedSender<Settle>,
     pending: AtomicUsize,
     idle: Notify,
 }
 
+#[derive(Debug)]
+enum Settle {
+    Ack(AckHandle),
+    Nak(AckHandle),
+}
+
 impl Settling {
     fn start() -> Arc<Settling> {
-        let (acks, mut queued) = mpsc::unbounded_channel::<AckHandle>();
+        let (queued, mut settle) = mpsc::unbounded_channel::<Settle>();
         let settling = Arc::new(Settling {
-            acks,
+            queued,
             pending: AtomicUsize::new(0),
             idle: Notify::new(),
         });
         // Holds no strong reference: the task ends once the store (and every handle) is gone.
         let weak = Arc::downgrade(&settling);
         tokio::spawn(async move {
-            while let Some(handle) = queued.recv().await {
-                if let Err(e) = handle.ack().await {
-                    debug!(error = %e, "queue store: an ack was not sent; the message comes back after the ack wait");
+            while let Some(next) = settle.recv().await {
+                match next {
+                    Settle::Ack(handle) => acknowledge(handle).await,
+                    Settle::Nak(handle) => give_back(handle).await,
                 }
                 if let Some(settling) = weak.upgrade() {
                     settling.done();
@@ -91,10 +114,11 @@ impl Settling {
         settling
     }
 
-    /// Queues an ack for the acking task.
-    fn ack(&self, handle: AckHandle) {
+    fn queue(&self, settle: Settle) {
         self.pending.fetch_add(1, Ordering::AcqRel);
-        if self.acks.send(handle).is_err() {
+        if self.queued.send(settle).is_err() {
+            // The task is gone (the runtime is ending): JetStream redelivers after the ack
+            // wait.
             self.done();
         }
     }
@@ -104,19 +128,28 @@ impl Settling {
             self.idle.notify_waiters();
         }
     }
+}
 
-    /// Runs `settle` on the runtime; outside one (a queue dropped as the process ends) it is
-    /// not sent, and JetStream redelivers after the ack wait.
-    fn spawn(self: &Arc<Self>, settle: impl std::future::Future<Output = ()> + Send + 'static) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        let settling = Arc::clone(self);
-        runtime.spawn(async move {
-            settle.await;
-            settling.done();
-        });
+async fn acknowledge(handle: AckHandle) {
+    if let Err(e) = handle.ack().await {
+        debug!(error = %e, "queue store: an ack was not sent; the message comes back after the ack wait");
+    }
+}
+
+async fn give_back(handle: AckHandle) {
+    match handle.nak().await {
+        Ok(Nacked::Redelivered) => {}
+        Ok(Nacked::DeadLettered(queue)) => {
+            debug!(dead_letter_queue = %queue, "queue store: a message was dead-lettered");
+        }
+        Ok(Nacked::Dropped) => {
+            warn!(
+                "queue store: a message at its last delivery was dropped (queues.jetstream.dead_letter)"
+            );
+        }
+        Err(e) => {
+            debug!(error = %e, "queue store: a nak was not sent; the message comes back after the ack wait");
+        }
     }
 }
 
@@ -135,7 +168,7 @@ impl DurableStore for JetStreamQueues {
 
     fn feed(&self, queue: Arc<Queue>) {
         let settling = Arc::clone(&self.settling);
-        tokio::spawn(feed(self.store.clone(), queue, self.pull_wait, settling));
+        tokio::spawn(feed(self.store.clone(), queue, self.timing, settling));
     }
 
     fn default_prefetch(&self) -> usize {
@@ -170,7 +203,8 @@ fn refusal(error: StoreError, consequence: &str) -> Refusal {
 /// waits for room when they have none. After a failure it opens the queue's consumer again
 /// (NATS may have deleted it after `consumer_idle_ms`, or lost it with a stream kept in
 /// memory).
-async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Arc<Settling>) {
+async fn feed(store: QueueStore, queue: Arc<Queue>, timing: Timing, settling: Arc<Settling>) {
+    let wait = timing.pull_wait;
     let mut failures = 0;
     let mut puller: Option<Puller> = None;
     loop {
@@ -182,8 +216,24 @@ async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Ar
         };
         if room == 0 {
             // Room may also come from other queues freeing the node's bytes, which does not
-            // wake this one: look again after a pull's wait at the latest.
-            let _ = tokio::time::timeout(wait, changed).await;
+            // wake this one: look again after a pull's wait at the latest. Meanwhile the
+            // consumer is kept in use, so that NATS does not delete it.
+            let keep_alive = async {
+                loop {
+                    let next = tokio::time::Instant::now() + timing.keep_alive;
+                    if let Some(open) = &puller {
+                        open.keep_alive(timing.keep_alive).await;
+                    }
+                    tokio::time::sleep_until(next).await;
+                }
+            };
+            let _ = tokio::time::timeout(wait, async {
+                tokio::select! {
+                    () = changed => {}
+                    () = keep_alive => {}
+                }
+            })
+            .await;
             continue;
         }
         let pulled = match &puller {
@@ -197,7 +247,13 @@ async fn feed(store: QueueStore, queue: Arc<Queue>, wait: Duration, settling: Ar
             },
         };
         match pulled {
-            Ok(()) => failures = 0,
+            // Nothing came: the consumer may have been deleted by NATS (a pull on a missing
+            // consumer just times out), so it is opened again (a no-op if it exists).
+            Ok(0) => {
+                failures = 0;
+                puller = None;
+            }
+            Ok(_) => failures = 0,
             Err(e) => {
                 warn!(queue = %queue.name(), error = %e, "queue store: pulling failed; trying again");
                 puller = None;
@@ -229,11 +285,13 @@ async fn pull_into(
     room: usize,
     wait: Duration,
     settling: &Arc<Settling>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let mut pull = puller.pull(room, wait).await?;
     let mut refused = Vec::new();
+    let mut pulled = 0;
     while let Some(next) = pull.next().await {
         let delivery = next?;
+        pulled += 1;
         let redelivered = delivery.redelivered();
         let message = QueuedMessage::from_store(
             format!("js-{}", delivery.id),
@@ -251,11 +309,11 @@ async fn pull_into(
     }
     // Dropped, each is given back.
     drop(refused);
-    Ok(())
+    Ok(pulled)
 }
 
-/// A pulled message's settlement. JetStream is told on a task of its own: a queue settles
-/// under its lock, which must not wait for the network.
+/// A pulled message's settlement, handed to the settling task: a queue settles under its lock,
+/// which must not wait for the network.
 #[derive(Debug)]
 struct Stored {
     handle: AckHandle,
@@ -265,26 +323,11 @@ struct Stored {
 impl Settlement for Stored {
     fn ack(self: Box<Self>) {
         let Stored { handle, settling } = *self;
-        settling.ack(handle);
+        settling.queue(Settle::Ack(handle));
     }
 
     fn nak(self: Box<Self>) {
         let Stored { handle, settling } = *self;
-        settling.spawn(async move {
-            match handle.nak().await {
-                Ok(Nacked::Redelivered) => {}
-                Ok(Nacked::DeadLettered(queue)) => {
-                    debug!(dead_letter_queue = %queue, "queue store: a message was dead-lettered");
-                }
-                Ok(Nacked::Dropped) => {
-                    warn!(
-                        "queue store: a message at its last delivery was dropped (queues.jetstream.dead_letter)"
-                    );
-                }
-                Err(e) => {
-                    debug!(error = %e, "queue store: a nak was not sent; the message comes back after the ack wait");
-                }
-            }
-        });
+        settling.queue(Settle::Nak(handle));
     }
 }

@@ -90,7 +90,7 @@ impl Session {
                 } else if let (true, Some(unconfirmed)) = (stored, self.unconfirmed.as_mut()) {
                     // Confirmed once the store has what the frame sent (a SEND, a COMMIT).
                     if let Some(receipt) = receipt {
-                        unconfirmed.answer_with_last(receipt);
+                        unconfirmed.answer_since(stores_before, receipt);
                     }
                 } else if let (Some(receipt), Some(version), true) =
                     (receipt, self.version, answers_receipt)
@@ -258,7 +258,7 @@ impl Session {
     }
 
     /// Stores made for this session's SENDs so far (see `unconfirmed`).
-    fn stores_made(&self) -> u64 {
+    pub(super) fn stores_made(&self) -> u64 {
         self.unconfirmed.as_ref().map_or(0, |u| u.made())
     }
 

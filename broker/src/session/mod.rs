@@ -339,9 +339,13 @@ impl Session {
             }
             Err(refusal) => {
                 warn!(session = %self.id, peer = %self.peer, detail = %refusal.detail, "queue store refused a SEND");
+                let detail = match confirmed.context {
+                    Some(context) => format!("{context}: {}", refusal.detail),
+                    None => refusal.detail,
+                };
                 return Err(CloseReason::Protocol(
-                    ErrorReply::new(refusal.message, refusal.detail)
-                        .for_receipt(confirmed.receipt.as_deref()),
+                    ErrorReply::new(refusal.message, detail)
+                        .for_receipt(confirmed.error_receipt.as_deref()),
                 ));
             }
         }

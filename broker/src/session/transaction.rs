@@ -129,10 +129,20 @@ impl Session {
             .ok_or_else(|| unknown(Command::Commit, id))?;
         let count = frames.len();
         for (index, held) in frames.iter().enumerate() {
+            let stores_before = self.stores_made();
             let applied = match held.command {
                 Command::Send => self.commit_send(held),
                 _ => self.apply_ack(held),
             };
+            if self.stores_made() > stores_before {
+                // A store refusing it later says which frame it was, as an error now would.
+                if let Some(unconfirmed) = self.unconfirmed.as_mut() {
+                    unconfirmed.describe_last(format!(
+                        "COMMIT of transaction {id:?} failed at frame {} of {count} (SEND)",
+                        index + 1
+                    ));
+                }
+            }
             applied.map_err(|reason| match reason {
                 CloseReason::Protocol(mut reply) => {
                     reply.detail = format!(

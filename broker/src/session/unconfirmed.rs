@@ -26,9 +26,8 @@ type Confirming = Pin<Box<dyn Future<Output = (Result<(), Refusal>, usize)> + Se
 #[derive(Default)]
 pub(super) struct Unconfirmed {
     in_flight: FuturesOrdered<Confirming>,
-    /// The RECEIPT each store in flight answers, in the same order: a frame's RECEIPT rides
-    /// on the last store it made.
-    receipts: VecDeque<Option<String>>,
+    /// What each store in flight answers, in the same order.
+    answers: VecDeque<Answer>,
     /// Body bytes in flight.
     bytes: usize,
     /// Stores made so far, to tell whether a frame made any.
@@ -47,17 +46,32 @@ impl std::fmt::Debug for Unconfirmed {
     }
 }
 
+/// What a store's outcome answers.
+#[derive(Debug, Default)]
+struct Answer {
+    /// The RECEIPT of the frame that made it: on the ERROR if it fails, and sent on its
+    /// success if it is the frame's last store.
+    receipt: Option<String>,
+    last: bool,
+    /// Where it came from, for the ERROR (a COMMIT's frame).
+    context: Option<String>,
+}
+
 /// One store's outcome, with the RECEIPT it answers.
 pub(super) struct Confirmed {
     pub result: Result<(), Refusal>,
+    /// The RECEIPT to send on success.
     pub receipt: Option<String>,
+    /// The `receipt-id` and the prefix of its detail, for the ERROR of a failure.
+    pub error_receipt: Option<String>,
+    pub context: Option<String>,
 }
 
 impl Unconfirmed {
     pub fn push(&mut self, storing: Storing, size: usize) {
         self.in_flight
             .push_back(Box::pin(async move { (storing.await, size) }));
-        self.receipts.push_back(None);
+        self.answers.push_back(Answer::default());
         self.bytes += size;
         self.made += 1;
     }
@@ -67,10 +81,24 @@ impl Unconfirmed {
         self.made
     }
 
-    /// The frame that made the last store answers `receipt` once it is confirmed.
-    pub fn answer_with_last(&mut self, receipt: String) {
-        if let Some(last) = self.receipts.back_mut() {
-            *last = Some(receipt);
+    /// The stores made since the first `made` answer the frame's `receipt`: the last one
+    /// sends it once confirmed, any of them names it on its ERROR.
+    pub fn answer_since(&mut self, made: u64, receipt: String) {
+        let since = usize::try_from(self.made - made).unwrap_or(usize::MAX);
+        let mut stores = self.answers.iter_mut().rev().take(since);
+        if let Some(last) = stores.next() {
+            last.last = true;
+            last.receipt = Some(receipt.clone());
+        }
+        for earlier in stores {
+            earlier.receipt = Some(receipt.clone());
+        }
+    }
+
+    /// The last store made says, on its ERROR, where it came from.
+    pub fn describe_last(&mut self, context: String) {
+        if let Some(last) = self.answers.back_mut() {
+            last.context = Some(context);
         }
     }
 
@@ -110,9 +138,12 @@ impl Unconfirmed {
             return std::future::pending().await;
         };
         self.bytes -= size;
+        let answer = self.answers.pop_front().unwrap_or_default();
         Confirmed {
             result,
-            receipt: self.receipts.pop_front().flatten(),
+            receipt: answer.receipt.clone().filter(|_| answer.last),
+            error_receipt: answer.receipt,
+            context: answer.context,
         }
     }
 }

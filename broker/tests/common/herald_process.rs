@@ -75,22 +75,32 @@ impl HeraldProcess {
         .stderr(log)
         .spawn()
         .expect("spawn herald");
-        let deadline = tokio::time::Instant::now() + NODE_START;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "node {node_id} still running after {NODE_START:?}:\n{}",
-                    std::fs::read_to_string(&output).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let Some(status) = exit_within(&mut child, NODE_START).await else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "node {node_id} still running after {NODE_START:?}:\n{}",
+                std::fs::read_to_string(&output).unwrap_or_default()
+            );
         };
         (status, std::fs::read_to_string(&output).unwrap())
+    }
+
+    /// Stops the node the graceful way (SIGTERM, as a service manager does) and waits for it
+    /// to exit; fails if it is still running after [`NODE_START`].
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(kill.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        exit_within(&mut self.child, NODE_START)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "node {} still running {NODE_START:?} after SIGTERM:\n{}",
+                    self.node_id,
+                    self.log()
+                )
+            })
     }
 
     /// Starts a node with `config` added to its listeners' section, logging at `log_level`.
@@ -205,6 +215,20 @@ impl Drop for HeraldProcess {
         if std::thread::panicking() {
             eprintln!("---- herald node {} log ----\n{}", self.node_id, self.log());
         }
+    }
+}
+
+/// How `child` exited, if it does within `limit`.
+async fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
