@@ -412,8 +412,9 @@ impl Session {
             // Earlier SENDs still on their way into the queue store answer first.
             (None, Some(unconfirmed)) => {
                 if let Some(receipt) = receipt {
+                    let made = unconfirmed.made();
                     unconfirmed.push(Box::pin(std::future::ready(Ok(()))), 0);
-                    unconfirmed.answer_with_last(receipt);
+                    unconfirmed.answer_since(made, receipt);
                 }
             }
             (None, None) => {
