@@ -32,6 +32,23 @@ pub const CLOSE_LABELS: [&str; 11] = [
     "kicked",
 ];
 
+/// What became of messages kept for offline users (`[[users.offline]]`): the `outcome`
+/// labels, in [`OfflineOutcome`] order.
+pub const OFFLINE_LABELS: [&str; 4] = ["stored", "delivered", "expired", "dropped"];
+
+/// One [`OFFLINE_LABELS`] entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineOutcome {
+    /// Kept for a user with no session subscribed anywhere.
+    Stored,
+    /// Taken from the store into a subscription's queue.
+    Delivered,
+    /// Found older than its `keep_ms`, or past its `expires`, when drained: never delivered.
+    Expired,
+    /// The user's oldest, dropped at `max_per_user` for a newer one.
+    Dropped,
+}
+
 #[derive(Debug)]
 pub struct Stats {
     pub connections_open: AtomicI64,
@@ -78,6 +95,8 @@ pub struct Stats {
     /// Messages from other nodes a full queue of this node did not take.
     pub cluster_queue_drops: AtomicU64,
     closes: [AtomicU64; CLOSE_LABELS.len()],
+    /// Offline delivery, by [`OfflineOutcome`].
+    offline: [AtomicU64; OFFLINE_LABELS.len()],
     /// Open connections by transport (index into [`TRANSPORT_LABELS`]).
     connections: [AtomicI64; TRANSPORT_LABELS.len()],
     /// Sessions started (a connection established, before its CONNECT) by transport.
@@ -133,6 +152,7 @@ impl Default for Stats {
             cluster_oversized_refused: AtomicU64::default(),
             cluster_queue_drops: AtomicU64::default(),
             closes: Default::default(),
+            offline: Default::default(),
             connections: Default::default(),
             sessions_opened: Default::default(),
             frames_in: Default::default(),
@@ -314,6 +334,16 @@ impl Stats {
     /// A user-destination SEND that no session of the user (or session id) was subscribed to.
     pub fn record_user_unrouted(&self) {
         self.user_messages_unrouted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message kept for, delivered to or expired for an offline user.
+    pub fn record_offline(&self, outcome: OfflineOutcome) {
+        self.offline[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Offline delivery counts, in [`OFFLINE_LABELS`] order.
+    pub fn offline(&self) -> [u64; OFFLINE_LABELS.len()] {
+        std::array::from_fn(|i| self.offline[i].load(Ordering::Relaxed))
     }
 
     /// A SEND refused for being larger than the cluster link carries.

@@ -13,7 +13,7 @@ use crate::auth::Authenticator;
 use crate::cluster::connect::{ConnectError, connect};
 use crate::cluster::{Inbound, LinkSettings, NatsLink, Renew};
 use crate::config::{Config, QueueStoreKind};
-use crate::jetstream::{JetStreamQueues, OpenError, QueueStore};
+use crate::jetstream::{JetStreamQueues, OfflineJetStream, OpenError, QueueStore};
 use crate::metrics::Stats;
 use crate::outbox::Outbox;
 use crate::routing::cluster::{ClusterLink, Crossing, NoCluster, Presence};
@@ -66,6 +66,7 @@ impl Node {
         };
         let stats = Arc::new(Stats::default());
         let client = connect(&cluster, &id, Arc::clone(&stats)).await?;
+        let offline_client = client.clone();
         let queue_store = match config.queues.store {
             QueueStoreKind::Memory => None,
             QueueStoreKind::Jetstream => {
@@ -111,6 +112,17 @@ impl Node {
         link.renew_with(renew);
         let inbound: Weak<dyn Inbound> = Arc::downgrade(&node) as Weak<dyn Inbound>;
         link.start(inbound);
+        if !node.config.users.offline.is_empty() {
+            let name = node.config.cluster.as_ref().map_or("", |c| c.name.as_str());
+            let store = OfflineJetStream::open(offline_client, name, &node.config)
+                .await
+                .map_err(StartError::Offline)?;
+            node.router.offline.set_store(Arc::new(store));
+            info!(
+                destinations = node.config.users.offline.len(),
+                "offline delivery on JetStream"
+            );
+        }
         Ok(node)
     }
 
@@ -207,6 +219,9 @@ pub enum StartError {
     Connect(#[from] ConnectError),
     #[error("queues.store = \"jetstream\": {0}")]
     QueueStore(#[from] OpenError),
+    /// The offline delivery store (`[[users.offline]]`).
+    #[error("users.offline: {0}")]
+    Offline(OpenError),
 }
 
 /// A node id for a node not given one: eight random lowercase hex digits.

@@ -27,6 +27,7 @@ pub use sections::{ApiAction, ApiKeyConfig};
 pub use sections::{ClientAuth, IpNetwork, TlsConfig};
 pub use sections::{ClusterConfig, ClusterTlsConfig};
 pub use sections::{JetStreamStorage, QueueStoreKind, QueuesJetStreamConfig};
+pub use sections::{OfflineConfig, UsersConfig};
 
 /// The whole configuration. `Config::default()` is what an empty file gives.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -42,6 +43,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub jwt: JwtConfig,
     pub access: AccessConfig,
+    /// `[users]`: user destinations (offline delivery).
+    pub users: UsersConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     /// `[http]`: metrics and health.

@@ -859,3 +859,45 @@ impl ClusterTlsConfig {
 fn any_v4(port: u16) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
 }
+
+/// `[users]`: user destinations (`/user/<name>/…`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersConfig {
+    /// `[[users.offline]]`: user destinations whose messages are kept for a user with no
+    /// session subscribed to them, and delivered at the user's next subscription.
+    pub offline: Vec<OfflineConfig>,
+}
+
+/// One `[[users.offline]]` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OfflineConfig {
+    /// The SEND destination it opts in, the user name as `*`: `/user/*/queue/notify`.
+    pub destination: String,
+    /// Stored messages older than this are never delivered.
+    pub keep_ms: u64,
+    /// Most messages kept per user; past it the oldest is dropped.
+    pub max_per_user: u64,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        Self {
+            destination: String::new(),
+            keep_ms: 86_400_000,
+            max_per_user: 100,
+        }
+    }
+}
+
+impl OfflineConfig {
+    /// The user destination it stands for (`/queue/notify` for `/user/*/queue/notify`),
+    /// if `destination` is `<user_prefix>*<destination>`.
+    pub fn user_destination<'a>(&'a self, user_prefix: &str) -> Option<&'a str> {
+        self.destination
+            .strip_prefix(user_prefix)?
+            .strip_prefix('*')
+            .filter(|rest| rest.starts_with('/'))
+    }
+}

@@ -646,3 +646,50 @@ fn api_keys_need_one_good_secret_and_an_action() {
     );
     assert!(Config::from_toml_str("[[http.api_keys]]\nactions = [\"everything\"]\n", "t").is_err());
 }
+
+#[test]
+fn offline_users_need_the_jetstream_store_and_an_opted_in_destination() {
+    let block = "[[users.offline]]\ndestination = \"/user/*/queue/notify\"\nkeep_ms = 60000\n\
+                 max_per_user = 5\n";
+    let err = parse_err(block);
+    assert!(
+        err.contains("users.offline: offline delivery keeps messages in NATS JetStream")
+            && err.contains("queues.store = \"jetstream\""),
+        "{err}"
+    );
+    let with_store = format!("[queues]\nstore = \"jetstream\"\n[cluster]\n{block}");
+    let config = Config::from_toml_str(&with_store, "t").unwrap();
+    let offline = &config.users.offline[0];
+    assert_eq!((offline.keep_ms, offline.max_per_user), (60_000, 5));
+    assert_eq!(offline.user_destination("/user/"), Some("/queue/notify"));
+    let mut config = config;
+    let bad = |destination: &str| {
+        let mut block = config.users.offline[0].clone();
+        block.destination = destination.to_owned();
+        block
+    };
+    let blocks = vec![
+        bad("/user/*/queue/notify"),
+        bad("/user/alice/queue/notify"),
+        bad("/user/*/queue/a*"),
+        bad("/user/*/elsewhere/x"),
+        bad("/user/*/queue/notify"),
+        OfflineConfig {
+            keep_ms: 0,
+            max_per_user: 0,
+            ..bad("/user/*/topic/t")
+        },
+    ];
+    config.users.offline = blocks;
+    assert_eq!(
+        problem_keys(&config),
+        [
+            "users.offline[1].destination",
+            "users.offline[2].destination",
+            "users.offline[3].destination",
+            "users.offline[4].destination",
+            "users.offline[5].keep_ms",
+            "users.offline[5].max_per_user",
+        ]
+    );
+}

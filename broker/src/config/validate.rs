@@ -29,6 +29,7 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     auth(&mut check, config);
     jwt(&mut check, config);
     access(&mut check, config);
+    users(&mut check, config);
     if let Some(cluster) = &config.cluster {
         self::cluster(&mut check, cluster);
     }
@@ -639,5 +640,58 @@ fn queues(check: &mut Checker, config: &Config) {
                 queues.max_total_bytes, queues.max_bytes_per_queue
             ),
         );
+    }
+}
+
+/// `[[users.offline]]`: kept in JetStream, for a user destination of each own.
+fn users(check: &mut Checker, config: &Config) {
+    let offline = &config.users.offline;
+    if offline.is_empty() {
+        return;
+    }
+    if config.queues.store != QueueStoreKind::Jetstream {
+        check.fail(
+            "users.offline",
+            "offline delivery keeps messages in NATS JetStream: it needs queues.store = \"jetstream\" \
+             (and [queues.jetstream], [cluster])",
+        );
+    }
+    let dest = &config.destinations;
+    let kinds = dest.topic_prefixes.iter().chain(&dest.queue_prefixes);
+    let prefix = &config.destinations.user_prefix;
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, block) in offline.iter().enumerate() {
+        let key = |field: &str| format!("users.offline[{i}].{field}");
+        match block.user_destination(prefix) {
+            Some(rest)
+                if !rest.contains(PATTERN_CHARS)
+                    && kinds.clone().any(|p| rest.starts_with(p.as_str())) =>
+            {
+                if seen.contains(&rest) {
+                    check.fail(key("destination"), format!("{:?} is opted in twice", block.destination));
+                }
+                seen.push(rest);
+            }
+            _ => check.fail(
+                key("destination"),
+                format!(
+                    "{:?} must be {prefix}*/ followed by a queue or topic destination without wildcards, \
+                     such as {prefix}*/queue/notify",
+                    block.destination
+                ),
+            ),
+        }
+        check.positive(&key("keep_ms"), block.keep_ms);
+        check.positive(&key("max_per_user"), block.max_per_user);
+        // Durations travel to NATS as i64 nanoseconds, counts as i64.
+        if block.keep_ms > i64::MAX as u64 / 1_000_000 {
+            check.fail(key("keep_ms"), format!("{} is too large", block.keep_ms));
+        }
+        if block.max_per_user > i64::MAX as u64 {
+            check.fail(
+                key("max_per_user"),
+                format!("{} is too large", block.max_per_user),
+            );
+        }
     }
 }

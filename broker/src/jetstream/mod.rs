@@ -9,12 +9,14 @@
 
 mod error;
 mod names;
+mod offline;
 mod pull;
 mod queues;
 mod settings;
 mod store;
 
 pub use error::{OpenError, StoreError};
+pub use offline::OfflineJetStream;
 pub use pull::{AckHandle, Delivery, Nacked, Pull, Puller};
 pub use queues::JetStreamQueues;
 pub use store::{QueueStore, StoredId};

@@ -54,16 +54,26 @@ impl Names {
 /// consumer whose name holds `%`. Two queues with one hash would share a name; the second
 /// would then get a clear error (its filter subject differs), not the first's messages.
 pub(crate) fn consumer_name(queue: &str) -> String {
-    let shown = queue.chars().take(CONSUMER_NAME_SHOWN).map(|c| {
+    safe_name("q-", queue)
+}
+
+/// The durable consumer of user `user`'s stored messages in an offline stream (one stream per
+/// `[[users.offline]]` block): `u-`, then as [`consumer_name`] with the user name.
+pub(crate) fn offline_consumer_name(user: &str) -> String {
+    safe_name("u-", user)
+}
+
+fn safe_name(prefix: &str, text: &str) -> String {
+    let shown = text.chars().take(CONSUMER_NAME_SHOWN).map(|c| {
         if c.is_ascii_alphanumeric() || c == '-' {
             c
         } else {
             '_'
         }
     });
-    let mut name = String::from("q-");
+    let mut name = String::from(prefix);
     name.extend(shown);
-    name.push_str(&format!("-{:016x}", fnv1a(queue)));
+    name.push_str(&format!("-{:016x}", fnv1a(text)));
     name
 }
 
@@ -103,6 +113,10 @@ mod tests {
         );
         assert_ne!(a, b);
         assert_eq!(a.len(), 2 + CONSUMER_NAME_SHOWN + 17);
+        assert_eq!(
+            offline_consumer_name("al.ice"),
+            format!("u-al_ice-{:016x}", fnv1a("al.ice"))
+        );
         // Known FNV-1a value: the name must not change between releases.
         assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
     }

@@ -9,7 +9,7 @@ use herald_protocol::Command;
 use prometheus::core::Collector;
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use super::{CLOSE_LABELS, Stats, TRANSPORT_LABELS};
+use super::{CLOSE_LABELS, OFFLINE_LABELS, Stats, TRANSPORT_LABELS};
 
 /// What the layers above `metrics` know, read when scraped.
 #[derive(Debug, Clone, Default)]
@@ -197,6 +197,12 @@ pub fn render(stats: &Stats, outside: &Outside) -> String {
             ),
             ("access_denied", get(&stats.access_denied_sends)),
         ],
+    );
+    out.counters(
+        "herald_offline_messages_total",
+        "Messages of opted-in user destinations kept while the user was offline, by outcome.",
+        "outcome",
+        OFFLINE_LABELS.into_iter().zip(stats.offline()),
     );
     out.gauge(
         "herald_queue_messages",

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod durable;
 pub mod kicks;
 mod node;
+pub mod offline;
 pub mod publish;
 pub mod queue;
 pub mod rates;

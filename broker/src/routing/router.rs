@@ -22,6 +22,7 @@ use super::cluster::{
 use super::destination::{DestinationKind, Destinations};
 use super::durable::{DurableStore, Storing};
 use super::has_wildcards;
+use super::offline::{Decision, OfflineOutcome, OfflineRouting, OfflineSend, StoredTarget};
 use super::publish::{MessageIds, expires, forwarded_headers, is_expired, now_ms};
 use super::queue::{Bound, ConsumerSpec, Creator, Enqueued, Queue, QueueRouter};
 use super::rates::TopDestinations;
@@ -111,6 +112,8 @@ pub struct Route {
     /// Where its messages wait: its named queue, or the private queue of a client-ack topic
     /// subscription; `None` for an auto-ack topic subscription.
     pub queue: Option<Arc<Queue>>,
+    /// For a user destination opted in to offline delivery: its block and the user.
+    pub offline: Option<(usize, String)>,
 }
 
 /// The session a subscription belongs to.
@@ -133,6 +136,9 @@ pub struct Published {
     pub queues: VecDeque<String>,
     /// Topic subscriptions on this node the message was queued for (the HTTP API's answer).
     pub delivered: usize,
+    /// A SEND to a user destination opted in to offline delivery, reaching no session here:
+    /// nothing is routed yet; the caller settles it through [`Router::settle_offline`].
+    pub offline: Option<OfflineSend>,
 }
 
 /// The node's routing.
@@ -155,6 +161,8 @@ pub struct Router {
     remote_creator: Creator,
     /// The destinations published to most lately (the admin page).
     pub rates: TopDestinations,
+    /// User destinations opted in to offline delivery, and their store.
+    pub offline: OfflineRouting,
     /// Where named queues keep their messages under `queues.store = "jetstream"`.
     durable: Option<Arc<dyn DurableStore>>,
 }
@@ -191,6 +199,7 @@ impl Router {
             stats,
             remote_creator: Creator::default(),
             rates: TopDestinations::default(),
+            offline: OfflineRouting::new(config),
             durable: None,
         }
     }
@@ -353,6 +362,7 @@ impl Router {
                     user_destination: None,
                     in_topics: true,
                     queue,
+                    offline: None,
                 })
             }
             SubscribeRoute::Queue(destination) => {
@@ -376,6 +386,7 @@ impl Router {
                     user_destination: None,
                     in_topics: false,
                     queue: Some(queue),
+                    offline: None,
                 })
             }
             SubscribeRoute::User {
@@ -393,11 +404,13 @@ impl Router {
                     self.users.open(session.id, session.user, &self.user_hook());
                 }
                 self.users.subscribe(session.id, destination);
+                let offline = self.offline_subscribed(session.user, destination, &queue);
                 Ok(Route {
                     destination: resolved,
                     user_destination: Some(destination.to_owned()),
                     in_topics: false,
                     queue: Some(queue),
+                    offline,
                 })
             }
         }
@@ -409,6 +422,7 @@ impl Router {
         if let Some(user_destination) = &route.user_destination {
             self.users.unsubscribe(session, user_destination);
         }
+        self.offline_unsubscribed(route);
         if route.in_topics && self.topics.unsubscribe(&route.destination, subscriber) {
             self.interest_changed(Interest::Topic, &route.destination, false);
         }
@@ -443,6 +457,7 @@ impl Router {
                 self.interest_changed(Interest::Topic, &route.destination, false);
             }
             self.leave_queue(route, subscriber);
+            self.offline_unsubscribed(route);
         }
         self.users.close(session, &self.user_hook());
     }
@@ -522,39 +537,11 @@ impl Router {
             }
             SendRoute::Queue(destination) => published.queues.push_back((*destination).into()),
             SendRoute::User { name, destination } => {
-                match user::session_node(name) {
-                    Some(node) if node != self.node_id => {
-                        self.forward(
-                            Audience::Session {
-                                node,
-                                session: name,
-                            },
-                            destination,
-                            headers,
-                            body,
-                            &mut published,
-                        )?;
-                        return Ok(published);
-                    }
-                    Some(_) => {}
-                    None if self.clustered() => self.forward(
-                        Audience::User { name },
-                        destination,
-                        headers,
-                        body,
-                        &mut published,
-                    )?,
-                    None => {}
+                if let Some(send) = self.offline_send(name, destination, headers, body) {
+                    published.offline = Some(send);
+                    return Ok(published);
                 }
-                let targets = self.users.targets(name, destination);
-                if targets.is_empty() && !self.clustered() {
-                    self.stats.record_user_unrouted();
-                }
-                published.queues.extend(
-                    targets
-                        .iter()
-                        .map(|session| user::resolve(destination, session)),
-                );
+                self.publish_user(name, destination, headers, body, &mut published)?;
             }
             SendRoute::Resolved { resolved, session } => match user::session_node(session) {
                 Some(node) if node != self.node_id => {
@@ -572,6 +559,147 @@ impl Router {
             },
         }
         Ok(published)
+    }
+
+    /// Routes a SEND to `/user/<name><destination>`: to the sessions it names here, and
+    /// through the link to the other nodes.
+    fn publish_user(
+        &self,
+        name: &str,
+        destination: &str,
+        headers: &Headers,
+        body: &Bytes,
+        published: &mut Published,
+    ) -> Result<(), Refusal> {
+        match user::session_node(name) {
+            Some(node) if node != self.node_id => {
+                self.forward(
+                    Audience::Session {
+                        node,
+                        session: name,
+                    },
+                    destination,
+                    headers,
+                    body,
+                    published,
+                )?;
+                return Ok(());
+            }
+            Some(_) => {}
+            None if self.clustered() => self.forward(
+                Audience::User { name },
+                destination,
+                headers,
+                body,
+                published,
+            )?,
+            None => {}
+        }
+        let targets = self.users.targets(name, destination);
+        if targets.is_empty() && !self.clustered() {
+            self.stats.record_user_unrouted();
+        }
+        published.queues.extend(
+            targets
+                .iter()
+                .map(|session| user::resolve(destination, session)),
+        );
+        Ok(())
+    }
+
+    /// A SEND to a user destination opted in to offline delivery that no session of the user
+    /// subscribes to here: held back for [`Router::settle_offline`]. `None` if it is not
+    /// opted in, names a session rather than a user, has expired, or reaches a session here.
+    fn offline_send(
+        &self,
+        name: &str,
+        destination: &str,
+        headers: &Headers,
+        body: &Bytes,
+    ) -> Option<OfflineSend> {
+        let (block, _) = self.offline.opted_in(destination)?;
+        if user::is_session_id(name)
+            || is_expired(expires(headers), now_ms())
+            || !self.users.targets(name, destination).is_empty()
+        {
+            return None;
+        }
+        Some(OfflineSend {
+            block,
+            user: name.to_owned(),
+            destination: destination.to_owned(),
+            headers: forwarded_headers(headers).into_owned(),
+            body: body.clone(),
+        })
+    }
+
+    /// Settles a SEND [`Router::publish`] held back for offline delivery: stored if no
+    /// session of the user subscribes to it on any node, else routed live as usual. What it
+    /// returns is to be handled as `publish`'s answer (its queues filled, its congested
+    /// outboxes waited for). Refused if the store could neither tell nor store.
+    pub async fn settle_offline(&self, send: OfflineSend) -> Result<Published, Refusal> {
+        let mut published = Published::default();
+        // A session of the user may have subscribed here meanwhile.
+        if self.users.targets(&send.user, &send.destination).is_empty() {
+            let Some((_, store)) = self.offline.opted_in(&send.destination) else {
+                return Ok(published);
+            };
+            let decision = store.store_unless_online(send.clone()).await.map_err(|e| {
+                Refusal::new(
+                    "offline delivery failed",
+                    format!(
+                        "{} has no session subscribed to {} and the message could not be kept: {e}",
+                        send.user, send.destination
+                    ),
+                )
+            })?;
+            if let Decision::Stored { dropped_oldest } = decision {
+                self.stats.record_offline(OfflineOutcome::Stored);
+                if dropped_oldest {
+                    self.stats.record_offline(OfflineOutcome::Dropped);
+                }
+                return Ok(published);
+            }
+        }
+        self.publish_user(
+            &send.user,
+            &send.destination,
+            &send.headers,
+            &send.body,
+            &mut published,
+        )?;
+        Ok(published)
+    }
+
+    /// A subscription of `user` to the user destination `destination`, whose queue is
+    /// `queue`: if it is opted in to offline delivery, the node answers for the user and the
+    /// stored messages are drained into the queue. Returns its block and user, for leaving.
+    fn offline_subscribed(
+        &self,
+        user: Option<&str>,
+        destination: &str,
+        queue: &Arc<Queue>,
+    ) -> Option<(usize, String)> {
+        let user = user?;
+        let (block, store) = self.offline.opted_in(destination)?;
+        let target = StoredTarget::new(
+            Arc::clone(queue),
+            Arc::clone(&self.message_ids),
+            Arc::clone(&self.stats),
+        );
+        store.subscribed(block, user, target);
+        Some((block, user.to_owned()))
+    }
+
+    fn offline_unsubscribed(&self, route: &Route) {
+        let Some((block, user)) = &route.offline else {
+            return;
+        };
+        if let Some(destination) = &route.user_destination {
+            if let Some((_, store)) = self.offline.opted_in(destination) {
+                store.unsubscribed(*block, user);
+            }
+        }
     }
 
     /// A topic publish on a clustered node: one message id for every node, forwarded (or

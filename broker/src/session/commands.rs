@@ -9,11 +9,12 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::close::{CloseReason, ErrorReply};
-use super::pause::{BlockedSend, Pause, RoomWait};
+use super::pause::{BlockedSend, HeldSend, Pause, RoomWait};
 use super::{Session, Subscription, connect, frames, limits};
 use crate::access::{Principal, Routing};
 use crate::config::AccessAction;
-use crate::routing::queue::{AckMode, ConsumerSpec, Enqueued, Room};
+use crate::routing::offline::OfflineSend;
+use crate::routing::queue::{AckMode, ConsumerSpec, Creator, Enqueued, Room};
 use crate::routing::router::{Refusal, SessionRef};
 use crate::routing::subscriber::Subscriber;
 use crate::routing::user;
@@ -82,9 +83,10 @@ impl Session {
         match result {
             Ok(()) => {
                 let stored = self.stores_made() > stores_before;
-                if let Some(blocked) = self.pause.as_mut().and_then(|p| p.blocked.as_mut()) {
-                    // A SEND waiting for queue room is confirmed once a queue took it.
-                    blocked.receipt = receipt;
+                if let Some(slot) = self.pause.as_mut().and_then(|p| p.receipt_slot()) {
+                    // A SEND waiting for queue room, or for its offline-or-live decision, is
+                    // confirmed once settled.
+                    *slot = receipt;
                 } else if let (true, Some(unconfirmed)) = (stored, self.unconfirmed.as_mut()) {
                     // Confirmed once the store has what the frame sent (a SEND, a COMMIT).
                     if let Some(receipt) = receipt {
@@ -227,6 +229,10 @@ impl Session {
             .node
             .router
             .publish(&route, &frame.headers, &frame.body)?;
+        if let Some(send) = published.offline {
+            self.hold(frame, send);
+            return Ok(());
+        }
         let mut targets = published.queues;
         self.wait_for_room(published.congested);
         if let Some(room) = self.publish_to_queues(&frame, &mut targets)? {
@@ -244,6 +250,9 @@ impl Session {
             .node
             .router
             .publish(&route, &frame.headers, &frame.body)?;
+        if let Some(send) = published.offline {
+            self.settle_in_background(send);
+        }
         self.wait_for_room(published.congested);
         Ok(published.queues)
     }
@@ -356,6 +365,85 @@ impl Session {
             // registered before publishing again.
             blocked.wait = RoomWait::new(room);
         }
+    }
+
+    /// Holds a SEND held back for offline delivery and stops reading until it is stored or
+    /// routed live ([`Session::settle_held`]); its RECEIPT waits for that.
+    fn hold(&mut self, frame: Frame, send: OfflineSend) {
+        let node = Arc::clone(&self.node);
+        let deciding = Box::pin(async move { node.router.settle_offline(send).await });
+        self.pause.get_or_insert_with(Box::<Pause>::default).held =
+            Some(HeldSend::new(frame, deciding));
+    }
+
+    /// A held SEND once decided: refused, or its queues filled as for any SEND (waiting
+    /// for room under policy `block`), then its RECEIPT.
+    pub(super) fn settle_held(&mut self, held: HeldSend) -> Handled {
+        let HeldSend {
+            frame,
+            receipt,
+            settled,
+            ..
+        } = held;
+        let with_receipt = |reason: CloseReason| match reason {
+            CloseReason::Protocol(reply) if reply.receipt.is_none() => {
+                CloseReason::Protocol(reply.for_receipt(receipt.as_deref()))
+            }
+            other => other,
+        };
+        let published = match settled {
+            Some(Ok(published)) => published,
+            Some(Err(refusal)) => return Err(with_receipt(refusal.into())),
+            None => return Ok(()),
+        };
+        self.wait_for_room(published.congested);
+        let mut targets = published.queues;
+        if let Some(room) = self
+            .publish_to_queues(&frame, &mut targets)
+            .map_err(with_receipt)?
+        {
+            self.block(frame, targets, room).map_err(with_receipt)?;
+        }
+        match (
+            self.pause.as_mut().and_then(|p| p.blocked.as_mut()),
+            self.unconfirmed.as_mut().filter(|u| !u.is_done()),
+        ) {
+            (Some(blocked), _) => blocked.receipt = receipt,
+            // Earlier SENDs still on their way into the queue store answer first.
+            (None, Some(unconfirmed)) => {
+                if let Some(receipt) = receipt {
+                    let made = unconfirmed.made();
+                    unconfirmed.push(Box::pin(std::future::ready(Ok(()))), 0);
+                    unconfirmed.answer_since(made, receipt);
+                }
+            }
+            (None, None) => {
+                if let (Some(receipt), Some(version)) = (receipt, self.version) {
+                    self.outbox.push_control(frames::receipt(&receipt, version));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A SEND held back for offline delivery at a COMMIT, which cannot stop part-way to
+    /// wait: settled in the background (the COMMIT's RECEIPT does not wait for it).
+    fn settle_in_background(&self, send: OfflineSend) {
+        let node = Arc::clone(&self.node);
+        tokio::spawn(async move {
+            let (headers, body) = (send.headers.clone(), send.body.clone());
+            match node.router.settle_offline(send).await {
+                Ok(published) => {
+                    let creator = Creator::default();
+                    for queue in &published.queues {
+                        node.router.enqueue(queue, &headers, &body, &creator);
+                    }
+                }
+                Err(refusal) => {
+                    warn!(detail = %refusal.detail, "a committed SEND for an offline user was lost");
+                }
+            }
+        });
     }
 
     fn on_subscribe(&mut self, frame: &Frame) -> Handled {

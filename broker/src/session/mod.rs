@@ -375,6 +375,13 @@ impl Session {
     /// nothing is left to wait for.
     fn settle_pause(&mut self) -> Result<(), CloseReason> {
         let now = Instant::now();
+        if let Some(held) = self
+            .pause
+            .as_mut()
+            .and_then(|p| p.held.take_if(|h| h.settled.is_some()))
+        {
+            self.settle_held(held)?;
+        }
         if let Some(blocked) = self.pause.as_mut().and_then(|p| p.blocked.take()) {
             self.retry_blocked(blocked, now)?;
         }

@@ -5,6 +5,10 @@
 //! The same pause holds a SEND that a full queue did not take (producer flow control, queue
 //! policy `block`): it is published again whenever the queue may have room.
 //!
+//! It also holds a SEND whose routing waits for an answer from elsewhere (offline delivery:
+//! whether the user is online on another node, then JetStream's acknowledgement of the
+//! stored message), so the session's frames stay in order and its RECEIPT tells the outcome.
+//!
 //! Waiting for subscribers is bounded by `outbox.max_pause_ms`: one stuck browser must not
 //! stall publishers for long. Subscribers still above their mark when the time is up are
 //! closed as slow consumers, and the publisher goes on. Waiting for queue room is bounded by
@@ -20,7 +24,9 @@ use herald_protocol::Frame;
 use tokio::time::{Instant, sleep_until};
 
 use crate::outbox::Outbox;
+use crate::routing::cluster::BoxFuture;
 use crate::routing::queue::Room;
+use crate::routing::router::{Published, Refusal};
 
 /// What a paused session waits for.
 #[derive(Debug, Default)]
@@ -29,6 +35,37 @@ pub(super) struct Pause {
     until: Option<Instant>,
     congested: Vec<Arc<Outbox>>,
     pub blocked: Option<BlockedSend>,
+    pub held: Option<HeldSend>,
+}
+
+/// A SEND whose routing is decided elsewhere (offline delivery), until it is.
+pub(super) struct HeldSend {
+    pub frame: Frame,
+    /// Its `receipt`, answered once it is settled (and any queue took it).
+    pub receipt: Option<String>,
+    /// What routing made of it, once decided.
+    pub settled: Option<Result<Published, Refusal>>,
+    deciding: BoxFuture<Result<Published, Refusal>>,
+}
+
+impl HeldSend {
+    pub fn new(frame: Frame, deciding: BoxFuture<Result<Published, Refusal>>) -> HeldSend {
+        HeldSend {
+            frame,
+            receipt: None,
+            settled: None,
+            deciding,
+        }
+    }
+}
+
+impl std::fmt::Debug for HeldSend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldSend")
+            .field("receipt", &self.receipt)
+            .field("settled", &self.settled.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A SEND waiting for room in a queue.
@@ -93,6 +130,7 @@ impl Pause {
             until,
             congested,
             blocked,
+            held,
         } = self;
         let outboxes = async {
             if congested.is_empty() {
@@ -119,10 +157,19 @@ impl Pause {
                 None => std::future::pending().await,
             }
         };
+        let decided = async {
+            match held.as_mut() {
+                Some(held) if held.settled.is_none() => {
+                    held.settled = Some(held.deciding.as_mut().await);
+                }
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = outboxes => {}
             () = outboxes_time => {}
             () = room => {}
+            () = decided => {}
         }
     }
 
@@ -142,6 +189,15 @@ impl Pause {
 
     /// Nothing is left to wait for.
     pub fn is_over(&self) -> bool {
-        self.congested.is_empty() && self.blocked.is_none()
+        self.congested.is_empty() && self.blocked.is_none() && self.held.is_none()
+    }
+
+    /// Where the RECEIPT of the frame just handled goes, if the pause holds that frame.
+    pub fn receipt_slot(&mut self) -> Option<&mut Option<String>> {
+        match (&mut self.blocked, &mut self.held) {
+            (Some(blocked), _) => Some(&mut blocked.receipt),
+            (None, Some(held)) => Some(&mut held.receipt),
+            (None, None) => None,
+        }
     }
 }

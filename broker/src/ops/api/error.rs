@@ -81,7 +81,9 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> ApiError {
         match refusal.message {
             "queue full" => ApiError::QueueFull(refusal),
-            "queue store unavailable" => ApiError::StoreUnavailable(refusal),
+            "queue store unavailable" | "offline delivery failed" => {
+                ApiError::StoreUnavailable(refusal)
+            }
             "message too large" => ApiError::TooLarge(refusal.detail),
             _ => ApiError::Destination(refusal),
         }

@@ -195,9 +195,12 @@ fn forwarded(node: &Node, route: &SendRoute<'_>) -> bool {
 /// Publishes through the router, then fills the queues it names. Returns the subscriptions
 /// on this node that got the message.
 async fn deliver(node: &Node, route: &SendRoute<'_>, message: &Message) -> Result<usize, ApiError> {
-    let published = node
+    let mut published = node
         .router
         .publish(route, &message.headers, &message.body)?;
+    if let Some(send) = published.offline.take() {
+        published = node.router.settle_offline(send).await?;
+    }
     let mut matched = published.delivered;
     wait_for_room(node, published.congested).await;
     let creator = Creator::default();

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use super::*;
 use crate::config::{Config, OverflowPolicy};
 use crate::routing::cluster::{BoxFuture, RemoteDisconnect, RemotePresence, Unforwardable};
+use crate::routing::offline::Taken;
 use crate::routing::queue::AckMode;
 use crate::routing::user::LocalUsers;
 
@@ -410,5 +411,139 @@ async fn presence_adds_other_nodes_to_this_one() {
     assert_eq!(
         users,
         Presence::from([("alice".to_owned(), 3), ("carol".to_owned(), 1)])
+    );
+}
+
+/// An offline store that answers as told and records what routing asked of it.
+#[derive(Debug, Default)]
+struct FakeStore {
+    answer: Mutex<Option<Decision>>,
+    asked: Mutex<Vec<(String, Vec<u8>)>>,
+    subscribed: Mutex<Vec<(usize, String, StoredTarget)>>,
+    unsubscribed: Mutex<Vec<(usize, String)>>,
+}
+
+impl crate::routing::offline::OfflineStore for FakeStore {
+    fn store_unless_online(&self, send: OfflineSend) -> BoxFuture<Result<Decision, String>> {
+        self.asked.lock().push((send.user, send.body.to_vec()));
+        let answer = self.answer.lock().ok_or_else(|| "down".to_owned());
+        Box::pin(std::future::ready(answer))
+    }
+
+    fn subscribed(&self, block: usize, user: &str, target: StoredTarget) {
+        self.subscribed
+            .lock()
+            .push((block, user.to_owned(), target));
+    }
+
+    fn unsubscribed(&self, block: usize, user: &str) {
+        self.unsubscribed.lock().push((block, user.to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn opted_in_user_sends_are_held_then_stored_or_routed_and_drained_into_subscriptions() {
+    let mut config = Config::default();
+    config.users.offline = vec![crate::config::OfflineConfig {
+        destination: "/user/*/queue/notify".to_owned(),
+        ..Default::default()
+    }];
+    let link = Arc::new(Recorder::default());
+    let stats = Arc::new(Stats::default());
+    let router = Router::new(
+        &config,
+        NODE,
+        Arc::new(LocalUsers::default()),
+        Arc::clone(&link) as Arc<dyn ClusterLink>,
+        Arc::clone(&stats),
+    );
+    let store = Arc::new(FakeStore::default());
+    router.offline.set_store(Arc::clone(&store) as _);
+    let body = Bytes::from_static(b"hi");
+    let send = |destination: &str| {
+        router
+            .publish(
+                &router.parse_send(destination).unwrap(),
+                &Headers::new(),
+                &body,
+            )
+            .unwrap()
+    };
+
+    // Not opted in, or naming a session: routed at once, as before.
+    assert!(send("/user/bob/queue/other").offline.is_none());
+    assert!(
+        send(&format!("/user/{OTHER_SESSION}/queue/notify"))
+            .offline
+            .is_none()
+    );
+    assert_eq!(told(&link).len(), 2);
+
+    // Opted in, nobody here: held, nothing routed until settled.
+    let held = send("/user/bob/queue/notify").offline.unwrap();
+    assert_eq!((held.block, held.user.as_str()), (0, "bob"));
+    assert_eq!(told(&link), []);
+    *store.answer.lock() = Some(Decision::Stored {
+        dropped_oldest: true,
+    });
+    let settled = router.settle_offline(held.clone()).await.unwrap();
+    assert!(settled.queues.is_empty() && told(&link).is_empty());
+    *store.answer.lock() = Some(Decision::Online);
+    router.settle_offline(held.clone()).await.unwrap();
+    assert!(
+        matches!(&told(&link)[..], [Told::Forward(a, d, ..)] if a == "user bob" && d == "/queue/notify")
+    );
+    *store.answer.lock() = None;
+    let refused = router.settle_offline(held).await.unwrap_err();
+    assert_eq!(refused.message, "offline delivery failed");
+    assert_eq!(store.asked.lock().len(), 3);
+
+    // alice subscribes here: the store is told, and what it offers reaches her subscription.
+    let creator = Creator::default();
+    let out = outbox();
+    let session = SessionRef {
+        id: "nodea-00f1e2d3c4b5a697",
+        user: Some("alice"),
+        creator: &creator,
+    };
+    router.open_session(session.id, session.user);
+    let route = router
+        .subscribe(
+            session,
+            router
+                .parse_subscribe("/user/queue/notify", session.id)
+                .unwrap(),
+            spec(1, "n", &out),
+        )
+        .unwrap();
+    // As the session does once the SUBSCRIBE is answered.
+    route
+        .queue
+        .as_ref()
+        .unwrap()
+        .resume(&spec(1, "n", &out).subscriber);
+    let (block, user, target) = store.subscribed.lock().pop().unwrap();
+    assert_eq!((block, user.as_str()), (0, "alice"));
+    let kept: Headers = [("kind", "alert")].into_iter().collect();
+    assert_eq!(target.offer(&kept, b"stored"), Taken::Yes);
+    let past: Headers = [("expires", "1")].into_iter().collect();
+    assert_eq!(target.offer(&past, b"too late"), Taken::Expired);
+    let delivered = frames(&out);
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert!(delivered[0].contains("destination:/user/queue/notify\n"));
+    assert!(delivered[0].contains("kind:alert\n") && delivered[0].ends_with("stored\0"));
+
+    // Now a SEND to alice reaches her session here: routed live, not held.
+    let live = send("/user/alice/queue/notify");
+    assert!(live.offline.is_none());
+    assert_eq!(live.queues, [route.destination.as_str()]);
+
+    router.unsubscribe(session.id, &route, &spec(1, "n", &out).subscriber);
+    assert_eq!(*store.unsubscribed.lock(), [(0, "alice".to_owned())]);
+    assert_eq!(target.offer(&kept, b"after"), Taken::No);
+    assert_eq!(
+        stats.offline(),
+        [1, 1, 1, 1],
+        "stored, delivered, expired, dropped"
     );
 }
