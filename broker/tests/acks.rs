@@ -16,7 +16,6 @@ transport_tests!(
     nack_prefers_another_consumer,
     unknown_ack_id_is_an_error,
     acking_twice_is_an_error,
-    ack_of_an_auto_mode_message_is_an_error,
     unsubscribe_returns_unacked_messages,
     topic_client_ack_nack_redelivers_to_the_same_subscription,
     topic_prefetch_holds_messages_until_acked,
@@ -189,18 +188,6 @@ async fn acking_twice_is_an_error(transport: Transport) {
     let message = a.expect_body("m0").await;
     a.settle_confirmed(Command::Ack, &message).await;
     a.settle(Command::Nack, &message).await;
-    a.expect_error_then_close("unknown ack id").await;
-}
-
-async fn ack_of_an_auto_mode_message_is_an_error(transport: Transport) {
-    let server = TestServer::with_defaults().await;
-    let mut a = server.client(transport).await;
-    a.subscribe("s", "/queue/auto").await;
-    publish_n(&server, transport, "/queue/auto", 1).await;
-    let message = a.expect_body("m0").await;
-    assert_eq!(message.headers.get("ack"), None);
-    let id = message.headers.get("message-id").unwrap();
-    a.send(&Frame::new(Command::Ack).header("id", id)).await;
     a.expect_error_then_close("unknown ack id").await;
 }
 

@@ -211,18 +211,6 @@ async fn leave(mut client: Client) {
     client.expect_clean_close().await;
 }
 
-fn begin(id: &str) -> Frame {
-    Frame::new(Command::Begin).header("transaction", id)
-}
-
-fn commit(id: &str) -> Frame {
-    Frame::new(Command::Commit).header("transaction", id)
-}
-
-fn abort(id: &str) -> Frame {
-    Frame::new(Command::Abort).header("transaction", id)
-}
-
 // ---- cases both stores share ----
 
 async fn consumers_share_a_queue_without_duplicates_or_loss(store: Store) {

@@ -28,18 +28,6 @@ transport_tests!(
     open_transactions_share_the_nodes_byte_budget,
 );
 
-fn begin(id: &str) -> Frame {
-    Frame::new(Command::Begin).header("transaction", id)
-}
-
-fn commit(id: &str) -> Frame {
-    Frame::new(Command::Commit).header("transaction", id)
-}
-
-fn abort(id: &str) -> Frame {
-    Frame::new(Command::Abort).header("transaction", id)
-}
-
 fn tx_send(destination: &str, body: &str, tx: &str) -> Frame {
     send_frame(destination, body).header("transaction", tx)
 }

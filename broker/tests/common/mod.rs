@@ -760,6 +760,18 @@ pub fn subscribe_frame(id: &str, destination: &str) -> Frame {
         .header("destination", destination)
 }
 
+pub fn begin(id: &str) -> Frame {
+    Frame::new(Command::Begin).header("transaction", id)
+}
+
+pub fn commit(id: &str) -> Frame {
+    Frame::new(Command::Commit).header("transaction", id)
+}
+
+pub fn abort(id: &str) -> Frame {
+    Frame::new(Command::Abort).header("transaction", id)
+}
+
 pub fn send_frame(destination: &str, body: &str) -> Frame {
     Frame::new(Command::Send)
         .header("destination", destination)
