@@ -34,14 +34,6 @@ async fn publish_n(server: &TestServer, transport: Transport, destination: &str,
     }
 }
 
-/// Leaves cleanly: DISCONNECT with a receipt, then the close.
-async fn leave(mut client: Client) {
-    client
-        .send_with_receipt(Frame::new(Command::Disconnect))
-        .await;
-    client.expect_clean_close().await;
-}
-
 async fn prefetch_one_alternates_between_two_client_ack_consumers(transport: Transport) {
     let server = TestServer::with_defaults().await;
     let prefetch = [("ack", "client-individual"), ("prefetch-count", "1")];
@@ -112,7 +104,7 @@ async fn client_individual_acks_only_that_message(transport: Transport) {
         messages.push(a.expect_body(&format!("m{n}")).await);
     }
     a.settle_confirmed(Command::Ack, &messages[1]).await;
-    leave(a).await;
+    a.leave().await;
     let mut b = server.client(transport).await;
     b.subscribe("s", "/queue/ind").await;
     for n in [0, 2] {
@@ -276,43 +268,6 @@ async fn invalid_ack_mode_or_prefetch_is_an_error(transport: Transport) {
     client
         .expect_error_then_close("invalid prefetch-count")
         .await;
-}
-
-/// STOMP 1.1 clients acknowledge by `message-id` and `subscription` (stomp.py's default).
-#[tokio::test]
-async fn stomp_1_1_acks_by_message_id() {
-    let server = TestServer::with_defaults().await;
-    let mut a = server.open(Transport::Tcp).await;
-    a.connect_with(connect_frame("1.1")).await;
-    a.subscribe_with("s", "/queue/v11", &INDIVIDUAL).await;
-    publish_n(&server, Transport::Tcp, "/queue/v11", 2).await;
-    let m0 = a.expect_body("m0").await;
-    let m1 = a.expect_body("m1").await;
-    let ack = |message: &Frame| {
-        Frame::new(Command::Ack)
-            .header("subscription", "s")
-            .header("message-id", message.headers.get("message-id").unwrap())
-    };
-    a.send_with_receipt(ack(&m1)).await;
-    a.send_with_receipt(
-        Frame::new(Command::Nack).header("message-id", m0.headers.get("message-id").unwrap()),
-    )
-    .await;
-    let again = a.expect_body("m0").await;
-    assert_eq!(again.headers.get("redelivered"), Some("true"));
-    a.send_with_receipt(ack(&again)).await;
-    assert_eq!(
-        server
-            .node
-            .router
-            .queues
-            .depth("/queue/v11")
-            .unwrap()
-            .unacked,
-        0
-    );
-    a.send(&ack(&m1)).await;
-    a.expect_error_then_close("unknown ack id").await;
 }
 
 /// Issue 12, item 16: a 1.1 client (stomp.py) that puts the MESSAGE's `ack` value in

@@ -203,14 +203,6 @@ fn assert_all_redelivered(frames: &[Frame]) {
     }
 }
 
-/// Leaves cleanly: DISCONNECT with a receipt, then the close.
-async fn leave(mut client: Client) {
-    client
-        .send_with_receipt(Frame::new(Command::Disconnect))
-        .await;
-    client.expect_clean_close().await;
-}
-
 // ---- cases both stores share ----
 
 async fn consumers_share_a_queue_without_duplicates_or_loss(store: Store) {
@@ -431,7 +423,7 @@ async fn a_message_given_back_by_the_last_consumer_waits_for_the_next(store: Sto
     a.subscribe_with("s", "/queue/last", &INDIVIDUAL).await;
     broker.publish_n("/queue/last", 1).await;
     a.expect_body("m0").await;
-    leave(a).await;
+    a.leave().await;
     let mut next = broker.client(1).await;
     next.subscribe("d", "/queue/last.dlq").await;
     next.subscribe("s", "/queue/last").await;
@@ -511,7 +503,7 @@ async fn client_individual_acks_only_that_message(store: Store) {
     let received = messages(&mut a, 3).await;
     let m1 = received.iter().find(|m| body_text(m) == "m1").unwrap();
     a.settle_confirmed(Command::Ack, m1).await;
-    leave(a).await;
+    a.leave().await;
     let mut b = broker.client(1).await;
     b.subscribe("s", "/queue/ind").await;
     let back = messages(&mut b, 2).await;
@@ -677,7 +669,7 @@ async fn transactions_apply_send_ack_and_nack_at_commit(store: Store) {
     let b_again = consumer.expect_body("b").await;
     assert!(is_redelivered(&b_again), "{}", show(&b_again));
     consumer.settle_confirmed(Command::Ack, &b_again).await;
-    leave(consumer).await;
+    consumer.leave().await;
 
     // Nothing is left: not the aborted SEND, not the acknowledged messages.
     let mut next = broker.client(0).await;

@@ -16,7 +16,6 @@ transport_tests!(
     two_consumers_share_a_queue_without_duplicates_or_loss,
     a_dead_consumers_unacked_messages_go_to_the_other_consumer,
     messages_wait_for_the_first_subscriber,
-    queue_messages_carry_the_publishers_headers,
     message_ids_are_unique_across_topics_and_queues,
     a_full_queue_drops_its_oldest_messages,
     a_full_queue_rejects_sends_under_reject,
@@ -192,29 +191,6 @@ async fn a_backlog_of_100000_drains_in_order_to_a_late_subscriber() {
         0
     );
     assert_eq!(server.node.stats.closes("slow_consumer"), 0);
-}
-
-async fn queue_messages_carry_the_publishers_headers(transport: Transport) {
-    let server = TestServer::with_defaults().await;
-    let mut consumer = server.client(transport).await;
-    consumer.subscribe("q-1", "/queue/h").await;
-    let mut producer = server.client(transport).await;
-    let send = send_frame("/queue/h", "{}")
-        .header("content-type", "application/json")
-        .header("x-odd", "a:b\\c")
-        .header("redelivered", "forged")
-        .header("message-id", "forged");
-    producer.send_with_receipt(send).await;
-    let message = consumer.expect_message("q-1", "/queue/h", "{}").await;
-    assert_eq!(
-        message.headers.get("content-type"),
-        Some("application/json")
-    );
-    assert_eq!(message.headers.get("x-odd"), Some("a:b\\c"));
-    assert_eq!(message.headers.get("redelivered"), None, "broker-owned");
-    assert_ne!(message.headers.get("message-id"), Some("forged"));
-    assert_eq!(message.headers.get("receipt"), None);
-    assert_eq!(message.headers.get("ack"), None, "auto mode");
 }
 
 async fn message_ids_are_unique_across_topics_and_queues(transport: Transport) {

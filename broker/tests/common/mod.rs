@@ -419,6 +419,13 @@ impl Client {
         receipt
     }
 
+    /// Leaves cleanly: DISCONNECT with a receipt, then the close.
+    pub async fn leave(mut self) {
+        self.send_with_receipt(Frame::new(Command::Disconnect))
+            .await;
+        self.expect_clean_close().await;
+    }
+
     /// CONNECT with `accept-version:1.2`, then CONNECTED.
     pub async fn connect(&mut self) -> Frame {
         self.connect_with(connect_frame("1.2")).await
