@@ -249,9 +249,11 @@ impl Inner {
         };
         let ack = match publish().await {
             Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
-                // The stream is gone (kept in memory by a NATS server that restarted): made
-                // again, empty, as at start; then this message is stored once more.
-                tracing::warn!(stream = %self.stream_name, "the queue stream is gone; creating it again");
+                // Nothing answered for the stream: it is gone (kept in memory by a NATS server
+                // that restarted), or its replicas are electing a leader. Creating it is a
+                // no-op for a stream that exists with this configuration, and makes a lost
+                // one again, empty, as at start; then this message is stored once more.
+                tracing::warn!(stream = %self.stream_name, "the queue stream does not answer; making sure it exists");
                 self.js
                     .create_stream(self.wanted.clone())
                     .await
