@@ -437,6 +437,9 @@ pub struct QueuesJetStreamConfig {
     pub consumer_idle_ms: u64,
     /// How long a request to JetStream (a publish's acknowledgement among them) may take.
     pub request_timeout_ms: u64,
+    /// How long a starting node keeps asking a JetStream that does not answer yet (NATS not
+    /// up, or its servers electing a leader) before it gives up.
+    pub start_wait_ms: u64,
     /// Unacknowledged messages at most for a client-ack subscription without
     /// `prefetch-count` (and messages handed over at a time to an auto-ack one).
     pub default_prefetch: usize,
@@ -464,6 +467,7 @@ impl Default for QueuesJetStreamConfig {
             max_ack_pending: 10_000,
             consumer_idle_ms: 3_600_000,
             request_timeout_ms: 5_000,
+            start_wait_ms: 30_000,
             default_prefetch: 100,
             pull_wait_ms: 2_000,
             max_unconfirmed_sends: 256,

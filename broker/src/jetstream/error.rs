@@ -13,6 +13,20 @@ pub enum OpenError {
          NATS server reachable?"
     )]
     TimedOut(u64),
+    /// Still out of reach or without a leader when `start_wait_ms` ran out.
+    #[error(
+        "JetStream was not ready within queues.jetstream.start_wait_ms ({waited_ms} ms): {last}"
+    )]
+    NotReady {
+        waited_ms: u64,
+        last: Box<OpenError>,
+    },
+    /// JetStream answers "temporarily unavailable": its servers have no leader.
+    #[error(
+        "JetStream is unavailable: its servers have no leader (are most of them up and \
+         routed to each other?)"
+    )]
+    NoLeader,
     /// The stream exists with a setting that cannot be changed in place.
     #[error(
         "stream {stream} exists with {field} = {existing}, but Herald needs {wanted}; delete \
@@ -26,6 +40,13 @@ pub enum OpenError {
     },
     #[error("stream {stream}: {message}")]
     JetStream { stream: String, message: String },
+}
+
+impl OpenError {
+    /// Whether asking again later may succeed: JetStream out of reach or electing a leader.
+    pub(super) fn may_pass(&self) -> bool {
+        matches!(self, OpenError::TimedOut(_) | OpenError::NoLeader)
+    }
 }
 
 /// Why one publish, pull, acknowledgement or consumer creation failed.

@@ -78,11 +78,79 @@ pub(super) fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// How often a starting node asks again a JetStream that is not ready.
+const START_POLL: Duration = Duration::from_millis(250);
+
+/// JetStream's error code for "JetStream system temporarily unavailable" (no leader).
+const CLUSTER_NOT_AVAILABLE: u64 = 10008;
+
+/// Checks that JetStream answers for this account.
+async fn check_jetstream(js: &Context, request_timeout_ms: u64) -> Result<(), OpenError> {
+    // The account's JetStream information, read as plain JSON: async-nats's typed answer does
+    // not parse what nats-server 2.9 (Debian's) sends.
+    let answer: serde_json::Value =
+        js.request("INFO", &serde_json::json!({}))
+            .await
+            .map_err(|e| match e.kind() {
+                RequestErrorKind::NoResponders => OpenError::NoJetStream,
+                RequestErrorKind::TimedOut => OpenError::TimedOut(request_timeout_ms),
+                _ => OpenError::JetStream {
+                    stream: String::new(),
+                    message: e.to_string(),
+                },
+            })?;
+    let Some(error) = answer.get("error") else {
+        return Ok(());
+    };
+    let number = |key: &str| error.get(key).and_then(serde_json::Value::as_u64);
+    if number("err_code") == Some(CLUSTER_NOT_AVAILABLE) {
+        return Err(OpenError::NoLeader);
+    }
+    // 503 otherwise: JetStream is not enabled (for this account).
+    if number("code") == Some(503) {
+        return Err(OpenError::NoJetStream);
+    }
+    Err(OpenError::JetStream {
+        stream: String::new(),
+        message: error.to_string(),
+    })
+}
+
 impl QueueStore {
     /// Checks that JetStream answers, then creates the stream of cluster `cluster` or checks
     /// the existing one (limits that differ are updated; retention, storage or subjects that
-    /// differ are an error). `client` is a `[cluster]` connection (`cluster::connect`).
+    /// differ are an error). `client` is a `[cluster]` connection (`cluster::connect`), which
+    /// may still be connecting: a JetStream that does not answer yet, or answers that it has
+    /// no leader (its servers starting together elect one; a request made before that gets
+    /// no answer at all), is asked again until `start_wait_ms` has passed.
     pub async fn open(
+        client: Client,
+        cluster: &str,
+        config: &QueuesJetStreamConfig,
+    ) -> Result<QueueStore, OpenError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(config.start_wait_ms);
+        let mut waiting = false;
+        loop {
+            match QueueStore::open_once(client.clone(), cluster, config).await {
+                Err(e) if e.may_pass() && tokio::time::Instant::now() < deadline => {
+                    if !waiting {
+                        tracing::info!(error = %e, "JetStream is not ready; asking again until queues.jetstream.start_wait_ms has passed");
+                        waiting = true;
+                    }
+                    tokio::time::sleep(START_POLL).await;
+                }
+                Err(e) if e.may_pass() => {
+                    return Err(OpenError::NotReady {
+                        waited_ms: config.start_wait_ms,
+                        last: Box::new(e),
+                    });
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    async fn open_once(
         client: Client,
         cluster: &str,
         config: &QueuesJetStreamConfig,
@@ -92,29 +160,7 @@ impl QueueStore {
             .timeout(timeout)
             .ack_timeout(timeout)
             .build(client);
-        // The account's JetStream information, read as plain JSON: async-nats's typed
-        // answer does not parse what nats-server 2.9 (Debian's) sends.
-        let answer: serde_json::Value =
-            js.request("INFO", &serde_json::json!({}))
-                .await
-                .map_err(|e| match e.kind() {
-                    RequestErrorKind::NoResponders => OpenError::NoJetStream,
-                    RequestErrorKind::TimedOut => OpenError::TimedOut(config.request_timeout_ms),
-                    _ => OpenError::JetStream {
-                        stream: String::new(),
-                        message: e.to_string(),
-                    },
-                })?;
-        if let Some(error) = answer.get("error") {
-            // 503: JetStream is not enabled (for this account).
-            if error.get("code").and_then(serde_json::Value::as_u64) == Some(503) {
-                return Err(OpenError::NoJetStream);
-            }
-            return Err(OpenError::JetStream {
-                stream: String::new(),
-                message: error.to_string(),
-            });
-        }
+        check_jetstream(&js, config.request_timeout_ms).await?;
         let name = stream_name(cluster, config);
         let names = Names::new(cluster);
         let wanted = stream_config(&name, &names, config);

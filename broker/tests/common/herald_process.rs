@@ -105,6 +105,18 @@ impl HeraldProcess {
 
     /// Starts a node with `config` added to its listeners' section, logging at `log_level`.
     pub async fn start_with(node_id: &str, config: &str, log_level: &str) -> HeraldProcess {
+        let mut node = HeraldProcess::spawn_with(node_id, config, log_level);
+        node.await_listening().await;
+        node
+    }
+
+    /// [`HeraldProcess::start_clustered_with`] without waiting for the listeners: for a test
+    /// that acts while the node starts; [`HeraldProcess::await_listening`] then finishes.
+    pub fn spawn_clustered_with(node_id: &str, servers: &[String], config: &str) -> HeraldProcess {
+        HeraldProcess::spawn_with(node_id, &cluster_config(node_id, servers, config), "info")
+    }
+
+    fn spawn_with(node_id: &str, config: &str, log_level: &str) -> HeraldProcess {
         let dir = tempfile::tempdir().expect("temporary directory for herald");
         let mut child = command(dir.path(), config, log_level)
             .stdout(Stdio::piped())
@@ -131,7 +143,7 @@ impl HeraldProcess {
             });
         }
 
-        let mut node = HeraldProcess {
+        HeraldProcess {
             node_id: node_id.to_owned(),
             tcp_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             ws_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -139,22 +151,26 @@ impl HeraldProcess {
             log,
             lines,
             _dir: dir,
-        };
+        }
+    }
+
+    /// Waits for both `listening` lines and takes the addresses from them.
+    pub async fn await_listening(&mut self) {
         for _ in 0..2 {
-            let line = node.wait_for_log("listening").await;
+            let line = self.wait_for_log("listening").await;
             let addr = bound_addr(&line);
             if line.contains("transport=\"tcp\"") {
-                node.tcp_addr = addr;
+                self.tcp_addr = addr;
             } else {
-                node.ws_addr = addr;
+                self.ws_addr = addr;
             }
         }
         assert!(
-            node.tcp_addr.port() != 0 && node.ws_addr.port() != 0,
-            "node {node_id} did not log both listeners:\n{}",
-            node.log()
+            self.tcp_addr.port() != 0 && self.ws_addr.port() != 0,
+            "node {} did not log both listeners:\n{}",
+            self.node_id,
+            self.log()
         );
-        node
     }
 
     /// Waits for the next log line containing `text` (lines before it are skipped).

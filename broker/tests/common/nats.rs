@@ -122,7 +122,12 @@ impl NatsServer {
     /// A plain server with its port chosen, not started yet: [`NatsServer::restart`] starts it.
     /// For nodes that start while NATS is down.
     pub fn unstarted() -> NatsServer {
-        NatsServer::new(free_port(), &NatsOptions::default())
+        NatsServer::unstarted_with(&NatsOptions::default())
+    }
+
+    /// [`NatsServer::unstarted`] with `options`.
+    pub fn unstarted_with(options: &NatsOptions) -> NatsServer {
+        NatsServer::new(free_port(), options)
     }
 
     fn new(port: u16, options: &NatsOptions) -> NatsServer {
