@@ -181,7 +181,7 @@ impl Server {
         if let Some(store) = &self.node.queue_store {
             // The messages the closed sessions held go back to JetStream now, not after the
             // ack wait (unless NATS is out of reach).
-            if tokio::time::timeout(LINK_CLOSE_TIME + store.pull_wait(), store.settled())
+            if tokio::time::timeout(LINK_CLOSE_TIME + store.settle_time(), store.settled())
                 .await
                 .is_err()
             {

@@ -867,6 +867,51 @@ async fn a_killed_nodes_unacked_messages_go_to_another_node_after_the_ack_wait()
     assert!(!is_redelivered(&fresh), "{}", show(&fresh));
 }
 
+/// With `prefetch-count:1` the node has no room while its consumer holds a message. A NACK
+/// gives the message back as the node asks for the next one: it comes back soon (well within
+/// the ack wait), flagged, and every other message comes once, unflagged. (A feeder without
+/// room used to keep a request open that could take no message; nats-server 2.9 then set
+/// the given-back message aside until the ack wait, and handed the last message out again
+/// as new.) Whether it comes back before or after the next message is JetStream's choice.
+#[tokio::test]
+async fn a_nack_at_prefetch_one_comes_back_soon_and_the_rest_once_each() {
+    let nats = jetstream_server().await;
+    let nodes = jetstream_nodes(&nats, &["na"], "jetstream.ack_wait_ms = 60000").await;
+    let mut consumer = session(&nodes[0]).await;
+    let one = [("ack", "client-individual"), ("prefetch-count", "1")];
+    consumer.subscribe_with("s", "/queue/one", &one).await;
+    let mut producer = session(&nodes[0]).await;
+    for n in 0..3 {
+        producer
+            .publish_confirmed("/queue/one", &format!("m{n}"))
+            .await;
+    }
+    const NACKS: usize = 3;
+    let mut seen = Vec::new();
+    while seen.len() < NACKS + 3 {
+        let message = consumer.recv().await;
+        assert_eq!(message.command, Command::Message, "{}", show(&message));
+        let body = body_text(&message);
+        let earlier = seen.iter().filter(|b| **b == body).count();
+        assert_eq!(is_redelivered(&message), earlier > 0, "{}", show(&message));
+        let settle = if body == "m0" && earlier < NACKS {
+            Command::Nack
+        } else {
+            Command::Ack
+        };
+        consumer.settle_confirmed(settle, &message).await;
+        seen.push(body);
+    }
+    for (body, times) in [("m0", NACKS + 1), ("m1", 1), ("m2", 1)] {
+        assert_eq!(
+            seen.iter().filter(|b| **b == body).count(),
+            times,
+            "{seen:?}"
+        );
+    }
+    consumer.expect_silence(QUIET).await;
+}
+
 /// A node stopped the graceful way (SIGTERM) gives its consumers' unacknowledged messages
 /// back before it exits: the other node's consumer gets them at once, flagged, not after the
 /// ack wait (a minute here).
@@ -895,7 +940,12 @@ async fn a_node_stopping_gracefully_gives_its_unacked_messages_back_at_once() {
     let status = nodes[0].terminate().await;
     assert!(status.success(), "exited {status}:\n{}", nodes[0].log());
     let again = messages_within(&mut other, 3, LONG).await;
-    assert_eq!(bodies(&again), numbered(0..3));
+    assert_eq!(
+        bodies(&again),
+        numbered(0..3),
+        "{:?}",
+        again.iter().map(show).collect::<Vec<_>>()
+    );
     assert_all_redelivered(&again);
 }
 

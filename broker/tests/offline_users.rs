@@ -297,8 +297,8 @@ async fn a_send_that_cannot_be_stored_is_refused_with_its_receipt() {
     assert!(body_text(&error).contains("alice"), "{}", show(&error));
 }
 
-/// A SEND in a transaction is settled after its COMMIT (which does not wait for it): stored
-/// all the same, and delivered even to a subscription made right after the COMMIT's RECEIPT.
+/// A SEND in a transaction is settled at its COMMIT, whose RECEIPT waits until it is stored:
+/// a subscription made right after the RECEIPT gets it.
 #[tokio::test]
 async fn a_committed_send_to_an_offline_user_is_stored() {
     let (_nats, a, b) = two_nodes(60_000, 100).await;
@@ -315,6 +315,38 @@ async fn a_committed_send_to_an_offline_user_is_stored() {
         .expect_message("n", "/user/queue/notify", "in a transaction")
         .await;
     alice.expect_silence(QUIET).await;
+}
+
+/// A committed SEND for an offline user that cannot be stored (NATS gone) fails the COMMIT:
+/// an ERROR naming the COMMIT's receipt and the frame, never a RECEIPT.
+#[tokio::test]
+async fn a_committed_send_that_cannot_be_stored_fails_the_commit() {
+    let (mut nats, a, _b) = two_nodes_with(60_000, 100, "request_timeout_ms = 300").await;
+    let (mut bob, _) = a.login(Transport::Tcp, "bob").await;
+    bob.publish_confirmed(NOTIFY, "stored").await;
+    nats.kill();
+    bob.send(&Frame::new(Command::Begin).header("transaction", "t"))
+        .await;
+    bob.send(&send_frame(NOTIFY, "lost").header("transaction", "t"))
+        .await;
+    bob.send(
+        &Frame::new(Command::Commit)
+            .header("transaction", "t")
+            .header("receipt", "r-commit"),
+    )
+    .await;
+    let error = bob.expect_error("offline delivery failed").await;
+    assert_eq!(
+        error.headers.get("receipt-id"),
+        Some("r-commit"),
+        "{}",
+        show(&error)
+    );
+    assert!(
+        body_text(&error).contains("frame 1 of 1"),
+        "{}",
+        show(&error)
+    );
 }
 
 /// RECEIPTs keep their order when a SEND for an offline user follows SENDs still on their way

@@ -13,6 +13,12 @@ pub enum OpenError {
          NATS server reachable?"
     )]
     TimedOut(u64),
+    /// JetStream knows fewer servers than the stream's replicas.
+    #[error(
+        "JetStream cannot place queues.jetstream.replicas = {replicas} copies (fewer servers \
+         with JetStream than that in the cluster): {message}"
+    )]
+    NoPeers { replicas: usize, message: String },
     /// Still out of reach or without a leader when `start_wait_ms` ran out.
     #[error(
         "JetStream was not ready within queues.jetstream.start_wait_ms ({waited_ms} ms): {last}"
@@ -43,9 +49,13 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    /// Whether asking again later may succeed: JetStream out of reach or electing a leader.
+    /// Whether asking again later may succeed: JetStream out of reach, electing a leader, or
+    /// still meeting its servers.
     pub(super) fn may_pass(&self) -> bool {
-        matches!(self, OpenError::TimedOut(_) | OpenError::NoLeader)
+        matches!(
+            self,
+            OpenError::TimedOut(_) | OpenError::NoLeader | OpenError::NoPeers { .. }
+        )
     }
 }
 

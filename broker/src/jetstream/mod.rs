@@ -8,6 +8,7 @@
 //! Herald.
 
 mod error;
+mod feed;
 mod names;
 mod offline;
 mod pull;

@@ -10,6 +10,7 @@ use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use herald_protocol::Headers;
+use tokio::time::Instant;
 
 use super::StoreError;
 use super::dead_letter_headers::{DELIVERIES, QUEUE, REASON};
@@ -53,10 +54,12 @@ impl Puller {
     /// ends after `max` of them (skipped ones included) or at `wait`. Read it to its end:
     /// messages JetStream sent for an abandoned pull come back only after the ack wait.
     pub async fn pull(&self, max: usize, wait: Duration) -> Result<Pull, StoreError> {
+        let max = max.max(1);
+        let expires_at = Instant::now() + wait;
         let batch = self
             .consumer
             .batch()
-            .max_messages(max.max(1))
+            .max_messages(max)
             .expires(wait)
             .messages()
             .await
@@ -64,6 +67,9 @@ impl Puller {
         Ok(Pull {
             puller: self.clone(),
             batch,
+            asked: max,
+            received: 0,
+            expires_at,
         })
     }
 }
@@ -73,7 +79,9 @@ impl Puller {
     /// that can take none (at most one byte; JetStream answers a waiting message with a
     /// refusal, not the message), waiting up to `wait`. Without it NATS would delete the
     /// consumer after `consumer_idle_ms` while messages it handed out await their ACK, and
-    /// hand them out again, unflagged, to the next one.
+    /// hand them out again, unflagged, to the next one. Keep `wait` short and the calls rare:
+    /// nats-server 2.9 sets a given-back message aside until the ack wait if such a pull is the
+    /// only request waiting when it comes back.
     pub async fn keep_alive(&self, wait: Duration) {
         let request = self
             .consumer
@@ -98,6 +106,11 @@ impl Puller {
 pub struct Pull {
     puller: Puller,
     batch: Batch,
+    /// Messages asked for, and received so far (skipped ones included).
+    asked: usize,
+    received: usize,
+    /// When JetStream ends the request, at the latest (from when it was sent).
+    expires_at: Instant,
 }
 
 impl std::fmt::Debug for Pull {
@@ -114,56 +127,86 @@ impl Pull {
     /// dead-lettered, and messages whose `Herald-Header` values do not decode are terminated, all
     /// counted.
     pub async fn next(&mut self) -> Option<Result<Delivery, StoreError>> {
-        let store = &self.puller.store;
         loop {
-            let message = match self.batch.next().await? {
+            let message = match self.next_raw().await? {
                 Ok(message) => message,
-                Err(e) => return Some(Err(StoreError::JetStream(e.to_string()))),
+                Err(e) => return Some(Err(e)),
             };
-            let Some((id, delivered)) = message.info().ok().map(|i| {
-                (
-                    StoredId(i.stream_sequence),
-                    u64::try_from(i.delivered).unwrap_or(0),
-                )
-            }) else {
-                continue;
-            };
-            let handle = AckHandle {
-                store: store.clone(),
-                queue: self.puller.queue.clone(),
-                id,
-                delivered,
-                message,
-            };
-            let Some(headers) = handle.stomp_headers() else {
-                count(&store.counters.malformed);
-                let _ = handle.message.ack_with(AckKind::Term).await;
-                continue;
-            };
-            if is_expired(expires(&headers), now_ms()) {
-                count(&store.counters.expired);
-                let _ = handle.message.ack().await;
-                continue;
+            if let Some(taken) = self.take(message).await {
+                return Some(taken);
             }
-            if delivered > u64::from(store.config.max_deliver) {
-                // Its last delivery was neither acknowledged nor NACKed in time.
-                if let Err(e) = handle.dead_letter(headers, "ack-wait").await {
-                    return Some(Err(e));
-                }
-                continue;
-            }
-            count(&store.counters.delivered);
-            if delivered > 1 {
-                count(&store.counters.redelivered);
-            }
-            return Some(Ok(Delivery {
-                id,
-                delivered,
-                headers,
-                body: handle.message.payload.clone(),
-                handle,
-            }));
         }
+    }
+
+    /// The next message as JetStream sent it, not looked at yet; `None` when the pull is
+    /// over. Cancel-safe: dropped before it completes, it has taken nothing.
+    pub(super) async fn next_raw(&mut self) -> Option<Result<Message, StoreError>> {
+        let next = self
+            .batch
+            .next()
+            .await?
+            .map_err(|e| StoreError::JetStream(e.to_string()));
+        self.received += 1;
+        Some(next)
+    }
+
+    /// A message of this pull as a delivery, or `None` if it was settled here instead (see
+    /// [`Pull::next`]).
+    pub(super) async fn take(&self, message: Message) -> Option<Result<Delivery, StoreError>> {
+        let store = &self.puller.store;
+        let (id, delivered) = message.info().ok().map(|i| {
+            (
+                StoredId(i.stream_sequence),
+                u64::try_from(i.delivered).unwrap_or(0),
+            )
+        })?;
+        let handle = AckHandle {
+            store: store.clone(),
+            queue: self.puller.queue.clone(),
+            id,
+            delivered,
+            message,
+        };
+        let Some(headers) = handle.stomp_headers() else {
+            count(&store.counters.malformed);
+            let _ = handle.message.ack_with(AckKind::Term).await;
+            return None;
+        };
+        if is_expired(expires(&headers), now_ms()) {
+            count(&store.counters.expired);
+            let _ = handle.message.ack().await;
+            return None;
+        }
+        if delivered > u64::from(store.config.max_deliver) {
+            // Its last delivery was neither acknowledged nor NACKed in time.
+            return handle.dead_letter(headers, "ack-wait").await.err().map(Err);
+        }
+        count(&store.counters.delivered);
+        if delivered > 1 {
+            count(&store.counters.redelivered);
+        }
+        Some(Ok(Delivery {
+            id,
+            delivered,
+            headers,
+            body: handle.message.payload.clone(),
+            handle,
+        }))
+    }
+
+    /// Messages JetStream may still send for this pull.
+    pub(super) fn outstanding(&self) -> usize {
+        self.asked.saturating_sub(self.received)
+    }
+
+    /// When JetStream ends this pull, at the latest.
+    pub(super) fn expires_at(&self) -> Instant {
+        self.expires_at
+    }
+
+    /// The puller that made it.
+    pub(super) fn puller(&self) -> &Puller {
+        &self.puller
     }
 }
 

@@ -3,7 +3,7 @@
 //! pulls what they have room for and hands it to the node's queue.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,15 +11,13 @@ use herald_protocol::Headers;
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
-use super::{AckHandle, Nacked, Puller, QueueStore, StoreError};
+use super::feed::{Timing, feed};
+use super::{AckHandle, Nacked, QueueStore, StoreError};
 use crate::config::QueuesJetStreamConfig;
 use crate::metrics::StoreCounts;
-use crate::routing::durable::{DurableStore, Settlement, StoredHandle, Storing};
-use crate::routing::queue::{FeedRoom, Queue, QueuedMessage};
+use crate::routing::durable::{DurableStore, Settlement, Storing};
+use crate::routing::queue::Queue;
 use crate::routing::router::Refusal;
-
-/// The longest a feeder waits before trying JetStream again after a failure.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Named queues kept in JetStream.
 #[derive(Debug)]
@@ -30,16 +28,6 @@ pub struct JetStreamQueues {
     settling: Arc<Settling>,
 }
 
-/// How a feeder paces its requests.
-#[derive(Debug, Clone, Copy)]
-struct Timing {
-    /// How long one pull waits for messages.
-    pull_wait: Duration,
-    /// How often a feeder without room shows NATS its consumer is in use: well within
-    /// `consumer_idle_ms`.
-    keep_alive: Duration,
-}
-
 impl JetStreamQueues {
     pub fn new(store: QueueStore, config: &QueuesJetStreamConfig) -> JetStreamQueues {
         JetStreamQueues {
@@ -47,10 +35,10 @@ impl JetStreamQueues {
             default_prefetch: config.default_prefetch,
             timing: Timing {
                 pull_wait: Duration::from_millis(config.pull_wait_ms),
-                keep_alive: Duration::from_millis(match config.consumer_idle_ms {
-                    0 => config.pull_wait_ms,
-                    idle => config.pull_wait_ms.min(idle / 3).max(1),
-                }),
+                keep_alive: match config.consumer_idle_ms {
+                    0 => None,
+                    idle => Some(Duration::from_millis((idle / 3).max(1))),
+                },
             },
             settling: Settling::start(),
         }
@@ -62,7 +50,8 @@ impl JetStreamQueues {
     }
 
     /// Completes once every feeder has ended (their queues have no consumers: at shutdown,
-    /// within `pull_wait_ms`) and every ack and nak handed to JetStream has been sent. At
+    /// within [`JetStreamQueues::settle_time`]) and every ack and nak handed to JetStream has
+    /// been sent. At
     /// shutdown, the messages the closed sessions held go back only after this node's last
     /// pulls are over: given back while one is open, JetStream would hand them straight to it,
     /// and they would wait out the ack wait once the process is gone.
@@ -79,9 +68,10 @@ impl JetStreamQueues {
         }
     }
 
-    /// How long [`JetStreamQueues::settled`] may take when NATS answers: a pull's wait.
-    pub fn pull_wait(&self) -> Duration {
-        self.timing.pull_wait
+    /// How long [`JetStreamQueues::settled`] may take when NATS answers: a feeder's open
+    /// pull and the successor it asked for before that one ends.
+    pub fn settle_time(&self) -> Duration {
+        self.timing.pull_wait * 2
     }
 }
 
@@ -89,9 +79,14 @@ impl JetStreamQueues {
 /// messages given back together (a consumer's unacknowledged ones) come back in their order,
 /// and a task per settlement would cost more than the settlement.
 #[derive(Debug)]
-struct Settling {
+pub(super) struct Settling {
     queued: mpsc::UnboundedSender<Settle>,
     pending: AtomicUsize,
+    /// Settlements handed to the task since start, and those it has sent (or given up on).
+    made: AtomicU64,
+    sent: AtomicU64,
+    /// Woken at each one sent.
+    progress: Notify,
     /// Feeder tasks running.
     feeders: AtomicUsize,
     /// Woken when `pending` or `feeders` drops to 0.
@@ -110,6 +105,9 @@ impl Settling {
         let settling = Arc::new(Settling {
             queued,
             pending: AtomicUsize::new(0),
+            made: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            progress: Notify::new(),
             feeders: AtomicUsize::new(0),
             idle: Notify::new(),
         });
@@ -129,8 +127,23 @@ impl Settling {
         settling
     }
 
+    /// Completes once every settlement handed over before the call has been sent: a pull
+    /// asked for after it comes after those naks at JetStream, so that a NACKed message is
+    /// delivered before the messages behind it.
+    pub(super) async fn caught_up(&self) {
+        let target = self.made.load(Ordering::Acquire);
+        loop {
+            let progress = self.progress.notified();
+            if self.sent.load(Ordering::Acquire) >= target {
+                return;
+            }
+            progress.await;
+        }
+    }
+
     fn queue(&self, settle: Settle) {
         self.pending.fetch_add(1, Ordering::AcqRel);
+        self.made.fetch_add(1, Ordering::AcqRel);
         if self.queued.send(settle).is_err() {
             // The task is gone (the runtime is ending): JetStream redelivers after the ack
             // wait.
@@ -139,6 +152,8 @@ impl Settling {
     }
 
     fn done(&self) {
+        self.sent.fetch_add(1, Ordering::AcqRel);
+        self.progress.notify_waiters();
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.notify_waiters();
         }
@@ -225,125 +240,18 @@ fn refusal(error: StoreError, consequence: &str) -> Refusal {
     }
 }
 
-/// Feeds `queue` until it has no consumers: pulls as many messages as they have room for,
-/// waits for room when they have none. After a failure it opens the queue's consumer again
-/// (NATS may have deleted it after `consumer_idle_ms`, or lost it with a stream kept in
-/// memory).
-async fn feed(store: QueueStore, queue: Arc<Queue>, timing: Timing, settling: Arc<Settling>) {
-    let wait = timing.pull_wait;
-    let mut failures = 0;
-    let mut puller: Option<Puller> = None;
-    loop {
-        // Made before looking at the room, so that room freed in between wakes it.
-        let changed = queue.feed_room_changed();
-        let room = match queue.feed_room() {
-            FeedRoom::Stop => return,
-            FeedRoom::Room(room) => room,
-        };
-        if room == 0 {
-            // Room may also come from other queues freeing the node's bytes, which does not
-            // wake this one: look again after a pull's wait at the latest. Meanwhile the
-            // consumer is kept in use, so that NATS does not delete it.
-            let keep_alive = async {
-                loop {
-                    let next = tokio::time::Instant::now() + timing.keep_alive;
-                    if let Some(open) = &puller {
-                        open.keep_alive(timing.keep_alive).await;
-                    }
-                    tokio::time::sleep_until(next).await;
-                }
-            };
-            let _ = tokio::time::timeout(wait, async {
-                tokio::select! {
-                    () = changed => {}
-                    () = keep_alive => {}
-                }
-            })
-            .await;
-            continue;
-        }
-        let pulled = match &puller {
-            Some(open) => pull_into(open, &queue, room, wait, &settling).await,
-            None => match store.puller(queue.name()).await {
-                Ok(open) => {
-                    puller = Some(open);
-                    continue;
-                }
-                Err(e) => Err(e),
-            },
-        };
-        match pulled {
-            // Nothing came: the consumer may have been deleted by NATS (a pull on a missing
-            // consumer just times out), so it is opened again (a no-op if it exists).
-            Ok(0) => {
-                failures = 0;
-                puller = None;
-            }
-            Ok(_) => failures = 0,
-            Err(e) => {
-                warn!(queue = %queue.name(), error = %e, "queue store: pulling failed; trying again");
-                puller = None;
-                if !back_off(&queue, &mut failures).await {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Waits longer after each failure in a row, up to `MAX_BACKOFF`; false if the queue has no
-/// consumers left meanwhile (the feeder stops).
-async fn back_off(queue: &Queue, failures: &mut u32) -> bool {
-    *failures += 1;
-    let delay = Duration::from_millis(50 << (*failures).min(7)).min(MAX_BACKOFF);
-    tokio::time::sleep(delay).await;
-    queue.feed_room() != FeedRoom::Stop
-}
-
-/// One pull of at most `room` messages into `queue`, read to its end (messages JetStream sent
-/// for an abandoned pull would come back only after the ack wait). Messages the queue no
-/// longer takes (its consumers left meanwhile) are given back once the pull is over: given
-/// back at once, JetStream would hand them straight back to this still open pull, and each
-/// round would count as a delivery.
-async fn pull_into(
-    puller: &Puller,
-    queue: &Queue,
-    room: usize,
-    wait: Duration,
-    settling: &Arc<Settling>,
-) -> Result<usize, StoreError> {
-    let mut pull = puller.pull(room, wait).await?;
-    let mut refused = Vec::new();
-    let mut pulled = 0;
-    while let Some(next) = pull.next().await {
-        let delivery = next?;
-        pulled += 1;
-        let redelivered = delivery.redelivered();
-        let message = QueuedMessage::from_store(
-            format!("js-{}", delivery.id),
-            queue.name(),
-            delivery.headers,
-            delivery.body,
-            StoredHandle::new(Box::new(Stored {
-                handle: delivery.handle,
-                settling: Arc::clone(settling),
-            })),
-        );
-        if let Err(message) = queue.enqueue_stored(Arc::new(message), redelivered) {
-            refused.push(message);
-        }
-    }
-    // Dropped, each is given back.
-    drop(refused);
-    Ok(pulled)
-}
-
 /// A pulled message's settlement, handed to the settling task: a queue settles under its lock,
 /// which must not wait for the network.
 #[derive(Debug)]
-struct Stored {
+pub(super) struct Stored {
     handle: AckHandle,
     settling: Arc<Settling>,
+}
+
+impl Stored {
+    pub(super) fn new(handle: AckHandle, settling: Arc<Settling>) -> Stored {
+        Stored { handle, settling }
+    }
 }
 
 impl Settlement for Stored {

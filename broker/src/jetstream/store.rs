@@ -168,32 +168,58 @@ impl QueueStore {
             stream: name.clone(),
             message,
         };
-        match js.get_stream(&name).await {
-            Ok(mut existing) => {
-                let info = existing.info().await.map_err(|e| failed(e.to_string()))?;
-                if compare(&info.config, &wanted)? {
-                    tracing::info!(stream = %name, "updating the queue stream's limits to the configuration");
-                    js.update_stream(&wanted)
-                        .await
-                        .map_err(|e| failed(format!("cannot update its limits: {e}")))?;
+        // Twice at most: another node starting at the same time may create the stream between
+        // the look and the creation, which JetStream then refuses; the second look finds it.
+        let mut looked = 0;
+        loop {
+            looked += 1;
+            match js.get_stream(&name).await {
+                Ok(mut existing) => {
+                    let info = existing.info().await.map_err(|e| failed(e.to_string()))?;
+                    if compare(&info.config, &wanted)? {
+                        tracing::info!(stream = %name, "updating the queue stream's limits to the configuration");
+                        js.update_stream(&wanted)
+                            .await
+                            .map_err(|e| failed(format!("cannot update its limits: {e}")))?;
+                    }
+                    break;
                 }
-            }
-            Err(e)
-                if matches!(e.kind(), GetStreamErrorKind::JetStream(j)
-                    if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
-            {
-                // Another node starting at the same time may create it first: creating the
-                // same configuration again succeeds.
-                js.create_stream(wanted.clone())
-                    .await
-                    .map_err(|e| match e.kind() {
-                        CreateStreamErrorKind::TimedOut => {
-                            OpenError::TimedOut(config.request_timeout_ms)
+                Err(e)
+                    if matches!(e.kind(), GetStreamErrorKind::JetStream(j)
+                        if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+                {
+                    let Err(e) = js.create_stream(wanted.clone()).await else {
+                        break;
+                    };
+                    match e.kind() {
+                        CreateStreamErrorKind::JetStream(j)
+                            if looked == 1
+                                && [
+                                    ErrorCode::STREAM_NAME_EXIST,
+                                    ErrorCode::STREAM_SUBJECT_OVERLAP,
+                                ]
+                                .contains(&j.error_code()) =>
+                        {
+                            continue;
                         }
-                        _ => failed(format!("cannot create it: {e}")),
-                    })?;
+                        CreateStreamErrorKind::TimedOut => {
+                            return Err(OpenError::TimedOut(config.request_timeout_ms));
+                        }
+                        // Fewer servers than `replicas` known yet: a cluster still forming
+                        // (or one too small, which waiting does not fix: reported then).
+                        CreateStreamErrorKind::JetStream(j)
+                            if j.error_code() == ErrorCode::CLUSTER_NO_PEERS =>
+                        {
+                            return Err(OpenError::NoPeers {
+                                replicas: config.replicas,
+                                message: e.to_string(),
+                            });
+                        }
+                        _ => return Err(failed(format!("cannot create it: {e}"))),
+                    }
+                }
+                Err(e) => return Err(failed(e.to_string())),
             }
-            Err(e) => return Err(failed(e.to_string())),
         }
         let stream = js
             .get_stream_no_info(&name)

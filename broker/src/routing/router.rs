@@ -58,6 +58,16 @@ impl Refusal {
             ),
         )
     }
+
+    /// A SEND met a queue at its bound under policy `block` at a COMMIT, which cannot wait.
+    pub fn no_room_at_commit(destination: &str) -> Refusal {
+        Refusal::new(
+            "queue full",
+            format!(
+                "{destination} has no room; a COMMIT does not wait for it, the message was not accepted"
+            ),
+        )
+    }
 }
 
 /// Where a SEND goes, parsed once from its destination.

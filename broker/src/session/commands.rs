@@ -251,7 +251,7 @@ impl Session {
             .router
             .publish(&route, &frame.headers, &frame.body)?;
         if let Some(send) = published.offline {
-            self.settle_in_background(send);
+            self.settle_at_commit(send);
         }
         self.wait_for_room(published.congested);
         Ok(published.queues)
@@ -305,13 +305,9 @@ impl Session {
         let mut targets = self.route_send(frame)?;
         match self.publish_to_queues(frame, &mut targets)? {
             None => Ok(()),
-            Some(_) => Err(refuse(
-                "queue full",
-                format!(
-                    "{} has no room; a COMMIT does not wait for it, the message was not accepted",
-                    targets.front().map_or("", String::as_str)
-                ),
-            )),
+            Some(_) => {
+                Err(Refusal::no_room_at_commit(targets.front().map_or("", String::as_str)).into())
+            }
         }
     }
 
@@ -427,23 +423,28 @@ impl Session {
     }
 
     /// A SEND held back for offline delivery at a COMMIT, which cannot stop part-way to
-    /// wait: settled in the background (the COMMIT's RECEIPT does not wait for it).
-    fn settle_in_background(&self, send: OfflineSend) {
+    /// wait: settled alongside the session's stores in flight, so that the COMMIT's RECEIPT
+    /// waits for it and a failure is the COMMIT's ERROR, naming the frame. Routed live, its
+    /// queues are filled then; one without room refuses it, as at any COMMIT.
+    fn settle_at_commit(&mut self, send: OfflineSend) {
         let node = Arc::clone(&self.node);
-        tokio::spawn(async move {
+        let size = send.body.len();
+        let settling = Box::pin(async move {
             let (headers, body) = (send.headers.clone(), send.body.clone());
-            match node.router.settle_offline(send).await {
-                Ok(published) => {
-                    let creator = Creator::default();
-                    for queue in &published.queues {
-                        node.router.enqueue(queue, &headers, &body, &creator);
-                    }
-                }
-                Err(refusal) => {
-                    warn!(detail = %refusal.detail, "a committed SEND for an offline user was lost");
+            let published = node.router.settle_offline(send).await?;
+            let creator = Creator::default();
+            for queue in &published.queues {
+                match node.router.enqueue(queue, &headers, &body, &creator) {
+                    Enqueued::Rejected(bound) => return Err(Refusal::queue_full(queue, bound)),
+                    Enqueued::Blocked(_) => return Err(Refusal::no_room_at_commit(queue)),
+                    Enqueued::Accepted | Enqueued::Expired | Enqueued::Dropped => {}
                 }
             }
+            Ok(())
         });
+        self.unconfirmed
+            .get_or_insert_with(Box::default)
+            .push(settling, size);
     }
 
     fn on_subscribe(&mut self, frame: &Frame) -> Handled {
