@@ -1261,7 +1261,14 @@ async fn a_slow_subscriber_does_not_starve_a_fast_one_and_memory_stays_bounded()
 async fn every_message_lost_under_overload_is_counted() {
     const COUNT: u64 = 30_000;
     let nats = NatsServer::start().await;
-    let (a, b) = two_nodes(&nats).await;
+    // The flood shares the test's two threads with both nodes and the readers: on a busy
+    // machine the "fast" reader can fall behind for seconds, and the defaults would close it
+    // as a slow consumer. Losses are what is counted here, so it is given time.
+    let patient = |config: &mut Config| {
+        config.outbox.max_pause_ms = 60_000;
+        config.outbox.max_stall_ms = 60_000;
+    };
+    let (a, b) = tokio::join!(node(&nats, "na", |_| {}), node(&nats, "nb", patient));
     let mut fast = b.client(Transport::Tcp).await;
     fast.subscribe("s", "/topic/flood").await;
     let mut slow = Client::tcp(b.tcp_addr, Some(4096)).await;

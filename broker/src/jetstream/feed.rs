@@ -309,7 +309,7 @@ async fn pull_into(
             Event::Successor(next) => failed = lanes[1].receive(next).or(failed),
             Event::AskSuccessor => {
                 asked = true;
-                if let FeedRoom::Room(now) = queue.feed_room()
+                if let FeedRoom::Room(now) = queue.feed_room_now()
                     && now > 0
                 {
                     // At least one: a request must be waiting when this one expires.

@@ -692,8 +692,21 @@ impl Queue {
     /// no consumer is left: the feeder ends, and the next consumer claims a new one.
     pub fn feed_room(&self) -> FeedRoom {
         let mut st = self.state.lock();
-        if st.consumers.is_empty() || st.deleted {
+        let room = self.room(&st);
+        if room == FeedRoom::Stop {
             st.feeding = false;
+        }
+        room
+    }
+
+    /// [`Queue::feed_room`] for a feeder in the middle of a pull, which goes on reading it
+    /// whatever the answer: `Stop` does not let another feeder start yet.
+    pub fn feed_room_now(&self) -> FeedRoom {
+        self.room(&self.state.lock())
+    }
+
+    fn room(&self, st: &State) -> FeedRoom {
+        if st.consumers.is_empty() || st.deleted {
             return FeedRoom::Stop;
         }
         let credit: usize = st
