@@ -85,6 +85,8 @@ pub(super) struct Settling {
     /// Settlements handed to the task since start, and those it has sent (or given up on).
     made: AtomicU64,
     sent: AtomicU64,
+    /// The place in `made` of the last nak.
+    last_nak: AtomicU64,
     /// Woken at each one sent.
     progress: Notify,
     /// Feeder tasks running.
@@ -107,6 +109,7 @@ impl Settling {
             pending: AtomicUsize::new(0),
             made: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            last_nak: AtomicU64::new(0),
             progress: Notify::new(),
             feeders: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -127,11 +130,12 @@ impl Settling {
         settling
     }
 
-    /// Completes once every settlement handed over before the call has been sent: a pull
-    /// asked for after it comes after those naks at JetStream, so that a NACKed message is
-    /// delivered before the messages behind it.
+    /// Completes once every nak handed over before the call has been sent: a pull asked for
+    /// after it comes after those naks at JetStream, so that a NACKed message is usually
+    /// delivered before the messages behind it. Acks are not waited for (a pull at full
+    /// speed would wait for every ack before it).
     pub(super) async fn caught_up(&self) {
-        let target = self.made.load(Ordering::Acquire);
+        let target = self.last_nak.load(Ordering::Acquire);
         loop {
             let progress = self.progress.notified();
             if self.sent.load(Ordering::Acquire) >= target {
@@ -143,7 +147,10 @@ impl Settling {
 
     fn queue(&self, settle: Settle) {
         self.pending.fetch_add(1, Ordering::AcqRel);
-        self.made.fetch_add(1, Ordering::AcqRel);
+        let place = self.made.fetch_add(1, Ordering::AcqRel) + 1;
+        if matches!(settle, Settle::Nak(_)) {
+            self.last_nak.fetch_max(place, Ordering::AcqRel);
+        }
         if self.queued.send(settle).is_err() {
             // The task is gone (the runtime is ending): JetStream redelivers after the ack
             // wait.
