@@ -49,6 +49,37 @@ print_log() {
   done
 }
 
+# The failed tests of every suite that failed, printed after the broker logs so that they
+# are the last thing a CI log shows: TAP `not ok` blocks (node --test), pytest's summary.
+FAILED_SUITES=()
+print_failures() {
+  local suite out
+  for suite in "${FAILED_SUITES[@]}"; do
+    out="$WORK/$suite.out"
+    printf '\n== failed: %s ==\n' "$suite" >&2
+    if grep -q 'not ok' "$out" 2>/dev/null; then
+      # Each `not ok` line with the diagnostics block under it (which ends with `...`).
+      awk '/not ok/ { on = 1 } on { print } on && /^ *\.\.\.$/ { on = 0 }' "$out" >&2
+    else
+      tail -n 60 "$out" >&2
+    fi
+  done
+}
+
+# Runs suite $1 (a name for the logs) as function $2 in a subshell, its output shown and kept
+# in $WORK/$1.out; a failure is recorded for print_failures.
+run_suite() {
+  local suite=$1 body=$2
+  # `set -e` does not apply inside an `if` condition: the bodies chain their steps with &&.
+  if ("$body") 2>&1 | tee "$WORK/$suite.out"; then
+    echo "$suite: ok"
+  else
+    echo "$suite: FAILED" >&2
+    FAILED_SUITES+=("$suite")
+    STATUS=1
+  fi
+}
+
 cleanup() {
   local rc=$?
   if [[ -n "$HERALD_PID" ]] && kill -0 "$HERALD_PID" 2>/dev/null; then
@@ -66,6 +97,7 @@ cleanup() {
   fi
   if [[ $rc -ne 0 ]]; then
     print_log
+    print_failures
   fi
   rm -rf "$WORK"
   exit "$rc"
@@ -121,31 +153,22 @@ export HERALD_TLS_CA="$FIXTURES/ca.pem"
 echo "herald pid $TLS_PID: HERALD_WSS_URL=$HERALD_WSS_URL HERALD_TLS_HOST=$HERALD_TLS_HOST HERALD_TLS_PORT=$HERALD_TLS_PORT"
 
 step "@stomp/stompjs (conformance/clients/js)"
-# `set -e` does not apply inside an `if` condition, hence the && chains.
-if (
+js_suite() {
   cd "$ROOT/conformance/clients/js" &&
     npm ci --no-audit --no-fund &&
     npm test
-); then
-  echo "js suite: ok"
-else
-  echo "js suite: FAILED" >&2
-  STATUS=1
-fi
+}
+run_suite "js suite" js_suite
 
 step "@stomp/stompjs through the client-js package (conformance/clients/js)"
-if (
+js_package_suite() {
   cd "$ROOT/client-js" &&
     npm ci --no-audit --no-fund &&
     npm run build &&
     cd "$ROOT/conformance/clients/js" &&
     HERALD_CLIENT_PACKAGE="$ROOT/client-js/dist/esm/index.js" npm test
-); then
-  echo "js suite through client-js: ok"
-else
-  echo "js suite through client-js: FAILED" >&2
-  STATUS=1
-fi
+}
+run_suite "js suite through client-js" js_package_suite
 
 step "stomp.py (conformance/clients/python)"
 venv_ok() { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }
@@ -168,18 +191,14 @@ ensure_venv() {
   "$PYTHON" -m venv "$VENV" || { rm -rf "$VENV"; return 1; }
 }
 
-if (
+python_suite() {
   # Keep the work tree clean: no .pytest_cache, no __pycache__.
   cd "$ROOT/conformance/clients/python" &&
     ensure_venv &&
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt &&
     PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider
-); then
-  echo "python suite: ok"
-else
-  echo "python suite: FAILED" >&2
-  STATUS=1
-fi
+}
+run_suite "python suite" python_suite
 
 # Stops broker $2 (pid $1) with SIGTERM; it must exit 0 within STOP_TIMEOUT_S.
 stop_cleanly() {
