@@ -15,6 +15,7 @@ use async_nats::jetstream::stream::{self, RetentionPolicy, StorageType};
 use bytes::Bytes;
 use common::nats::{NatsOptions, NatsServer};
 use common::within;
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use herald::cluster::connect::connect;
 use herald::config::{ClusterConfig, JetStreamStorage, QueuesJetStreamConfig};
@@ -332,6 +333,54 @@ async fn unacked_messages_of_a_vanished_puller_go_to_another_after_the_ack_wait(
     assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4"]);
     assert!(again.iter().all(|d| d.redelivered() && d.delivered == 2));
     assert_eq!(survivor.counts().redelivered, 5);
+}
+
+/// A pull JetStream never ends (nats-server 2.9 drops a request found expired while handing
+/// out a message without the status that ends it; a deleted consumer answers nothing at all,
+/// which shows the same) is over a second after its expiry, not after the client library's own
+/// fallback of 5 s: it ends before a bare async-nats pull on the same consumer asked at the
+/// same moment.
+#[tokio::test]
+async fn a_pull_jetstream_never_ends_is_over_soon_after_its_expiry() {
+    let server = js_server().await;
+    let store = open(&server, &QueuesJetStreamConfig::default()).await;
+    let puller = store.puller("/queue/silent").await.unwrap();
+    let js = async_nats::jetstream::new(client(&server).await);
+    let stream = js.get_stream("herald_queues").await.unwrap();
+    let name = stream
+        .consumer_names()
+        .next()
+        .await
+        .expect("the queue's consumer")
+        .unwrap();
+    let bare: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer(&name).await.unwrap();
+    stream.delete_consumer(&name).await.unwrap();
+
+    // Theirs asked first and looked at first: a tie goes against ours.
+    let mut theirs = bare
+        .batch()
+        .max_messages(10)
+        .expires(PULL_WAIT)
+        .messages()
+        .await
+        .unwrap();
+    let mut ours = puller.pull(10, PULL_WAIT).await.unwrap();
+    let first = within(LONG, "either pull to end", async {
+        tokio::select! {
+            biased;
+            next = theirs.next() => {
+                assert!(next.is_none(), "async-nats ends it: {next:?}");
+                "async-nats"
+            }
+            next = ours.next() => {
+                assert!(next.is_none(), "nothing was there to deliver");
+                "ours"
+            }
+        }
+    })
+    .await;
+    assert_eq!(first, "ours");
 }
 
 #[tokio::test]

@@ -8,15 +8,24 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::consumer::pull::Batch;
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use herald_protocol::Headers;
 use tokio::time::Instant;
+use tracing::debug;
 
 use super::StoreError;
 use super::dead_letter_headers::{DELIVERIES, QUEUE, REASON};
 use super::store::{Inner, StoredId, count};
 use crate::cluster::wire::stomp_headers;
 use crate::routing::publish::{expires, is_expired, now_ms};
+
+/// How long after its expiry a pull that JetStream has not ended is taken as over. A
+/// nats-server 2.9 that finds an expired request while handing out a message drops it without
+/// the `408` status that ends it (its timer sends one only for requests still in its list), and
+/// the client library would then wait 5 s more. The grace covers the time JetStream takes to
+/// receive the request (its expiry counts from then) and the last messages' way here: one
+/// sent before the expiry but read after the grace comes back only after the ack wait.
+const END_GRACE: Duration = Duration::from_secs(1);
 
 /// The puller of one queue: every node's pullers of a queue share its durable consumer, so
 /// each message goes to one of them at a time. Cheap to clone.
@@ -70,6 +79,7 @@ impl Puller {
             asked: max,
             received: 0,
             expires_at,
+            over: false,
         })
     }
 }
@@ -91,14 +101,19 @@ impl Puller {
             .expires(wait)
             .messages()
             .await;
-        if let Ok(mut batch) = request {
+        let Ok(mut batch) = request else {
+            return;
+        };
+        let give_back_any = async {
             while let Some(next) = batch.next().await {
                 // A message despite the byte bound: given back at once.
                 if let Ok(message) = next {
                     let _ = message.ack_with(AckKind::Nak(None)).await;
                 }
             }
-        }
+        };
+        // Bounded like a pull (see END_GRACE): the caller waits for nothing else meanwhile.
+        let _ = tokio::time::timeout(wait + END_GRACE, give_back_any).await;
     }
 }
 
@@ -111,6 +126,8 @@ pub struct Pull {
     received: usize,
     /// When JetStream ends the request, at the latest (from when it was sent).
     expires_at: Instant,
+    /// Ended past [`END_GRACE`] without JetStream saying so.
+    over: bool,
 }
 
 impl std::fmt::Debug for Pull {
@@ -141,11 +158,24 @@ impl Pull {
     /// The next message as JetStream sent it, not looked at yet; `None` when the pull is
     /// over. Cancel-safe: dropped before it completes, it has taken nothing.
     pub(super) async fn next_raw(&mut self) -> Option<Result<Message, StoreError>> {
-        let next = self
-            .batch
-            .next()
-            .await?
-            .map_err(|e| StoreError::JetStream(e.to_string()));
+        if self.over {
+            return None;
+        }
+        let deadline = self.expires_at + END_GRACE;
+        let next = match tokio::time::timeout_at(deadline, self.batch.next()).await {
+            Ok(next) => next,
+            // A message already here is still taken (unconstrained: an exhausted task budget
+            // would hide it).
+            Err(_) => match tokio::task::unconstrained(self.batch.next()).now_or_never() {
+                Some(next) => next,
+                None => {
+                    debug!(queue = %self.puller.queue, "queue store: a pull JetStream did not end is taken as over");
+                    self.over = true;
+                    return None;
+                }
+            },
+        };
+        let next = next?.map_err(|e| StoreError::JetStream(e.to_string()));
         self.received += 1;
         Some(next)
     }

@@ -279,10 +279,13 @@ fn command(dir: &Path, config: &str, log_level: &str) -> Command {
             .arg("--user")
             .arg(format!("{user}:{}", password_of(user)));
     }
-    command
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
+    command.env_remove("RUST_LOG");
+    // For a look inside a failing test: HERALD_TEST_NODE_LOG=herald=debug is every node's
+    // RUST_LOG, which takes precedence over --log-level.
+    if let Some(filter) = std::env::var_os("HERALD_TEST_NODE_LOG") {
+        command.env("RUST_LOG", filter);
+    }
+    command.env("NO_COLOR", "1").stdin(Stdio::null());
     command
 }
 
