@@ -63,12 +63,23 @@ impl Puller {
     /// ends after `max` of them (skipped ones included) or at `wait`. Read it to its end:
     /// messages JetStream sent for an abandoned pull come back only after the ack wait.
     pub async fn pull(&self, max: usize, wait: Duration) -> Result<Pull, StoreError> {
+        self.request(max, 0, wait).await
+    }
+
+    /// A pull request for at most `max` messages and `max_bytes` bytes (0: no bound).
+    async fn request(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<Pull, StoreError> {
         let max = max.max(1);
         let expires_at = Instant::now() + wait;
         let batch = self
             .consumer
             .batch()
             .max_messages(max)
+            .max_bytes(max_bytes)
             .expires(wait)
             .messages()
             .await
@@ -93,27 +104,16 @@ impl Puller {
     /// nats-server 2.9 sets a given-back message aside until the ack wait if such a pull is the
     /// only request waiting when it comes back.
     pub async fn keep_alive(&self, wait: Duration) {
-        let request = self
-            .consumer
-            .batch()
-            .max_messages(1)
-            .max_bytes(1)
-            .expires(wait)
-            .messages()
-            .await;
-        let Ok(mut batch) = request else {
+        let Ok(mut pull) = self.request(1, 1, wait).await else {
             return;
         };
-        let give_back_any = async {
-            while let Some(next) = batch.next().await {
-                // A message despite the byte bound: given back at once.
-                if let Ok(message) = next {
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
-                }
+        // Read to its end like any pull, so bounded the same way (see END_GRACE).
+        while let Some(next) = pull.next_raw().await {
+            // A message despite the byte bound: given back at once.
+            if let Ok(message) = next {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
             }
-        };
-        // Bounded like a pull (see END_GRACE): the caller waits for nothing else meanwhile.
-        let _ = tokio::time::timeout(wait + END_GRACE, give_back_any).await;
+        }
     }
 }
 
