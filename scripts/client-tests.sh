@@ -12,7 +12,7 @@
 # package is installed with apt-get when running as root.
 #
 # Exits non-zero if the build, the broker start, any suite or the clean stop fails; the broker
-# log is printed on failure.
+# log is printed on failure, then the failed tests of each failed suite again (a CI log's tail).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
